@@ -1,0 +1,174 @@
+"""Address parsing, normalisation and the fixed-width storage form.
+
+Every address and prefix is stored as (family, first, last, prefixlen) with
+`first` and `last` as 16-byte big-endian strings: byte order equals numeric
+order on SQLite (memcmp on BLOB) and PostgreSQL (bytea), so B-tree indexes
+answer containment and range questions on both back-ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import netaddr
+
+from .errors import ValidationError
+
+WIDTH = {4: 32, 6: 128}
+IPV4_MAPPED = netaddr.IPNetwork("::ffff:0:0/96")
+
+
+def to_bytes(value: int) -> bytes:
+    """Return the 16-byte big-endian storage form of an address integer."""
+    return value.to_bytes(16, "big")
+
+
+def from_bytes(value: bytes) -> int:
+    return int.from_bytes(value, "big")
+
+
+@dataclass(frozen=True, order=True)
+class Block:
+    """A CIDR block: family 4 or 6, first and last address as integers, prefix length."""
+
+    family: int
+    first: int
+    prefixlen: int
+
+    @property
+    def width(self) -> int:
+        return WIDTH[self.family]
+
+    @property
+    def size(self) -> int:
+        return 1 << (self.width - self.prefixlen)
+
+    @property
+    def last(self) -> int:
+        return self.first + self.size - 1
+
+    @property
+    def network(self) -> netaddr.IPNetwork:
+        return netaddr.IPNetwork((self.first, self.prefixlen), version=self.family)
+
+    @property
+    def is_single(self) -> bool:
+        return self.prefixlen == self.width
+
+    def __str__(self) -> str:
+        if self.is_single:
+            return str(netaddr.IPAddress(self.first, self.family))
+        return str(self.network)
+
+    def contains(self, other: Block) -> bool:
+        return (
+            self.family == other.family
+            and self.first <= other.first
+            and other.last <= self.last
+        )
+
+    def overlaps(self, other: Block) -> bool:
+        return (
+            self.family == other.family
+            and self.first <= other.last
+            and other.first <= self.last
+        )
+
+    def buddy(self) -> Block:
+        """Return the other half of this block's parent (the block it merges with)."""
+        return Block(self.family, self.first ^ self.size, self.prefixlen)
+
+    def parent(self) -> Block:
+        return Block(self.family, self.first & ~self.size, self.prefixlen - 1)
+
+    def covering_firsts(self) -> list[tuple[int, int]]:
+        """Return (first, prefixlen) of every CIDR block that contains this one, itself included."""
+        out = []
+        for plen in range(self.prefixlen, -1, -1):
+            mask = ((1 << plen) - 1) << (self.width - plen)
+            out.append((self.first & mask, plen))
+        return out
+
+    @classmethod
+    def from_network(cls, net: netaddr.IPNetwork) -> Block:
+        return cls(net.version, int(net.network), net.prefixlen)
+
+    @classmethod
+    def of(cls, family: int, first: bytes | int, prefixlen: int) -> Block:
+        if isinstance(first, bytes):
+            first = from_bytes(first)
+        return cls(family, first, prefixlen)
+
+
+def exclude(outer: Block, inner: Block) -> list[Block]:
+    """Return the maximal CIDR blocks of `outer` minus `inner` (inner must lie inside outer)."""
+    return [Block.from_network(n) for n in netaddr.cidr_exclude(outer.network, inner.network)]
+
+
+def range_to_blocks(family: int, first: int, last: int) -> list[Block]:
+    """Return the maximal CIDR blocks covering [first, last] exactly."""
+    if first > last:
+        return []
+    start = netaddr.IPAddress(first, family)
+    end = netaddr.IPAddress(last, family)
+    return [Block.from_network(n) for n in netaddr.iprange_to_cidrs(start, end)]
+
+
+def _unmap(net: netaddr.IPNetwork) -> netaddr.IPNetwork:
+    """Turn ::ffff:a.b.c.d/n into a.b.c.d/(n-96) so one address is never stored twice."""
+    if net.version == 6 and net.prefixlen >= 96 and net.ip in IPV4_MAPPED:
+        return netaddr.IPNetwork((int(net.ip) & 0xFFFFFFFF, net.prefixlen - 96), version=4)
+    return net
+
+
+def parse_block(text, field: str = "prefix", *, allow_host_bits: bool = False) -> Block:
+    """Parse an address or CIDR prefix; a bare address is a single-address block.
+
+    Refuses malformed input, zone indices and set host bits (naming the network
+    that was probably meant); IPv4-mapped IPv6 is normalised to IPv4.
+    """
+    if isinstance(text, Block):
+        return text
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError("is required: give an address or a prefix such as 198.18.0.0/24", field)
+    raw = text.strip()
+    if "%" in raw:
+        raise ValidationError(f"{raw!r} has a zone index; give a global address", field)
+    try:
+        net = netaddr.IPNetwork(raw)
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        raise ValidationError(f"{raw!r} is not a valid IPv4 or IPv6 address or prefix", field) from None
+    if "/" in raw:
+        length = raw.rsplit("/", 1)[1]
+        if not length.isdigit():
+            raise ValidationError(f"{raw!r} has an invalid prefix length", field)
+    net = _unmap(net)
+    if not allow_host_bits and net.ip != net.network:
+        raise ValidationError(
+            f"{raw!r} has host bits set; did you mean {net.cidr}?", field
+        )
+    return Block(net.version, int(net.network), net.prefixlen)
+
+
+def parse_address(text, field: str = "address") -> Block:
+    """Parse one address (no prefix length), IPv4-mapped IPv6 normalised to IPv4."""
+    if isinstance(text, Block):
+        if not text.is_single:
+            raise ValidationError(f"{text} is a prefix; give a single address", field)
+        return text
+    if isinstance(text, str) and "/" in text:
+        raise ValidationError(f"{text.strip()!r} is a prefix; give a single address", field)
+    return parse_block(text, field)
+
+
+def check_prefixlen(prefixlen, family: int, field: str = "prefixlen") -> int:
+    """Validate a requested prefix length for a family and return it as int."""
+    try:
+        plen = int(prefixlen)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{prefixlen!r} is not a prefix length", field) from None
+    if not 0 <= plen <= WIDTH[family]:
+        raise ValidationError(
+            f"/{plen} is not a valid IPv{family} prefix length (0 to {WIDTH[family]})", field
+        )
+    return plen

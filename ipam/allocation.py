@@ -1,0 +1,202 @@
+"""Allocating blocks to customers and ending allocations.
+
+Allocation locks the pool row (a row lock on PostgreSQL, SQLite's write lock),
+then re-reads the free space, so concurrent requests never get the same block
+and a request that cannot be met gets a clean PoolExhausted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import audit, freespace
+from .addresses import Block, check_prefixlen, parse_block, to_bytes
+from .customers import get_customer
+from .db import utcnow
+from .errors import AddressConflict, NotFound, PoolExhausted, StateConflict, ValidationError
+from .lookup import during, overlapping
+from .models import (
+    Allocation,
+    Customer,
+    CustomerStatus,
+    EndReason,
+    Pool,
+    Quarantine,
+    Sublease,
+)
+from .pools import get_pool, lock_pool
+from .validation import instant
+
+QUARANTINE_DAYS = 30
+
+
+def effective_time(at, field: str = "at") -> datetime:
+    """Return the instant a change takes effect: now, or a past instant (imports, history)."""
+    now = utcnow()
+    when = instant(at, field) or now
+    if when > now + timedelta(seconds=5):
+        raise ValidationError(f"{when.isoformat()} is in the future; changes take effect now "
+                              "or are recorded for the past", field)
+    return when
+
+
+def get_allocation(session: Session, ref, field: str = "allocation") -> Allocation:
+    """Find an allocation by id, or the current one of an exact prefix."""
+    if isinstance(ref, Allocation):
+        return ref
+    alloc = None
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
+        alloc = session.get(Allocation, int(ref))
+    elif isinstance(ref, str):
+        block = parse_block(ref, field)
+        alloc = session.execute(
+            select(Allocation).where(
+                Allocation.family == block.family,
+                Allocation.first == to_bytes(block.first),
+                Allocation.prefixlen == block.prefixlen,
+                Allocation.valid_to.is_(None),
+            )
+        ).scalar_one_or_none()
+    if alloc is None:
+        raise NotFound(f"no allocation {ref!r}", field)
+    return alloc
+
+
+def _holder_conflict(session: Session, block: Block, at: datetime) -> str | None:
+    """Describe a holding that meets `block` from `at` on, or quarantine, or None."""
+    held = session.execute(
+        select(Allocation).where(overlapping(Allocation, block), during(Allocation, at, None))
+        .limit(1)
+    ).scalar_one_or_none()
+    if held is not None:
+        return (f"overlaps {held.prefix}, held by {held.customer.name} "
+                f"since {held.valid_from.isoformat()}")
+    quarantined = session.execute(
+        select(Quarantine).where(overlapping(Quarantine, block), Quarantine.released_at.is_(None))
+        .limit(1)
+    ).scalar_one_or_none()
+    if quarantined is not None:
+        return f"overlaps {quarantined.prefix}, quarantined until {quarantined.until.isoformat()}"
+    return None
+
+
+def _usable_customer(session: Session, customer) -> Customer:
+    customer = get_customer(session, customer)
+    if customer.status != CustomerStatus.ACTIVE:
+        raise StateConflict(f"{customer.name} is {customer.status.value}; only active customers "
+                            "receive addresses", "customer")
+    return customer
+
+
+def allocate(session: Session, pool, customer, *, prefix=None, prefixlen=None,
+             purpose: str = "", actor: str, at=None) -> Allocation:
+    """Allocate a specific block, or the next free /prefixlen (default: one address).
+
+    Raises ValidationError for bad input, AddressConflict when the block is not
+    free, PoolExhausted when no block of that size is left.
+    """
+    pool = get_pool(session, pool)
+    customer = _usable_customer(session, customer)
+    at = effective_time(at, "valid_from")
+    if prefix is not None and prefix != "":
+        block = parse_block(prefix, "prefix")
+        if block.family != pool.family:
+            raise ValidationError(f"{block} is IPv{block.family} but pool {pool.name!r} is "
+                                  f"IPv{pool.family}", "prefix")
+        if not pool.block.contains(block):
+            raise ValidationError(f"{block} is outside pool {pool.name!r} ({pool.prefix})",
+                                  "prefix")
+        lock_pool(session, pool)
+        conflict = _holder_conflict(session, block, at)
+        if conflict:
+            raise AddressConflict(f"{block} {conflict}", "prefix")
+        if not freespace.take(session, pool.id, block):
+            child = session.execute(
+                select(Pool).where(overlapping(Pool, block), Pool.parent_id == pool.id).limit(1)
+            ).scalar_one_or_none()
+            where = f"the child pool {child.name!r} ({child.prefix})" if child else "a holding"
+            raise AddressConflict(f"{block} overlaps {where}; allocate from that pool", "prefix")
+    else:
+        plen = pool.block.width if prefixlen in (None, "") else check_prefixlen(
+            prefixlen, pool.family)
+        if plen < pool.prefixlen:
+            raise ValidationError(f"/{plen} is larger than pool {pool.name!r} ({pool.prefix})",
+                                  "prefixlen")
+        lock_pool(session, pool)
+        block = freespace.find_free(session, pool.id, plen)
+        if block is None:
+            raise PoolExhausted(f"pool {pool.name!r} ({pool.prefix}) has no free /{plen} left",
+                                "prefixlen")
+        conflict = _holder_conflict(session, block, at)
+        if conflict:  # free now but held after a backdated start: refuse, never double-book
+            raise AddressConflict(f"{block} {conflict}", "valid_from")
+        freespace.take(session, pool.id, block)
+    alloc = Allocation(
+        pool_id=pool.id, customer_id=customer.id, family=block.family,
+        first=to_bytes(block.first), last=to_bytes(block.last), prefixlen=block.prefixlen,
+        purpose=(purpose or "").strip(), valid_from=at, created_at=utcnow(),
+    )
+    session.add(alloc)
+    audit.record(session, actor, "allocation.add", alloc, {
+        "prefix": str(block), "pool": pool.name, "customer_id": customer.id,
+        "purpose": alloc.purpose, "valid_from": at,
+    })
+    return alloc
+
+
+def _check_end(item, at: datetime, what: str) -> None:
+    if item.valid_to is not None:
+        raise StateConflict(f"{what} {item.prefix} ended already at {item.valid_to.isoformat()}",
+                            what)
+    if at < item.valid_from:
+        raise ValidationError(f"{at.isoformat()} is before valid_from "
+                              f"{item.valid_from.isoformat()}", "valid_to")
+
+
+def end_subleases_of(session: Session, alloc: Allocation, at: datetime, actor: str) -> int:
+    """End every current sublease of an allocation at `at` (invariant 2)."""
+    subs = session.execute(
+        select(Sublease).where(Sublease.allocation_id == alloc.id, Sublease.valid_to.is_(None))
+    ).scalars().all()
+    for sub in subs:
+        sub.valid_to = max(at, sub.valid_from)
+        sub.end_reason = EndReason.ALLOCATION_ENDED
+        audit.record(session, actor, "sublease.end", sub,
+                     {"prefix": sub.prefix, "valid_to": sub.valid_to,
+                      "reason": EndReason.ALLOCATION_ENDED.value})
+    return len(subs)
+
+
+def end_allocation(session: Session, allocation, *, actor: str, at=None,
+                   reason: EndReason = EndReason.ENDED, note: str | None = None,
+                   quarantine_days: int | None = QUARANTINE_DAYS) -> Allocation:
+    """End an allocation and its subleases; the block goes to quarantine (0 days: free now)."""
+    alloc = get_allocation(session, allocation)
+    at = effective_time(at, "valid_to")
+    _check_end(alloc, at, "allocation")
+    days = QUARANTINE_DAYS if quarantine_days is None else quarantine_days
+    if not isinstance(days, int) or days < 0:
+        raise ValidationError(f"{days!r} is not a number of days (0 or more)", "quarantine_days")
+    lock_pool(session, alloc.pool_id)
+    end_subleases_of(session, alloc, at, actor)
+    alloc.valid_to = at
+    alloc.end_reason = reason
+    alloc.end_note = note
+    block = alloc.block
+    if days:
+        session.add(Quarantine(
+            pool_id=alloc.pool_id, allocation_id=alloc.id, family=block.family,
+            first=alloc.first, last=alloc.last, prefixlen=block.prefixlen,
+            since=at, until=at + timedelta(days=days),
+            reason=note or f"allocation ended ({reason.value})",
+        ))
+    else:
+        freespace.give_back(session, alloc.pool_id, alloc.pool.block, block)
+    audit.record(session, actor, "allocation.end", alloc, {
+        "prefix": str(block), "valid_to": at, "reason": reason.value, "note": note,
+        "quarantine_days": days,
+    })
+    return alloc

@@ -1,0 +1,91 @@
+"""Declarative base, column types and the session helpers every write uses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, MetaData, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator):
+    """Store instants as naive UTC, hand them back timezone-aware (UTC).
+
+    SQLite has no time zones; storing naive UTC on both back-ends keeps
+    comparisons in SQL correct and identical.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; attach a time zone")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Return the instant in UTC, rounded to the microsecond both back-ends keep."""
+    return value.astimezone(UTC)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_on_connect(dbapi_connection, connection_record):
+    """Make SQLite behave: foreign keys, WAL, a busy timeout, and our own BEGIN."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        # Let SQLAlchemy emit BEGIN itself (see _sqlite_on_begin) so that
+        # savepoints work and every transaction takes the write lock up front.
+        dbapi_connection.isolation_level = None
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_on_begin(conn):
+    # BEGIN IMMEDIATE takes SQLite's single write lock at the start, so two
+    # writers queue on the busy timeout instead of one failing on upgrade.
+    # This serialises writers in the embedded default; PostgreSQL uses row locks.
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def lock_rows(session: Session, table: str, ids) -> None:
+    """Take a write lock on rows by touching their lock_version, in id order.
+
+    On PostgreSQL this is a row lock held to commit; on SQLite the transaction
+    already holds the database write lock. Sorted order avoids deadlocks.
+    """
+    for row_id in sorted(set(ids)):
+        session.execute(
+            text(f"UPDATE {table} SET lock_version = lock_version + 1 WHERE id = :id"),
+            {"id": row_id},
+        )

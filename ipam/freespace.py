@@ -1,0 +1,132 @@
+"""A pool's free space as its maximal CIDR blocks, kept in step with the ledger.
+
+Why: "next free /n" must be one indexed lookup whatever the pool holds, not
+a scan of its holdings. The free blocks of a pool are exactly the maximal
+aligned blocks inside its free space (a buddy allocator's free lists), so a
+request for /n can be met iff some free block has prefixlen <= n, and the
+smallest such block is taken first (best fit keeps large blocks whole).
+
+Callers hold the pool's lock (pools.lock_pool) around every change here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from .addresses import Block, exclude, range_to_blocks, to_bytes
+from .models import FreeBlock
+
+
+def _row(pool_id: int, block: Block) -> dict:
+    return {
+        "pool_id": pool_id,
+        "family": block.family,
+        "first": to_bytes(block.first),
+        "last": to_bytes(block.last),
+        "prefixlen": block.prefixlen,
+    }
+
+
+def add_blocks(session: Session, pool_id: int, blocks: Iterable[Block]) -> None:
+    rows = [_row(pool_id, b) for b in blocks]
+    if rows:
+        session.execute(insert(FreeBlock), rows)
+
+
+def containing(session: Session, pool_id: int, block: Block) -> FreeBlock | None:
+    """Return the free block that contains `block` entirely, if there is one."""
+    row = session.execute(
+        select(FreeBlock)
+        .where(FreeBlock.pool_id == pool_id, FreeBlock.first <= to_bytes(block.first))
+        .order_by(FreeBlock.first.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if row is not None and row.block.contains(block):
+        return row
+    return None
+
+
+def take(session: Session, pool_id: int, block: Block) -> bool:
+    """Remove `block` from the pool's free space; False if it is not all free."""
+    free = containing(session, pool_id, block)
+    if free is None:
+        return False
+    outer = free.block
+    session.execute(delete(FreeBlock).where(FreeBlock.id == free.id))
+    if outer != block:
+        add_blocks(session, pool_id, exclude(outer, block))
+    return True
+
+
+def find_free(session: Session, pool_id: int, prefixlen: int) -> Block | None:
+    """Return the lowest /prefixlen block of the smallest free block that fits, or None."""
+    best = session.execute(
+        select(func.max(FreeBlock.prefixlen)).where(
+            FreeBlock.pool_id == pool_id, FreeBlock.prefixlen <= prefixlen
+        )
+    ).scalar()
+    if best is None:
+        return None
+    row = session.execute(
+        select(FreeBlock.family, FreeBlock.first)
+        .where(FreeBlock.pool_id == pool_id, FreeBlock.prefixlen == best)
+        .order_by(FreeBlock.first)
+        .limit(1)
+    ).one()
+    return Block.of(row.family, row.first, prefixlen)
+
+
+def give_back(session: Session, pool_id: int, pool_block: Block, block: Block) -> None:
+    """Return `block` to the pool's free space, merging with free buddies."""
+    while block.prefixlen > pool_block.prefixlen:
+        buddy = block.buddy()
+        found = session.execute(
+            delete(FreeBlock)
+            .where(
+                FreeBlock.pool_id == pool_id,
+                FreeBlock.first == to_bytes(buddy.first),
+                FreeBlock.prefixlen == buddy.prefixlen,
+            )
+            .returning(FreeBlock.id)
+        ).first()
+        if found is None:
+            break
+        block = block.parent()
+    add_blocks(session, pool_id, [block])
+
+
+def free_size(session: Session, pool_id: int) -> int:
+    """Return the number of free addresses in the pool (exact, even for IPv6)."""
+    rows = session.execute(
+        select(FreeBlock.family, FreeBlock.prefixlen, func.count())
+        .where(FreeBlock.pool_id == pool_id)
+        .group_by(FreeBlock.family, FreeBlock.prefixlen)
+    ).all()
+    return sum(n << (Block(f, 0, p).width - p) for f, p, n in rows)
+
+
+def rebuild(session: Session, pool_id: int, pool_block: Block, occupied: Iterable[Block]) -> int:
+    """Recompute the free space from the pool's occupied blocks, given sorted by first.
+
+    Used after bulk loads and for repair; streams, never holds the holdings.
+    Returns the number of free blocks written.
+    """
+    session.execute(delete(FreeBlock).where(FreeBlock.pool_id == pool_id))
+    cursor = pool_block.first
+    written = 0
+    pending: list[Block] = []
+    for held in occupied:
+        if held.first > cursor:
+            pending.extend(range_to_blocks(pool_block.family, cursor, held.first - 1))
+        cursor = max(cursor, held.last + 1)
+        if len(pending) > 5000:
+            add_blocks(session, pool_id, pending)
+            written += len(pending)
+            pending = []
+    if cursor <= pool_block.last:
+        pending.extend(range_to_blocks(pool_block.family, cursor, pool_block.last))
+    add_blocks(session, pool_id, pending)
+    return written + len(pending)

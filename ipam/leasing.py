@@ -1,0 +1,259 @@
+"""Sublessees and subleases: the third parties a customer passes addresses to (clause 19).
+
+A sublease lies inside its allocation in space and time, and no address is
+sub-leased to two sublessees at the same instant.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import audit, validation
+from .addresses import Block, check_prefixlen, parse_block, to_bytes
+from .allocation import _check_end, effective_time, get_allocation
+from .customers import get_customer
+from .db import utcnow
+from .errors import AddressConflict, NotFound, StateConflict, ValidationError
+from .lookup import during, overlapping
+from .models import EndReason, IdType, Sublease, Sublessee, SublesseeKind, SublesseeRevision
+from .pools import lock_pool
+
+FIELDS = ("kind", "name", "id_type", "id_number", "contact_person", "phone", "email",
+          "address", "purpose", "domains")
+
+
+def snapshot(sub: Sublessee) -> dict:
+    return audit.jsonable({"id": sub.id, "customer_id": sub.customer_id,
+                           **{f: getattr(sub, f) for f in FIELDS}})
+
+
+def _choice(enum_cls, value, field):
+    try:
+        return enum_cls(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum_cls)
+        raise ValidationError(f"{value!r} is not one of: {allowed}", field) from None
+
+
+def _domains(value) -> list[str]:
+    if value in (None, ""):
+        return []
+    items = value.replace(",", " ").split() if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ValidationError("must be a list of domain names", "domains")
+    out = []
+    for item in items:
+        name = str(item).strip().lower().rstrip(".")
+        labels = name.split(".")
+        if len(labels) < 2 or not all(
+            0 < len(label) <= 63 and label.replace("-", "").isalnum()
+            and not label.startswith("-") and not label.endswith("-") for label in labels
+        ):
+            raise ValidationError(f"{item!r} is not a domain name", "domains")
+        out.append(name)
+    return out
+
+
+def _clean(data: dict, merged: dict) -> dict:
+    unknown = set(data) - set(FIELDS)
+    if unknown:
+        raise ValidationError("is not a sublessee field", sorted(unknown)[0])
+    out = {}
+    checks = {
+        "kind": lambda v: _choice(SublesseeKind, v, "kind"),
+        "name": lambda v: validation.required(v, "name"),
+        "id_type": lambda v: _choice(IdType, v, "id_type"),
+        "contact_person": lambda v: validation.required(v, "contact_person"),
+        "phone": lambda v: validation.phone(v, "phone"),
+        "email": lambda v: validation.email(v, "email"),
+        "address": lambda v: validation.required(v, "address", 500),
+        "purpose": lambda v: validation.required(v, "purpose", 2000),
+        "domains": _domains,
+    }
+    for field, check in checks.items():
+        if field in data:
+            out[field] = check(data[field])
+        elif merged.get(field) in (None, "") and field != "domains":
+            raise ValidationError("is required", field)
+    merged = merged | out
+    id_type = merged.get("id_type")
+    if "id_number" in data or "id_type" in data:
+        number = data.get("id_number", merged.get("id_number"))
+        if id_type == IdType.RESIDENT_ID:
+            out["id_number"] = validation.resident_id(number, "id_number")
+        elif id_type == IdType.USCC:
+            out["id_number"] = validation.credit_code(number, "id_number")
+        else:
+            out["id_number"] = validation.required(number, "id_number", 64)
+    elif not merged.get("id_number"):
+        raise ValidationError("is required", "id_number")
+    kind = merged.get("kind")
+    if kind == SublesseeKind.ORGANISATION and id_type == IdType.RESIDENT_ID:
+        raise ValidationError("an organisation is identified by its unified social credit code",
+                              "id_type")
+    if kind == SublesseeKind.PERSON and id_type == IdType.USCC:
+        raise ValidationError("a person is identified by an identity document, not a credit code",
+                              "id_type")
+    return out
+
+
+def get_sublessee(session: Session, ref, field: str = "sublessee") -> Sublessee:
+    if isinstance(ref, Sublessee):
+        return ref
+    sub = None
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
+        sub = session.get(Sublessee, int(ref))
+    elif isinstance(ref, str) and ref.strip():
+        sub = session.execute(select(Sublessee).where(Sublessee.name == ref.strip())
+                              ).scalars().first()
+    if sub is None:
+        raise NotFound(f"no sublessee {ref!r}", field)
+    return sub
+
+
+def register_sublessee(session: Session, customer, data: dict, *, actor: str,
+                       at=None) -> Sublessee:
+    """Register a third party the customer passes addresses to, with its true details."""
+    customer = get_customer(session, customer)
+    values = _clean(data, {})
+    dup = session.execute(select(Sublessee.id).where(
+        Sublessee.customer_id == customer.id, Sublessee.id_type == values["id_type"],
+        Sublessee.id_number == values["id_number"])).first()
+    if dup:
+        raise ValidationError("a sublessee with this identity is registered already",
+                              "id_number")
+    at = effective_time(at)
+    values.setdefault("domains", [])
+    sub = Sublessee(customer_id=customer.id, **values, created_at=at, updated_at=at)
+    session.add(sub)
+    session.flush()
+    session.add(SublesseeRevision(sublessee_id=sub.id, recorded_at=at, snapshot=snapshot(sub)))
+    audit.record(session, actor, "sublessee.add", sub, snapshot(sub))
+    return sub
+
+
+def update_sublessee(session: Session, sublessee, changes: dict, *, actor: str,
+                     at=None) -> Sublessee:
+    """Change a sublessee's details; the old version stays answerable for its time."""
+    sub = get_sublessee(session, sublessee)
+    current = {f: getattr(sub, f) for f in FIELDS}
+    values = _clean(changes, current)
+    at = effective_time(at)
+    before = snapshot(sub)
+    for field, value in values.items():
+        setattr(sub, field, value)
+    sub.updated_at = at
+    session.flush()
+    after = snapshot(sub)
+    changed = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
+    if changed:
+        session.add(SublesseeRevision(sublessee_id=sub.id, recorded_at=at, snapshot=after))
+        audit.record(session, actor, "sublessee.update", sub, {"changes": changed})
+    return sub
+
+
+def _next_free_part(session: Session, alloc, size_plen: int, at: datetime) -> Block | None:
+    """Return the lowest aligned /size_plen in the allocation not sub-leased from `at` on."""
+    outer = alloc.block
+    size = 1 << (outer.width - size_plen)
+    cursor = outer.first
+    taken = session.execute(
+        select(Sublease.first, Sublease.last)
+        .where(Sublease.allocation_id == alloc.id, during(Sublease, at, None))
+        .order_by(Sublease.first)
+    )
+    for first, last in taken:
+        start = -(-cursor // size) * size
+        if start + size - 1 < int.from_bytes(first, "big"):
+            return Block(outer.family, start, size_plen)
+        cursor = max(cursor, int.from_bytes(last, "big") + 1)
+    start = -(-cursor // size) * size
+    if start + size - 1 <= outer.last:
+        return Block(outer.family, start, size_plen)
+    return None
+
+
+def sublease(session: Session, allocation, sublessee, *, prefix=None, prefixlen=None,
+             actor: str, at=None) -> Sublease:
+    """Pass part of an allocation to a registered sublessee of the same customer.
+
+    Give a block inside the allocation, or a prefix length for the next free
+    part (default: one address).
+    """
+    alloc = get_allocation(session, allocation)
+    sub = get_sublessee(session, sublessee)
+    at = effective_time(at, "valid_from")
+    if sub.customer_id != alloc.customer_id:
+        raise ValidationError(f"{sub.name} is not a registered sublessee of the allocation's "
+                              "customer", "sublessee")
+    if alloc.valid_to is not None and alloc.valid_to <= at:
+        raise ValidationError(f"allocation {alloc.prefix} ended at {alloc.valid_to.isoformat()}",
+                              "allocation")
+    if at < alloc.valid_from:
+        raise ValidationError(f"{at.isoformat()} is before allocation {alloc.prefix} starts "
+                              f"({alloc.valid_from.isoformat()})", "valid_from")
+    lock_pool(session, alloc.pool_id)
+    if prefix not in (None, ""):
+        block = parse_block(prefix, "prefix")
+        if not alloc.block.contains(block):
+            raise ValidationError(f"{block} is outside allocation {alloc.prefix}", "prefix")
+        clash = session.execute(
+            select(Sublease).where(overlapping(Sublease, block), during(Sublease, at, None))
+            .limit(1)
+        ).scalar_one_or_none()
+        if clash is not None:
+            raise AddressConflict(f"{block} overlaps {clash.prefix}, sub-leased to "
+                                  f"{clash.sublessee.name}", "prefix")
+    else:
+        plen = alloc.block.width if prefixlen in (None, "") else check_prefixlen(
+            prefixlen, alloc.family)
+        if plen < alloc.prefixlen:
+            raise ValidationError(f"/{plen} is larger than allocation {alloc.prefix}", "prefixlen")
+        block = _next_free_part(session, alloc, plen, at)
+        if block is None:
+            raise AddressConflict(f"allocation {alloc.prefix} has no free /{plen} left to "
+                                  "sub-lease", "prefixlen")
+    lease = Sublease(
+        allocation_id=alloc.id, sublessee_id=sub.id, family=block.family,
+        first=to_bytes(block.first), last=to_bytes(block.last), prefixlen=block.prefixlen,
+        valid_from=at, created_at=utcnow(),
+    )
+    session.add(lease)
+    audit.record(session, actor, "sublease.add", lease, {
+        "prefix": str(block), "allocation_id": alloc.id, "sublessee_id": sub.id,
+        "valid_from": at,
+    })
+    return lease
+
+
+def end_sublease(session: Session, lease, *, actor: str, at=None,
+                 note: str | None = None) -> Sublease:
+    """End a sublease; the addresses stay with the customer's allocation."""
+    if not isinstance(lease, Sublease):
+        found = session.get(Sublease, int(lease)) if str(lease).strip().isdigit() else None
+        if found is None:
+            raise NotFound(f"no sublease {lease!r}", "sublease")
+        lease = found
+    at = effective_time(at, "valid_to")
+    _check_end(lease, at, "sublease")
+    lock_pool(session, lease.allocation.pool_id)
+    lease.valid_to = at
+    lease.end_reason = EndReason.ENDED
+    lease.end_note = note
+    audit.record(session, actor, "sublease.end", lease,
+                 {"prefix": lease.prefix, "valid_to": at, "note": note})
+    return lease
+
+
+def current_subleases(session: Session, customer_id: int) -> list[Sublease]:
+    from .models import Allocation
+
+    return list(session.execute(
+        select(Sublease).join(Allocation)
+        .where(Allocation.customer_id == customer_id, Sublease.valid_to.is_(None))
+        .order_by(Sublease.family, Sublease.first)
+    ).scalars())
+

@@ -1,0 +1,53 @@
+"""Indexed questions about stored blocks: what covers a block, what lies inside it.
+
+CIDR blocks either nest or are disjoint, so the blocks overlapping B are the
+ones covering B (their `first` is B.first masked to one of at most 33 or 129
+lengths: equality look-ups) and the ones inside B (a range of `first`).
+Both use the (family, first) index; nothing scans a pool in Python.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import and_, or_
+
+from .addresses import Block, to_bytes
+
+
+def covering(model, block: Block):
+    """SQL condition: the row's block contains `block` (or is it)."""
+    firsts = sorted({to_bytes(first) for first, _ in block.covering_firsts()})
+    return and_(
+        model.family == block.family,
+        model.first.in_(firsts),
+        model.last >= to_bytes(block.last),
+        model.prefixlen <= block.prefixlen,
+    )
+
+
+def inside(model, block: Block):
+    """SQL condition: the row's block lies inside `block` (or is it)."""
+    return and_(
+        model.family == block.family,
+        model.first >= to_bytes(block.first),
+        model.first <= to_bytes(block.last),
+        model.prefixlen >= block.prefixlen,
+    )
+
+
+def overlapping(model, block: Block):
+    return or_(covering(model, block), inside(model, block))
+
+
+def current_at(model, at: datetime):
+    """SQL condition: the interval [valid_from, valid_to) contains `at`."""
+    return and_(model.valid_from <= at, or_(model.valid_to.is_(None), model.valid_to > at))
+
+
+def during(model, start: datetime, end: datetime | None):
+    """SQL condition: the row's interval meets [start, end) (end None: open)."""
+    cond = or_(model.valid_to.is_(None), model.valid_to > start)
+    if end is not None:
+        cond = and_(cond, model.valid_from < end)
+    return cond

@@ -1,0 +1,315 @@
+"""The ledger's tables. Names follow DESIGN.md's domain words.
+
+Addresses are stored as (family, first, last, prefixlen), first/last as
+16-byte big-endian strings (see addresses.py). Intervals are [valid_from,
+valid_to) with valid_to NULL while current; rows that carry history are
+never deleted.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .addresses import Block
+from .db import Base, UTCDateTime, utcnow
+
+
+def _enum(cls, name):
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+        length=32,
+    )
+
+
+class CustomerKind(enum.StrEnum):
+    ISP = "isp"  # resells access: needs an ISP licence (clause 1)
+    HOSTING = "hosting"  # hosts third-party sites
+    ENTERPRISE = "enterprise"  # own use
+
+
+class CustomerStatus(enum.StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    EXITED = "exited"
+
+
+class SublesseeKind(enum.StrEnum):
+    PERSON = "person"
+    ORGANISATION = "organisation"
+
+
+class IdType(enum.StrEnum):
+    RESIDENT_ID = "resident_id"  # 18-digit PRC resident identity card, GB 11643
+    USCC = "uscc"  # unified social credit code, GB 32100
+    PASSPORT = "passport"
+    OTHER = "other"
+
+
+class EndReason(enum.StrEnum):
+    ENDED = "ended"  # ended normally by an engineer
+    EXIT = "exit"  # the customer exited (clause 19: rights end automatically)
+    RECLAIMED = "reclaimed"  # reclaimed for a violation or false information
+    ALLOCATION_ENDED = "allocation_ended"  # a sublease ended with its allocation
+
+
+class AddressMixin:
+    """Columns of a CIDR block in storage form, with its checks."""
+
+    family: Mapped[int] = mapped_column(SmallInteger)
+    first: Mapped[bytes] = mapped_column(LargeBinary(16))
+    last: Mapped[bytes] = mapped_column(LargeBinary(16))
+    prefixlen: Mapped[int] = mapped_column(SmallInteger)
+
+    @property
+    def block(self) -> Block:
+        return Block.of(self.family, self.first, self.prefixlen)
+
+    @property
+    def prefix(self) -> str:
+        return str(self.block)
+
+
+def _address_checks():
+    return (
+        CheckConstraint("family IN (4, 6)", name="family"),
+        CheckConstraint(
+            "prefixlen >= 0 AND ((family = 4 AND prefixlen <= 32) OR prefixlen <= 128)",
+            name="prefixlen",
+        ),
+        CheckConstraint("last >= first", name="range"),
+    )
+
+
+class Pool(AddressMixin, Base):
+    """A block of the provider's own space; pools nest, allocations come from them."""
+
+    __tablename__ = "pool"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("pool.id"))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lock_version: Mapped[int] = mapped_column(Integer, default=0)
+
+    parent: Mapped[Pool | None] = relationship(remote_side=[id])
+
+    __table_args__ = (
+        *_address_checks(),
+        UniqueConstraint("family", "first", "prefixlen", name="uq_pool_block"),
+        Index("ix_pool_family_first", "family", "first"),
+    )
+
+
+class FreeBlock(AddressMixin, Base):
+    """Free space of a pool as its maximal CIDR blocks (buddy form).
+
+    Derived state kept in step with allocations so next-free is an indexed
+    lookup, not a scan; rebuildable from the ledger (freespace.rebuild).
+    """
+
+    __tablename__ = "free_block"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pool.id"))
+
+    __table_args__ = (
+        *_address_checks(),
+        UniqueConstraint("pool_id", "first", name="uq_free_block_pool_first"),
+        Index("ix_free_block_pool_plen_first", "pool_id", "prefixlen", "first"),
+    )
+
+
+class Customer(Base):
+    """Party A of the agreement."""
+
+    __tablename__ = "customer"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    uscc: Mapped[str] = mapped_column(String(18), unique=True)
+    kind: Mapped[CustomerKind] = mapped_column(_enum(CustomerKind, "customer_kind"))
+    status: Mapped[CustomerStatus] = mapped_column(
+        _enum(CustomerStatus, "customer_status"), default=CustomerStatus.ACTIVE
+    )
+    isp_licence_number: Mapped[str | None] = mapped_column(String(64))
+    isp_licence_scope: Mapped[str | None] = mapped_column(Text)
+    isp_licence_expires: Mapped[date | None] = mapped_column(Date)
+    icp_number: Mapped[str | None] = mapped_column(String(64))
+    connected_on: Mapped[date | None] = mapped_column(Date)
+    psb_filing_number: Mapped[str | None] = mapped_column(String(64))
+    psb_filed_on: Mapped[date | None] = mapped_column(Date)
+    responsible_persons: Mapped[list] = mapped_column(JSON, default=list)
+    contacts: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    exited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lock_version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CustomerRevision(Base):
+    """The customer's data as it was from recorded_at on; attribution reads these."""
+
+    __tablename__ = "customer_revision"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    snapshot: Mapped[dict] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_customer_revision_at", "customer_id", "recorded_at"),)
+
+
+class Sublessee(Base):
+    """A third party a customer passes addresses to (clause 19)."""
+
+    __tablename__ = "sublessee"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
+    kind: Mapped[SublesseeKind] = mapped_column(_enum(SublesseeKind, "sublessee_kind"))
+    name: Mapped[str] = mapped_column(String(200))
+    id_type: Mapped[IdType] = mapped_column(_enum(IdType, "id_type"))
+    id_number: Mapped[str] = mapped_column(String(64))
+    contact_person: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(32))
+    email: Mapped[str] = mapped_column(String(254))
+    address: Mapped[str] = mapped_column(Text)
+    purpose: Mapped[str] = mapped_column(Text)
+    domains: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    customer: Mapped[Customer] = relationship()
+
+    __table_args__ = (
+        UniqueConstraint("customer_id", "id_type", "id_number", name="uq_sublessee_identity"),
+    )
+
+
+class SublesseeRevision(Base):
+    __tablename__ = "sublessee_revision"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sublessee_id: Mapped[int] = mapped_column(ForeignKey("sublessee.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    snapshot: Mapped[dict] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_sublessee_revision_at", "sublessee_id", "recorded_at"),)
+
+
+class IntervalMixin:
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[EndReason | None] = mapped_column(_enum(EndReason, "end_reason"))
+    end_note: Mapped[str | None] = mapped_column(Text)
+
+    def is_current(self, at: datetime) -> bool:
+        return self.valid_from <= at and (self.valid_to is None or self.valid_to > at)
+
+
+class Allocation(AddressMixin, IntervalMixin, Base):
+    """A block a customer holds for [valid_from, valid_to); never deleted."""
+
+    __tablename__ = "allocation"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pool.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
+    purpose: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    pool: Mapped[Pool] = relationship()
+    customer: Mapped[Customer] = relationship()
+
+    __table_args__ = (
+        *_address_checks(),
+        CheckConstraint("valid_to IS NULL OR valid_to >= valid_from", name="interval"),
+        Index("ix_allocation_family_first", "family", "first"),
+        Index("ix_allocation_customer_valid_to", "customer_id", "valid_to"),
+        Index("ix_allocation_pool_valid_to", "pool_id", "valid_to"),
+    )
+
+
+class Sublease(AddressMixin, IntervalMixin, Base):
+    """Part of one allocation passed to a sublessee; inside it in space and time."""
+
+    __tablename__ = "sublease"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    allocation_id: Mapped[int] = mapped_column(ForeignKey("allocation.id"))
+    sublessee_id: Mapped[int] = mapped_column(ForeignKey("sublessee.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    allocation: Mapped[Allocation] = relationship()
+    sublessee: Mapped[Sublessee] = relationship()
+
+    __table_args__ = (
+        *_address_checks(),
+        CheckConstraint("valid_to IS NULL OR valid_to >= valid_from", name="interval"),
+        Index("ix_sublease_allocation_first", "allocation_id", "first"),
+        Index("ix_sublease_family_first", "family", "first"),
+    )
+
+
+class Quarantine(AddressMixin, Base):
+    """Reclaimed addresses cooling down before they can be allocated again."""
+
+    __tablename__ = "quarantine"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pool.id"))
+    allocation_id: Mapped[int | None] = mapped_column(ForeignKey("allocation.id"))
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(Text)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    pool: Mapped[Pool] = relationship()
+
+    __table_args__ = (
+        *_address_checks(),
+        CheckConstraint("until >= since", name="interval"),
+        Index("ix_quarantine_family_first", "family", "first"),
+        Index("ix_quarantine_pool_released", "pool_id", "released_at"),
+    )
+
+
+class AuditLog(Base):
+    """Append-only, hash-chained record of every change (audit.py)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[int | None] = mapped_column(Integer)
+    data: Mapped[dict] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_audit_log_object", "object_type", "object_id"),)
+
+
+class AuditHead(Base):
+    """One row: the chain's length and last hash. Updating it serialises appends."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))

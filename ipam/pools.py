@@ -1,0 +1,146 @@
+"""Pools: the provider's own space, nested, and how full each one is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from . import audit, freespace
+from .addresses import Block, parse_block, to_bytes
+from .db import lock_rows, utcnow
+from .errors import AddressConflict, NotFound, ValidationError
+from .lookup import covering, inside
+from .models import Allocation, Pool, Quarantine
+from .validation import required
+
+
+def lock_pool(session: Session, pool: Pool | int) -> None:
+    """Serialise changes to one pool's space until commit; other pools do not wait."""
+    lock_rows(session, "pool", [pool if isinstance(pool, int) else pool.id])
+
+
+def get_pool(session: Session, ref, field: str = "pool") -> Pool:
+    """Find a pool by id, name or exact prefix."""
+    if isinstance(ref, Pool):
+        return ref
+    pool = None
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        pool = session.get(Pool, int(ref))
+    elif isinstance(ref, str) and ref.strip():
+        pool = session.execute(select(Pool).where(Pool.name == ref.strip())).scalar_one_or_none()
+        if pool is None and ("." in ref or ":" in ref):
+            try:
+                block = parse_block(ref, field)
+            except ValidationError:
+                block = None
+            if block is not None:
+                pool = session.execute(
+                    select(Pool).where(
+                        Pool.family == block.family,
+                        Pool.first == to_bytes(block.first),
+                        Pool.prefixlen == block.prefixlen,
+                    )
+                ).scalar_one_or_none()
+    if pool is None:
+        raise NotFound(f"no pool {ref!r}", field)
+    return pool
+
+
+def innermost_pool(session: Session, block: Block) -> Pool | None:
+    """Return the deepest pool that contains `block`, or None."""
+    return session.execute(
+        select(Pool).where(covering(Pool, block)).order_by(Pool.prefixlen.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def add_pool(session: Session, prefix, name, *, actor: str, description: str = "",
+             parent=None) -> Pool:
+    """Add a pool; inside an existing pool it becomes that pool's child and its space is carved out.
+
+    Refuses host bits, a duplicate, overlap with a sibling pool or with current
+    holdings in the parent, and a new pool that would contain existing ones.
+    """
+    block = parse_block(prefix, "prefix")
+    name = required(name, "name")
+    if session.execute(select(Pool.id).where(Pool.name == name)).first():
+        raise ValidationError(f"a pool named {name!r} exists already", "name")
+    inner = session.execute(select(Pool).where(inside(Pool, block)).limit(1)).scalar_one_or_none()
+    if inner is not None:
+        if inner.block == block:
+            raise AddressConflict(f"{block} is pool {inner.name!r} already", "prefix")
+        raise AddressConflict(
+            f"{block} would contain the existing pool {inner.name!r} ({inner.prefix}); "
+            "add the larger pool first", "prefix")
+    container = innermost_pool(session, block)
+    if parent is not None:
+        parent_pool = get_pool(session, parent, "parent")
+        if not parent_pool.block.contains(block) or parent_pool.block == block:
+            raise ValidationError(f"{block} is not inside the parent pool {parent_pool.prefix}",
+                                  "prefix")
+        if container is not None and container.id != parent_pool.id:
+            raise ValidationError(
+                f"{block} lies in pool {container.name!r}, which is inside {parent_pool.name!r}; "
+                "give that pool as the parent", "parent")
+    if container is not None:
+        lock_pool(session, container)
+        if not freespace.take(session, container.id, block):
+            raise AddressConflict(
+                f"{block} is not free in pool {container.name!r}: part of it is allocated "
+                "or quarantined", "prefix")
+    pool = Pool(
+        name=name, family=block.family, first=to_bytes(block.first),
+        last=to_bytes(block.last), prefixlen=block.prefixlen,
+        parent_id=container.id if container else None, description=description or "",
+        created_at=utcnow(),
+    )
+    session.add(pool)
+    session.flush()
+    freespace.add_blocks(session, pool.id, [block])
+    audit.record(session, actor, "pool.add", pool, {
+        "prefix": str(block), "name": name, "parent_id": pool.parent_id,
+    })
+    return pool
+
+
+@dataclass
+class Utilization:
+    pool_id: int
+    name: str
+    prefix: str
+    size: int
+    allocated: int
+    quarantined: int
+    child_pools: int
+    free: int
+
+    @property
+    def used_ratio(self) -> float:
+        return (self.size - self.free) / self.size if self.size else 0.0
+
+
+def _sum_sizes(session, model, *where) -> int:
+    rows = session.execute(
+        select(model.family, model.prefixlen, func.count()).where(*where)
+        .group_by(model.family, model.prefixlen)
+    ).all()
+    return sum(n << (Block(f, 0, p).width - p) for f, p, n in rows)
+
+
+def utilization(session: Session, pool) -> Utilization:
+    """Return counts of addresses allocated, quarantined, in child pools and free, now."""
+    pool = get_pool(session, pool)
+    allocated = _sum_sizes(session, Allocation, Allocation.pool_id == pool.id,
+                           Allocation.valid_to.is_(None))
+    quarantined = _sum_sizes(session, Quarantine, Quarantine.pool_id == pool.id,
+                             Quarantine.released_at.is_(None))
+    children = _sum_sizes(session, Pool, Pool.parent_id == pool.id)
+    return Utilization(
+        pool.id, pool.name, pool.prefix, pool.block.size, allocated, quarantined, children,
+        freespace.free_size(session, pool.id),
+    )
+
+
+def list_pools(session: Session) -> list[Pool]:
+    return list(session.execute(select(Pool).order_by(Pool.family, Pool.first)).scalars())

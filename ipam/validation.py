@@ -1,0 +1,145 @@
+"""Field checks for registration data (clause 17: true information).
+
+Identity numbers use python-stdnum (GB 11643 resident IDs, GB 32100 unified
+social credit codes), phones use phonenumbers (mainland China by default),
+e-mail uses email-validator without network look-ups.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from stdnum import exceptions as stdnum_errors
+from stdnum.cn import ric, uscc
+
+from .errors import ValidationError
+
+
+def required(value, field: str, max_len: int = 200) -> str:
+    if value is None or not str(value).strip():
+        raise ValidationError("is required", field)
+    value = str(value).strip()
+    if len(value) > max_len:
+        raise ValidationError(f"is longer than {max_len} characters", field)
+    return value
+
+
+def optional(value, field: str, max_len: int = 200) -> str | None:
+    if value is None or not str(value).strip():
+        return None
+    return required(value, field, max_len)
+
+
+def resident_id(value, field: str = "id_number") -> str:
+    """Return a valid 18-digit resident ID (check digit per GB 11643), upper-cased."""
+    value = required(value, field, 32).upper()
+    try:
+        return ric.validate(value)
+    except stdnum_errors.InvalidChecksum:
+        raise ValidationError(
+            f"{value} has a wrong check digit (GB 11643): expected "
+            f"{ric.calc_check_digit(value)}", field) from None
+    except stdnum_errors.InvalidComponent:
+        raise ValidationError(f"{value} has an invalid birth date or region code", field) from None
+    except stdnum_errors.ValidationError:
+        raise ValidationError(f"{value} is not an 18-digit resident ID number", field) from None
+
+
+def credit_code(value, field: str = "uscc") -> str:
+    """Return a valid unified social credit code (check character per GB 32100)."""
+    value = required(value, field, 32).upper()
+    try:
+        return uscc.validate(value)
+    except stdnum_errors.InvalidChecksum:
+        raise ValidationError(
+            f"{value} has a wrong check character (GB 32100): expected "
+            f"{uscc.calc_check_digit(value[:17])}", field) from None
+    except stdnum_errors.ValidationError:
+        raise ValidationError(
+            f"{value} is not an 18-character unified social credit code", field) from None
+
+
+def phone(value, field: str = "phone") -> str:
+    """Return the phone number in E.164 form; numbers without +country are read as Chinese."""
+    value = required(value, field, 32)
+    try:
+        parsed = phonenumbers.parse(value, "CN")
+    except phonenumbers.NumberParseException:
+        raise ValidationError(f"{value!r} is not a phone number", field) from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValidationError(f"{value!r} is not a valid phone number", field)
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def email(value, field: str = "email") -> str:
+    value = required(value, field, 254)
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValidationError(f"{value!r} is not a valid e-mail address: {exc}", field) from None
+
+
+def day(value, field: str) -> date | None:
+    """Parse an ISO date (YYYY-MM-DD); empty means none."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ValidationError(f"{value!r} is not a date (YYYY-MM-DD)", field) from None
+
+
+def instant(value, field: str) -> datetime | None:
+    """Parse an ISO 8601 instant; one without a zone is refused rather than guessed."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        raw = str(value).strip()
+        try:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)
+        except ValueError:
+            raise ValidationError(f"{value!r} is not an ISO 8601 time", field) from None
+    if parsed.tzinfo is None:
+        raise ValidationError(
+            f"{value!s} has no time zone; add one, e.g. +08:00 or Z", field)
+    return parsed.astimezone(UTC)
+
+
+def person_list(items, field: str, *, need_id: bool = False) -> list[dict]:
+    """Validate a list of people {name, role?, phone?, email?, id_number?}."""
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise ValidationError("must be a list of people", field)
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ValidationError("each entry must be an object with a name", f"{field}[{i}]")
+        entry = {"name": required(item.get("name"), f"{field}[{i}].name")}
+        if item.get("role"):
+            entry["role"] = required(item["role"], f"{field}[{i}].role")
+        if item.get("phone"):
+            entry["phone"] = phone(item["phone"], f"{field}[{i}].phone")
+        if item.get("email"):
+            entry["email"] = email(item["email"], f"{field}[{i}].email")
+        if item.get("id_number") or need_id:
+            entry["id_number"] = resident_id(item.get("id_number"), f"{field}[{i}].id_number")
+        out.append(entry)
+    return out
+
+
+def mask(value: str | None, keep_start: int = 3, keep_end: int = 4) -> str | None:
+    """Mask the middle of personal data (invariant 9): 13800138000 -> 138****8000."""
+    if not value:
+        return value
+    if len(value) <= keep_start + keep_end:
+        return "*" * len(value)
+    return value[:keep_start] + "*" * (len(value) - keep_start - keep_end) + value[-keep_end:]
