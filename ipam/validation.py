@@ -140,6 +140,8 @@ def mask(value: str | None, keep_start: int = 3, keep_end: int = 4) -> str | Non
     """Mask the middle of personal data (invariant 9): 13800138000 -> 138****8000."""
     if not value:
         return value
+    if value.startswith("+86"):  # keep the country code and the carrier prefix
+        keep_start = 6
     if len(value) <= keep_start + keep_end:
         return "*" * len(value)
     return value[:keep_start] + "*" * (len(value) - keep_start - keep_end) + value[-keep_end:]

@@ -18,6 +18,14 @@ def default_database_url(app: Flask) -> str:
     return f"sqlite:///{Path(app.instance_path) / 'ipam.sqlite3'}"
 
 
+def database_url(url: str) -> str:
+    """Use psycopg 3 for plain postgresql:// URLs (SQLAlchemy would pick psycopg2)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
 def load_config(app: Flask, config: dict | None) -> None:
     app.config.from_mapping(
         SQLALCHEMY_DATABASE_URI=os.environ.get("IPAM_DATABASE_URL") or default_database_url(app),
@@ -26,6 +34,7 @@ def load_config(app: Flask, config: dict | None) -> None:
     )
     if config:
         app.config.update(config)
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app.config["SQLALCHEMY_DATABASE_URI"])
 
 
 def register_extensions(app: Flask) -> None:

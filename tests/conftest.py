@@ -1,0 +1,168 @@
+"""Fixtures: every database test runs on SQLite and on PostgreSQL.
+
+The schema is built by running the real migrations. PostgreSQL tests skip
+(saying why) when no server answers, except under CI, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.orm import Session
+
+from ipam import models
+from ipam.db import Base
+from web import create_app, database_url
+from web.cli import init_database
+
+PG_URL = database_url(
+    os.environ.get("IPAM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+
+
+def pg_unavailable() -> str | None:
+    """Return why PostgreSQL cannot be used, or None if it can."""
+    engine = create_engine(PG_URL)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
+        return f"PostgreSQL not reachable at {PG_URL} ({type(exc).__name__}); " \
+               "set IPAM_TEST_DATABASE_URL or start the server"
+    finally:
+        engine.dispose()
+
+
+def reset_postgres(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def migrated_url(backend: str, tmp_path_factory) -> str:
+    if backend == "postgresql":
+        reason = pg_unavailable()
+        if reason:
+            if os.environ.get("CI"):
+                pytest.fail(f"CI must run the PostgreSQL tests: {reason}")
+            pytest.skip(reason)
+        reset_postgres(PG_URL)
+        url = PG_URL
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        init_database()
+        from web.extensions import db
+
+        db.engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def backend(request):
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def _urls():
+    return {}
+
+
+@pytest.fixture(scope="session")
+def db_url(backend, _urls, tmp_path_factory):
+    if backend not in _urls:
+        _urls[backend] = migrated_url(backend, tmp_path_factory)
+    return _urls[backend]
+
+
+@pytest.fixture(scope="session")
+def engine(db_url):
+    eng = create_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+def clear(engine) -> None:
+    """Empty every table and reset the audit head, as a fresh migrated database."""
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+        conn.execute(text("INSERT INTO audit_head (id, seq, last_hash) VALUES (1, 0, :h)"),
+                     {"h": "0" * 64})
+
+
+@pytest.fixture
+def session(engine):
+    s = Session(engine, expire_on_commit=False)
+    yield s
+    s.rollback()
+    s.close()
+    clear(engine)
+
+
+@pytest.fixture
+def make_session(engine):
+    """Factory of extra sessions (for threads); all closed after the test."""
+    made = []
+
+    def factory():
+        s = Session(engine, expire_on_commit=False)
+        made.append(s)
+        return s
+
+    yield factory
+    for s in made:
+        s.rollback()
+        s.close()
+
+
+def table_counts(session) -> dict:
+    """Row counts of every ledger table, to prove a refused change wrote nothing."""
+    session.rollback()
+    out = {}
+    for table in Base.metadata.sorted_tables:
+        out[table.name] = session.execute(select(func.count()).select_from(table)).scalar()
+    out["audit_seq"] = session.execute(select(models.AuditHead.seq)).scalar()
+    return out
+
+
+@pytest.fixture
+def unchanged(session):
+    """Use: `with unchanged(): ...` asserts the block's failure wrote nothing."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def check():
+        session.commit()
+        before = table_counts(session)
+        yield
+        session.rollback()
+        assert table_counts(session) == before
+
+    return check
+
+
+@pytest.fixture
+def cli_app(db_url, engine):
+    """A Flask app on the test database, for CLI tests through the runner."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "IPAM_QUARANTINE_DAYS": 30})
+    yield app
+    with app.app_context():
+        from web.extensions import db
+
+        db.session.remove()
+        db.engine.dispose()
+    clear(engine)
+
+
+HERE = Path(__file__).parent

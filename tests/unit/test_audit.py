@@ -1,0 +1,54 @@
+"""The audit log is append-only and tamper-evident."""
+
+from sqlalchemy import text
+
+from ipam import allocation, audit
+from tests import factories as f
+
+
+def _ledger(session):
+    pool = f.pool(session, "198.18.0.0/24")
+    cust = f.customer(session)
+    for _ in range(3):
+        allocation.allocate(session, pool, cust, actor="alice")
+    session.commit()
+
+
+def test_every_change_is_logged_and_chain_verifies(session):
+    _ledger(session)
+    result = audit.verify(session)
+    assert result.ok and result.checked == 5
+    actions = [r[0] for r in session.execute(text("SELECT action FROM audit_log ORDER BY seq"))]
+    assert actions == ["pool.add", "customer.add"] + ["allocation.add"] * 3
+
+
+def test_edited_row_is_detected(session):
+    _ledger(session)
+    session.execute(text("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3"))
+    session.commit()
+    result = audit.verify(session)
+    assert not result.ok and result.seq == 3 and "altered" in result.problem
+
+
+def test_deleted_row_is_detected(session):
+    _ledger(session)
+    session.execute(text("DELETE FROM audit_log WHERE seq = 2"))
+    session.commit()
+    result = audit.verify(session)
+    assert not result.ok and result.seq == 2
+
+
+def test_removed_tail_is_detected(session):
+    _ledger(session)
+    session.execute(text("DELETE FROM audit_log WHERE seq = 5"))
+    session.commit()
+    result = audit.verify(session)
+    assert not result.ok and "removed" in result.problem
+
+
+def test_rolled_back_change_leaves_no_entry(session):
+    _ledger(session)
+    pool = f.pool(session, "198.19.0.0/24")
+    session.rollback()
+    del pool
+    assert audit.verify(session).checked == 5
