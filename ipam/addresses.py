@@ -61,18 +61,10 @@ class Block:
         return str(self.network)
 
     def contains(self, other: Block) -> bool:
-        return (
-            self.family == other.family
-            and self.first <= other.first
-            and other.last <= self.last
-        )
+        return self.family == other.family and self.first <= other.first and other.last <= self.last
 
     def overlaps(self, other: Block) -> bool:
-        return (
-            self.family == other.family
-            and self.first <= other.last
-            and other.first <= self.last
-        )
+        return self.family == other.family and self.first <= other.last and other.first <= self.last
 
     def buddy(self) -> Block:
         """Return the other half of this block's parent (the block it merges with)."""
@@ -130,23 +122,25 @@ def parse_block(text, field: str = "prefix", *, allow_host_bits: bool = False) -
     if isinstance(text, Block):
         return text
     if not isinstance(text, str) or not text.strip():
-        raise ValidationError("is required: give an address or a prefix such as 198.18.0.0/24", field)
+        raise ValidationError(
+            "is required: give an address or a prefix such as 198.18.0.0/24", field
+        )
     raw = text.strip()
     if "%" in raw:
         raise ValidationError(f"{raw!r} has a zone index; give a global address", field)
     try:
         net = netaddr.IPNetwork(raw)
     except (netaddr.AddrFormatError, ValueError, TypeError):
-        raise ValidationError(f"{raw!r} is not a valid IPv4 or IPv6 address or prefix", field) from None
+        raise ValidationError(
+            f"{raw!r} is not a valid IPv4 or IPv6 address or prefix", field
+        ) from None
     if "/" in raw:
         length = raw.rsplit("/", 1)[1]
         if not length.isdigit():
             raise ValidationError(f"{raw!r} has an invalid prefix length", field)
     net = _unmap(net)
     if not allow_host_bits and net.ip != net.network:
-        raise ValidationError(
-            f"{raw!r} has host bits set; did you mean {net.cidr}?", field
-        )
+        raise ValidationError(f"{raw!r} has host bits set; did you mean {net.cidr}?", field)
     return Block(net.version, int(net.network), net.prefixlen)
 
 

@@ -38,8 +38,11 @@ def effective_time(at, field: str = "at") -> datetime:
     now = utcnow()
     when = instant(at, field) or now
     if when > now + timedelta(seconds=5):
-        raise ValidationError(f"{when.isoformat()} is in the future; changes take effect now "
-                              "or are recorded for the past", field)
+        raise ValidationError(
+            f"{when.isoformat()} is in the future; changes take effect now "
+            "or are recorded for the past",
+            field,
+        )
     return when
 
 
@@ -68,14 +71,18 @@ def get_allocation(session: Session, ref, field: str = "allocation") -> Allocati
 def _holder_conflict(session: Session, block: Block, at: datetime) -> str | None:
     """Describe a holding that meets `block` from `at` on, or quarantine, or None."""
     held = session.execute(
-        select(Allocation).where(overlapping(Allocation, block), during(Allocation, at, None))
+        select(Allocation)
+        .where(overlapping(Allocation, block), during(Allocation, at, None))
         .limit(1)
     ).scalar_one_or_none()
     if held is not None:
-        return (f"overlaps {held.prefix}, held by {held.customer.name} "
-                f"since {held.valid_from.isoformat()}")
+        return (
+            f"overlaps {held.prefix}, held by {held.customer.name} "
+            f"since {held.valid_from.isoformat()}"
+        )
     quarantined = session.execute(
-        select(Quarantine).where(overlapping(Quarantine, block), Quarantine.released_at.is_(None))
+        select(Quarantine)
+        .where(overlapping(Quarantine, block), Quarantine.released_at.is_(None))
         .limit(1)
     ).scalar_one_or_none()
     if quarantined is not None:
@@ -86,13 +93,24 @@ def _holder_conflict(session: Session, block: Block, at: datetime) -> str | None
 def _usable_customer(session: Session, customer) -> Customer:
     customer = get_customer(session, customer)
     if customer.status != CustomerStatus.ACTIVE:
-        raise StateConflict(f"{customer.name} is {customer.status.value}; only active customers "
-                            "receive addresses", "customer")
+        raise StateConflict(
+            f"{customer.name} is {customer.status.value}; only active customers receive addresses",
+            "customer",
+        )
     return customer
 
 
-def allocate(session: Session, pool, customer, *, prefix=None, prefixlen=None,
-             purpose: str = "", actor: str, at=None) -> Allocation:
+def allocate(
+    session: Session,
+    pool,
+    customer,
+    *,
+    prefix=None,
+    prefixlen=None,
+    purpose: str = "",
+    actor: str,
+    at=None,
+) -> Allocation:
     """Allocate a specific block, or the next free /prefixlen (default: one address).
 
     Raises ValidationError for bad input, AddressConflict when the block is not
@@ -104,11 +122,13 @@ def allocate(session: Session, pool, customer, *, prefix=None, prefixlen=None,
     if prefix is not None and prefix != "":
         block = parse_block(prefix, "prefix")
         if block.family != pool.family:
-            raise ValidationError(f"{block} is IPv{block.family} but pool {pool.name!r} is "
-                                  f"IPv{pool.family}", "prefix")
+            raise ValidationError(
+                f"{block} is IPv{block.family} but pool {pool.name!r} is IPv{pool.family}", "prefix"
+            )
         if not pool.block.contains(block):
-            raise ValidationError(f"{block} is outside pool {pool.name!r} ({pool.prefix})",
-                                  "prefix")
+            raise ValidationError(
+                f"{block} is outside pool {pool.name!r} ({pool.prefix})", "prefix"
+            )
         lock_pool(session, pool)
         conflict = _holder_conflict(session, block, at)
         if conflict:
@@ -120,59 +140,98 @@ def allocate(session: Session, pool, customer, *, prefix=None, prefixlen=None,
             where = f"the child pool {child.name!r} ({child.prefix})" if child else "a holding"
             raise AddressConflict(f"{block} overlaps {where}; allocate from that pool", "prefix")
     else:
-        plen = pool.block.width if prefixlen in (None, "") else check_prefixlen(
-            prefixlen, pool.family)
+        plen = (
+            pool.block.width if prefixlen in (None, "") else check_prefixlen(prefixlen, pool.family)
+        )
         if plen < pool.prefixlen:
-            raise ValidationError(f"/{plen} is larger than pool {pool.name!r} ({pool.prefix})",
-                                  "prefixlen")
+            raise ValidationError(
+                f"/{plen} is larger than pool {pool.name!r} ({pool.prefix})", "prefixlen"
+            )
         lock_pool(session, pool)
         block = freespace.find_free(session, pool.id, plen)
         if block is None:
-            raise PoolExhausted(f"pool {pool.name!r} ({pool.prefix}) has no free /{plen} left",
-                                "prefixlen")
+            raise PoolExhausted(
+                f"pool {pool.name!r} ({pool.prefix}) has no free /{plen} left", "prefixlen"
+            )
         conflict = _holder_conflict(session, block, at)
         if conflict:  # free now but held after a backdated start: refuse, never double-book
             raise AddressConflict(f"{block} {conflict}", "valid_from")
         freespace.take(session, pool.id, block)
     alloc = Allocation(
-        pool_id=pool.id, customer_id=customer.id, family=block.family,
-        first=to_bytes(block.first), last=to_bytes(block.last), prefixlen=block.prefixlen,
-        purpose=(purpose or "").strip(), valid_from=at, created_at=utcnow(),
+        pool_id=pool.id,
+        customer_id=customer.id,
+        family=block.family,
+        first=to_bytes(block.first),
+        last=to_bytes(block.last),
+        prefixlen=block.prefixlen,
+        purpose=(purpose or "").strip(),
+        valid_from=at,
+        created_at=utcnow(),
     )
     session.add(alloc)
-    audit.record(session, actor, "allocation.add", alloc, {
-        "prefix": str(block), "pool": pool.name, "customer_id": customer.id,
-        "purpose": alloc.purpose, "valid_from": at,
-    })
+    audit.record(
+        session,
+        actor,
+        "allocation.add",
+        alloc,
+        {
+            "prefix": str(block),
+            "pool": pool.name,
+            "customer_id": customer.id,
+            "purpose": alloc.purpose,
+            "valid_from": at,
+        },
+    )
     return alloc
 
 
 def _check_end(item, at: datetime, what: str) -> None:
     if item.valid_to is not None:
-        raise StateConflict(f"{what} {item.prefix} ended already at {item.valid_to.isoformat()}",
-                            what)
+        raise StateConflict(
+            f"{what} {item.prefix} ended already at {item.valid_to.isoformat()}", what
+        )
     if at < item.valid_from:
-        raise ValidationError(f"{at.isoformat()} is before valid_from "
-                              f"{item.valid_from.isoformat()}", "valid_to")
+        raise ValidationError(
+            f"{at.isoformat()} is before valid_from {item.valid_from.isoformat()}", "valid_to"
+        )
 
 
 def end_subleases_of(session: Session, alloc: Allocation, at: datetime, actor: str) -> int:
     """End every current sublease of an allocation at `at` (invariant 2)."""
-    subs = session.execute(
-        select(Sublease).where(Sublease.allocation_id == alloc.id, Sublease.valid_to.is_(None))
-    ).scalars().all()
+    subs = (
+        session.execute(
+            select(Sublease).where(Sublease.allocation_id == alloc.id, Sublease.valid_to.is_(None))
+        )
+        .scalars()
+        .all()
+    )
     for sub in subs:
         sub.valid_to = max(at, sub.valid_from)
         sub.end_reason = EndReason.ALLOCATION_ENDED
-        audit.record(session, actor, "sublease.end", sub,
-                     {"prefix": sub.prefix, "valid_to": sub.valid_to,
-                      "reason": EndReason.ALLOCATION_ENDED.value})
+        audit.record(
+            session,
+            actor,
+            "sublease.end",
+            sub,
+            {
+                "prefix": sub.prefix,
+                "valid_to": sub.valid_to,
+                "reason": EndReason.ALLOCATION_ENDED.value,
+            },
+        )
     return len(subs)
 
 
-def end_allocation(session: Session, allocation, *, actor: str, at=None,
-                   reason: EndReason = EndReason.ENDED, note: str | None = None,
-                   quarantine_days: int | None = QUARANTINE_DAYS) -> Allocation:
+def end_allocation(
+    session: Session,
+    allocation,
+    *,
+    actor: str,
+    at=None,
+    reason: EndReason = EndReason.ENDED,
+    note: str | None = None,
+    quarantine_days: int | None = QUARANTINE_DAYS,
+) -> Allocation:
     """End an allocation and its subleases; the block goes to quarantine (0 days: free now)."""
     alloc = get_allocation(session, allocation)
     at = effective_time(at, "valid_to")
@@ -187,16 +246,32 @@ def end_allocation(session: Session, allocation, *, actor: str, at=None,
     alloc.end_note = note
     block = alloc.block
     if days:
-        session.add(Quarantine(
-            pool_id=alloc.pool_id, allocation_id=alloc.id, family=block.family,
-            first=alloc.first, last=alloc.last, prefixlen=block.prefixlen,
-            since=at, until=at + timedelta(days=days),
-            reason=note or f"allocation ended ({reason.value})",
-        ))
+        session.add(
+            Quarantine(
+                pool_id=alloc.pool_id,
+                allocation_id=alloc.id,
+                family=block.family,
+                first=alloc.first,
+                last=alloc.last,
+                prefixlen=block.prefixlen,
+                since=at,
+                until=at + timedelta(days=days),
+                reason=note or f"allocation ended ({reason.value})",
+            )
+        )
     else:
         freespace.give_back(session, alloc.pool_id, alloc.pool.block, block)
-    audit.record(session, actor, "allocation.end", alloc, {
-        "prefix": str(block), "valid_to": at, "reason": reason.value, "note": note,
-        "quarantine_days": days,
-    })
+    audit.record(
+        session,
+        actor,
+        "allocation.end",
+        alloc,
+        {
+            "prefix": str(block),
+            "valid_to": at,
+            "reason": reason.value,
+            "note": note,
+            "quarantine_days": days,
+        },
+    )
     return alloc

@@ -45,7 +45,8 @@ class Attribution:
         """Return a copy with ID numbers and phone numbers masked (invariant 9)."""
         out = copy.deepcopy(self)
         for person in (out.customer or {}).get("contacts", []) + (out.customer or {}).get(
-                "responsible_persons", []):
+            "responsible_persons", []
+        ):
             for key in ("phone", "id_number"):
                 if key in person:
                     person[key] = mask(person[key])
@@ -82,15 +83,35 @@ def _statement(family: int):
     WHERE a.family = :f AND a.first IN ({masks}) AND a.last >= :a
       AND a.valid_from <= :t AND (a.valid_to IS NULL OR a.valid_to > :t)
     """
-    params = [bindparam("t", type_=UTCDateTime), bindparam("a", type_=LargeBinary),
-              bindparam("f", type_=Integer)]
+    params = [
+        bindparam("t", type_=UTCDateTime),
+        bindparam("a", type_=LargeBinary),
+        bindparam("f", type_=Integer),
+    ]
     params += [bindparam(f"m{i}", type_=LargeBinary) for i in range(width + 1)]
-    return text(sql).bindparams(*params).columns(
-        allocation_id=Integer, a_first=LargeBinary, a_plen=Integer, purpose=String,
-        a_from=UTCDateTime, a_to=UTCDateTime, a_end=String, pool_id=Integer, pool_name=String,
-        p_first=LargeBinary, p_plen=Integer, customer=JSON, sublease_id=Integer,
-        s_first=LargeBinary, s_plen=Integer, s_from=UTCDateTime, s_to=UTCDateTime,
-        sublessee=JSON,
+    return (
+        text(sql)
+        .bindparams(*params)
+        .columns(
+            allocation_id=Integer,
+            a_first=LargeBinary,
+            a_plen=Integer,
+            purpose=String,
+            a_from=UTCDateTime,
+            a_to=UTCDateTime,
+            a_end=String,
+            pool_id=Integer,
+            pool_name=String,
+            p_first=LargeBinary,
+            p_plen=Integer,
+            customer=JSON,
+            sublease_id=Integer,
+            s_first=LargeBinary,
+            s_plen=Integer,
+            s_from=UTCDateTime,
+            s_to=UTCDateTime,
+            sublessee=JSON,
+        )
     )
 
 
@@ -117,38 +138,68 @@ def attribution(session: Session, address, at=None) -> Attribution:
     fam = block.family
     if row is not None:
         result = Attribution(
-            address=str(block), at=at, status="subleased" if row.sublease_id else "allocated",
-            pool={"id": row.pool_id, "name": row.pool_name,
-                  "prefix": _prefix(fam, row.p_first, row.p_plen)},
-            allocation={"id": row.allocation_id, "prefix": _prefix(fam, row.a_first, row.a_plen),
-                        "purpose": row.purpose, "valid_from": row.a_from, "valid_to": row.a_to,
-                        "end_reason": row.a_end},
+            address=str(block),
+            at=at,
+            status="subleased" if row.sublease_id else "allocated",
+            pool={
+                "id": row.pool_id,
+                "name": row.pool_name,
+                "prefix": _prefix(fam, row.p_first, row.p_plen),
+            },
+            allocation={
+                "id": row.allocation_id,
+                "prefix": _prefix(fam, row.a_first, row.a_plen),
+                "purpose": row.purpose,
+                "valid_from": row.a_from,
+                "valid_to": row.a_to,
+                "end_reason": row.a_end,
+            },
             customer=row.customer,
         )
         if row.sublease_id:
-            result.sublease = {"id": row.sublease_id,
-                               "prefix": _prefix(fam, row.s_first, row.s_plen),
-                               "valid_from": row.s_from, "valid_to": row.s_to}
+            result.sublease = {
+                "id": row.sublease_id,
+                "prefix": _prefix(fam, row.s_first, row.s_plen),
+                "valid_from": row.s_from,
+                "valid_to": row.s_to,
+            }
             result.sublessee = row.sublessee
         return result
     pool = session.execute(
         select(Pool).where(covering(Pool, block)).order_by(Pool.prefixlen.desc()).limit(1)
     ).scalar_one_or_none()
     if pool is None:
-        return Attribution(address=str(block), at=at, status="unmanaged",
-                           notes=["the address lies in none of the provider's pools"])
+        return Attribution(
+            address=str(block),
+            at=at,
+            status="unmanaged",
+            notes=["the address lies in none of the provider's pools"],
+        )
     pool_info = {"id": pool.id, "name": pool.name, "prefix": pool.prefix}
     q = session.execute(
-        select(Quarantine).where(
-            covering(Quarantine, block), Quarantine.since <= at,
+        select(Quarantine)
+        .where(
+            covering(Quarantine, block),
+            Quarantine.since <= at,
             (Quarantine.released_at.is_(None)) | (Quarantine.released_at > at),
-        ).limit(1)
+        )
+        .limit(1)
     ).scalar_one_or_none()
     if q is not None:
-        return Attribution(address=str(block), at=at, status="quarantined", pool=pool_info,
-                           quarantine={"id": q.id, "prefix": q.prefix, "since": q.since,
-                                       "until": q.until, "reason": q.reason,
-                                       "allocation_id": q.allocation_id})
+        return Attribution(
+            address=str(block),
+            at=at,
+            status="quarantined",
+            pool=pool_info,
+            quarantine={
+                "id": q.id,
+                "prefix": q.prefix,
+                "since": q.since,
+                "until": q.until,
+                "reason": q.reason,
+                "allocation_id": q.allocation_id,
+            },
+        )
     return Attribution(address=str(block), at=at, status="free", pool=pool_info)
 
 
@@ -163,7 +214,11 @@ def reveal(session: Session, address, at=None, *, actor: str, reason: str) -> At
 
     reason = required(reason, "reason", 2000)
     result = attribution(session, address, at)
-    audit.record(session, actor, "attribution.reveal", "attribution",
-                 {"address": result.address, "at": result.at, "reason": reason})
+    audit.record(
+        session,
+        actor,
+        "attribution.reveal",
+        "attribution",
+        {"address": result.address, "at": result.at, "reason": reason},
+    )
     return result
-

@@ -35,8 +35,16 @@ def jsonable(data: dict) -> dict:
     return json.loads(json.dumps(data, default=_default))
 
 
-def _digest(prev_hash: str, seq: int, recorded_at: datetime, actor: str, action: str,
-            object_type: str, object_id, data: dict) -> str:
+def _digest(
+    prev_hash: str,
+    seq: int,
+    recorded_at: datetime,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id,
+    data: dict,
+) -> str:
     body = json.dumps(
         {
             "seq": seq,
@@ -78,13 +86,18 @@ def record(session: Session, actor: str, action: str, obj, data: dict | None = N
     object_id = getattr(obj, "id", None)
     digest = _digest(prev, seq, now, actor, action, object_type, object_id, payload)
     entry = AuditLog(
-        seq=seq, recorded_at=now, actor=actor, action=action, object_type=object_type,
-        object_id=object_id, data=payload, prev_hash=prev, hash=digest,
+        seq=seq,
+        recorded_at=now,
+        actor=actor,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        data=payload,
+        prev_hash=prev,
+        hash=digest,
     )
     session.add(entry)
-    session.execute(
-        text("UPDATE audit_head SET last_hash = :h WHERE id = 1"), {"h": digest}
-    )
+    session.execute(text("UPDATE audit_head SET last_hash = :h WHERE id = 1"), {"h": digest})
     return entry
 
 
@@ -105,20 +118,41 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
     while True:
         rows = session.execute(
             select(
-                AuditLog.seq, AuditLog.recorded_at, AuditLog.actor, AuditLog.action,
-                AuditLog.object_type, AuditLog.object_id, AuditLog.data,
-                AuditLog.prev_hash, AuditLog.hash,
-            ).where(AuditLog.seq > last_seq).order_by(AuditLog.seq).limit(batch)
+                AuditLog.seq,
+                AuditLog.recorded_at,
+                AuditLog.actor,
+                AuditLog.action,
+                AuditLog.object_type,
+                AuditLog.object_id,
+                AuditLog.data,
+                AuditLog.prev_hash,
+                AuditLog.hash,
+            )
+            .where(AuditLog.seq > last_seq)
+            .order_by(AuditLog.seq)
+            .limit(batch)
         ).all()
         if not rows:
             break
         for row in rows:
             if row.seq != expected_seq:
-                return VerifyResult(False, checked, f"entry {expected_seq} is missing", expected_seq)
+                return VerifyResult(
+                    False, checked, f"entry {expected_seq} is missing", expected_seq
+                )
             if row.prev_hash != prev:
-                return VerifyResult(False, checked, f"entry {row.seq} does not follow its predecessor", row.seq)
-            digest = _digest(prev, row.seq, row.recorded_at, row.actor, row.action,
-                             row.object_type, row.object_id, row.data)
+                return VerifyResult(
+                    False, checked, f"entry {row.seq} does not follow its predecessor", row.seq
+                )
+            digest = _digest(
+                prev,
+                row.seq,
+                row.recorded_at,
+                row.actor,
+                row.action,
+                row.object_type,
+                row.object_id,
+                row.data,
+            )
             if digest != row.hash:
                 return VerifyResult(False, checked, f"entry {row.seq} was altered", row.seq)
             prev = row.hash
@@ -131,8 +165,10 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
     head_seq, head_hash = (head.seq, head.last_hash) if head else (0, GENESIS)
     if head_seq != checked or head_hash != prev:
         return VerifyResult(
-            False, checked,
-            f"the log ends at entry {checked} but the head records {head_seq}: entries were removed",
+            False,
+            checked,
+            f"the log ends at entry {checked} but the head records {head_seq}: "
+            "entries were removed",
             checked + 1,
         )
     return VerifyResult(True, checked)

@@ -17,9 +17,19 @@ from .errors import NotFound, ValidationError
 from .models import Customer, CustomerKind, CustomerRevision, CustomerStatus
 
 FIELDS = (
-    "name", "uscc", "kind", "status", "isp_licence_number", "isp_licence_scope",
-    "isp_licence_expires", "icp_number", "connected_on", "psb_filing_number", "psb_filed_on",
-    "responsible_persons", "contacts",
+    "name",
+    "uscc",
+    "kind",
+    "status",
+    "isp_licence_number",
+    "isp_licence_scope",
+    "isp_licence_expires",
+    "icp_number",
+    "connected_on",
+    "psb_filing_number",
+    "psb_filed_on",
+    "responsible_persons",
+    "contacts",
 )
 EDITABLE = tuple(f for f in FIELDS if f not in ("uscc", "status"))
 
@@ -69,8 +79,9 @@ def _clean(data: dict, *, partial: bool) -> dict:
 def _check_whole(values: dict) -> None:
     """Cross-field rules: a reseller of access names its ISP licence (clause 1)."""
     if values.get("kind") == CustomerKind.ISP and not values.get("isp_licence_number"):
-        raise ValidationError("is required for a customer that resells access (clause 1)",
-                              "isp_licence_number")
+        raise ValidationError(
+            "is required for a customer that resells access (clause 1)", "isp_licence_number"
+        )
 
 
 def get_customer(session: Session, ref, field: str = "customer") -> Customer:
@@ -82,20 +93,27 @@ def get_customer(session: Session, ref, field: str = "customer") -> Customer:
         customer = session.get(Customer, int(ref))
     elif isinstance(ref, str) and ref.strip():
         key = ref.strip()
-        customer = session.execute(
-            select(Customer).where((Customer.uscc == key.upper()) | (Customer.name == key))
-        ).scalars().first()
+        customer = (
+            session.execute(
+                select(Customer).where((Customer.uscc == key.upper()) | (Customer.name == key))
+            )
+            .scalars()
+            .first()
+        )
     if customer is None:
         raise NotFound(f"no customer {ref!r}", field)
     return customer
 
 
 def _revise(session: Session, customer: Customer, at: datetime) -> None:
-    session.add(CustomerRevision(customer_id=customer.id, recorded_at=at,
-                                 snapshot=snapshot(customer)))
+    session.add(
+        CustomerRevision(customer_id=customer.id, recorded_at=at, snapshot=snapshot(customer))
+    )
 
 
-def add_customer(session: Session, data: dict, *, actor: str, at: datetime | None = None) -> Customer:
+def add_customer(
+    session: Session, data: dict, *, actor: str, at: datetime | None = None
+) -> Customer:
     """Register a customer; `at` backdates its first revision (imports, demo)."""
     values = _clean(data, partial=False)
     _check_whole(values)
@@ -112,8 +130,9 @@ def add_customer(session: Session, data: dict, *, actor: str, at: datetime | Non
     return customer
 
 
-def update_customer(session: Session, customer, changes: dict, *, actor: str,
-                    at: datetime | None = None) -> Customer:
+def update_customer(
+    session: Session, customer, changes: dict, *, actor: str, at: datetime | None = None
+) -> Customer:
     """Change registration data; the old version stays answerable for its time."""
     customer = get_customer(session, customer)
     for field in ("uscc", "status"):
@@ -136,8 +155,14 @@ def update_customer(session: Session, customer, changes: dict, *, actor: str,
     return customer
 
 
-def set_status(session: Session, customer: Customer, status: CustomerStatus, at: datetime,
-               actor: str, reason: str) -> None:
+def set_status(
+    session: Session,
+    customer: Customer,
+    status: CustomerStatus,
+    at: datetime,
+    actor: str,
+    reason: str,
+) -> None:
     """Record a status change (exit, suspension) as a new revision."""
     before = customer.status
     customer.status = status
@@ -146,5 +171,10 @@ def set_status(session: Session, customer: Customer, status: CustomerStatus, at:
         customer.exited_at = at
     session.flush()
     _revise(session, customer, at)
-    audit.record(session, actor, "customer.status", customer,
-                 {"from": before.value, "to": status.value, "reason": reason})
+    audit.record(
+        session,
+        actor,
+        "customer.status",
+        customer,
+        {"from": before.value, "to": status.value, "reason": reason},
+    )

@@ -18,8 +18,11 @@ from .models import Pool
 
 
 def _t(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC) if "+" not in text else \
-        datetime.fromisoformat(text)
+    return (
+        datetime.fromisoformat(text).replace(tzinfo=UTC)
+        if "+" not in text
+        else datetime.fromisoformat(text)
+    )
 
 
 def seed(session: Session, *, actor: str = "demo", echo=print) -> bool:
@@ -29,97 +32,268 @@ def seed(session: Session, *, actor: str = "demo", echo=print) -> bool:
     now = datetime.now(UTC)
 
     agg = pools.add_pool(session, "198.18.0.0/15", "CN-North IPv4 aggregate", actor=actor)
-    dc1 = pools.add_pool(session, "198.18.0.0/16", "Beijing DC1", actor=actor,
-                         description="Beijing Yizhuang data centre")
-    dc2 = pools.add_pool(session, "198.19.0.0/16", "Shanghai DC2", actor=actor,
-                         description="Shanghai Waigaoqiao data centre")
+    dc1 = pools.add_pool(
+        session,
+        "198.18.0.0/16",
+        "Beijing DC1",
+        actor=actor,
+        description="Beijing Yizhuang data centre",
+    )
+    dc2 = pools.add_pool(
+        session,
+        "198.19.0.0/16",
+        "Shanghai DC2",
+        actor=actor,
+        description="Shanghai Waigaoqiao data centre",
+    )
     pools.add_pool(session, "2001:db8::/32", "CN-North IPv6 aggregate", actor=actor)
     v6 = pools.add_pool(session, "2001:db8:100::/40", "Beijing DC1 IPv6", actor=actor)
     del agg
 
-    yunfan = customers.add_customer(session, {
-        "name": "北京云帆网络科技有限公司", "uscc": "91110108MA01C8XK7H", "kind": "isp",
-        "isp_licence_number": "B1-20180456", "isp_licence_scope": "互联网接入服务 北京市",
-        "isp_licence_expires": "2028-06-30", "icp_number": "京ICP备18004562号",
-        "connected_on": "2025-03-10", "psb_filing_number": "11010802025001",
-        "psb_filed_on": "2025-03-20",
-        "responsible_persons": [{"name": "王建国", "id_number": "110105198803151232",
-                                 "phone": "13801012345"}],
-        "contacts": [{"name": "张伟", "role": "abuse", "phone": "13800138000",
-                      "email": "abuse@yunfan.example"}],
-    }, actor=actor, at=_t("2025-03-01T02:00:00"))
-    xinghe = customers.add_customer(session, {
-        "name": "上海星河数据服务有限公司", "uscc": "91310115MA1K4QXT25", "kind": "hosting",
-        "icp_number": "沪ICP备19012345号", "connected_on": "2025-04-01",
-        "psb_filing_number": "31011502025007", "psb_filed_on": "2025-04-10",
-        "contacts": [{"name": "陈静", "role": "abuse", "phone": "13916001234",
-                      "email": "noc@xinghe.example"}],
-    }, actor=actor, at=_t("2025-04-01T01:00:00"))
-    qingmu = customers.add_customer(session, {
-        "name": "杭州青木电子商务有限公司", "uscc": "91330106MA2B1R9L4C", "kind": "enterprise",
-        "icp_number": "浙ICP备20031234号", "connected_on": "2025-05-15",
-        "contacts": [{"name": "刘洋", "role": "technical", "phone": "057188001234",
-                      "email": "it@qingmu.example"}],
-    }, actor=actor, at=_t("2025-05-15T03:00:00"))
-    yuanhang = customers.add_customer(session, {
-        "name": "深圳远航信息技术有限公司", "uscc": "91440300MA5F6N2P8G", "kind": "hosting",
-        "connected_on": "2025-09-01",
-        "contacts": [{"name": "黄磊", "role": "abuse", "phone": "13510001234",
-                      "email": "abuse@yuanhang.example"}],
-    }, actor=actor, at=_t("2025-09-01T01:00:00"))
+    yunfan = customers.add_customer(
+        session,
+        {
+            "name": "北京云帆网络科技有限公司",
+            "uscc": "91110108MA01C8XK7H",
+            "kind": "isp",
+            "isp_licence_number": "B1-20180456",
+            "isp_licence_scope": "互联网接入服务 北京市",
+            "isp_licence_expires": "2028-06-30",
+            "icp_number": "京ICP备18004562号",
+            "connected_on": "2025-03-10",
+            "psb_filing_number": "11010802025001",
+            "psb_filed_on": "2025-03-20",
+            "responsible_persons": [
+                {"name": "王建国", "id_number": "110105198803151232", "phone": "13801012345"}
+            ],
+            "contacts": [
+                {
+                    "name": "张伟",
+                    "role": "abuse",
+                    "phone": "13800138000",
+                    "email": "abuse@yunfan.example",
+                }
+            ],
+        },
+        actor=actor,
+        at=_t("2025-03-01T02:00:00"),
+    )
+    xinghe = customers.add_customer(
+        session,
+        {
+            "name": "上海星河数据服务有限公司",
+            "uscc": "91310115MA1K4QXT25",
+            "kind": "hosting",
+            "icp_number": "沪ICP备19012345号",
+            "connected_on": "2025-04-01",
+            "psb_filing_number": "31011502025007",
+            "psb_filed_on": "2025-04-10",
+            "contacts": [
+                {
+                    "name": "陈静",
+                    "role": "abuse",
+                    "phone": "13916001234",
+                    "email": "noc@xinghe.example",
+                }
+            ],
+        },
+        actor=actor,
+        at=_t("2025-04-01T01:00:00"),
+    )
+    qingmu = customers.add_customer(
+        session,
+        {
+            "name": "杭州青木电子商务有限公司",
+            "uscc": "91330106MA2B1R9L4C",
+            "kind": "enterprise",
+            "icp_number": "浙ICP备20031234号",
+            "connected_on": "2025-05-15",
+            "contacts": [
+                {
+                    "name": "刘洋",
+                    "role": "technical",
+                    "phone": "057188001234",
+                    "email": "it@qingmu.example",
+                }
+            ],
+        },
+        actor=actor,
+        at=_t("2025-05-15T03:00:00"),
+    )
+    yuanhang = customers.add_customer(
+        session,
+        {
+            "name": "深圳远航信息技术有限公司",
+            "uscc": "91440300MA5F6N2P8G",
+            "kind": "hosting",
+            "connected_on": "2025-09-01",
+            "contacts": [
+                {
+                    "name": "黄磊",
+                    "role": "abuse",
+                    "phone": "13510001234",
+                    "email": "abuse@yuanhang.example",
+                }
+            ],
+        },
+        actor=actor,
+        at=_t("2025-09-01T01:00:00"),
+    )
 
-    a1 = allocation.allocate(session, dc1, yunfan, prefix="198.18.7.0/24",
-                             purpose="access customers, Chaoyang", actor=actor,
-                             at=_t("2025-03-10T02:00:00"))
-    allocation.allocate(session, dc2, xinghe, prefixlen=24, purpose="shared hosting",
-                        actor=actor, at=_t("2025-04-02T02:00:00"))
-    allocation.allocate(session, v6, xinghe, prefixlen=48, purpose="hosting IPv6",
-                        actor=actor, at=_t("2025-04-02T02:05:00"))
-    allocation.allocate(session, dc2, qingmu, prefix="198.19.4.0/28", purpose="web shop",
-                        actor=actor, at=_t("2025-05-16T02:00:00"))
+    a1 = allocation.allocate(
+        session,
+        dc1,
+        yunfan,
+        prefix="198.18.7.0/24",
+        purpose="access customers, Chaoyang",
+        actor=actor,
+        at=_t("2025-03-10T02:00:00"),
+    )
+    allocation.allocate(
+        session,
+        dc2,
+        xinghe,
+        prefixlen=24,
+        purpose="shared hosting",
+        actor=actor,
+        at=_t("2025-04-02T02:00:00"),
+    )
+    allocation.allocate(
+        session,
+        v6,
+        xinghe,
+        prefixlen=48,
+        purpose="hosting IPv6",
+        actor=actor,
+        at=_t("2025-04-02T02:05:00"),
+    )
+    allocation.allocate(
+        session,
+        dc2,
+        qingmu,
+        prefix="198.19.4.0/28",
+        purpose="web shop",
+        actor=actor,
+        at=_t("2025-05-16T02:00:00"),
+    )
     for _ in range(3):
-        allocation.allocate(session, v6, qingmu, prefixlen=64, purpose="office networks",
-                            actor=actor, at=_t("2025-05-16T02:10:00"))
+        allocation.allocate(
+            session,
+            v6,
+            qingmu,
+            prefixlen=64,
+            purpose="office networks",
+            actor=actor,
+            at=_t("2025-05-16T02:10:00"),
+        )
 
-    fengchao = leasing.register_sublessee(session, yunfan, {
-        "kind": "organisation", "name": "北京蜂巢创意文化传媒有限公司",
-        "id_type": "uscc", "id_number": "91110105MA04D7HJ3W", "contact_person": "赵敏",
-        "phone": "13661234567", "email": "ops@fengchao.example",
-        "address": "北京市朝阳区酒仙桥路10号", "purpose": "企业官网与视频点播",
-        "domains": ["fengchao.example", "video.fengchao.example"],
-    }, actor=actor, at=_t("2025-06-20T06:00:00"))
-    leasing.sublease(session, a1, fengchao, prefix="198.18.7.8/29", actor=actor,
-                     at=_t("2025-07-01T00:00:00"))
+    fengchao = leasing.register_sublessee(
+        session,
+        yunfan,
+        {
+            "kind": "organisation",
+            "name": "北京蜂巢创意文化传媒有限公司",
+            "id_type": "uscc",
+            "id_number": "91110105MA04D7HJ3W",
+            "contact_person": "赵敏",
+            "phone": "13661234567",
+            "email": "ops@fengchao.example",
+            "address": "北京市朝阳区酒仙桥路10号",
+            "purpose": "企业官网与视频点播",
+            "domains": ["fengchao.example", "video.fengchao.example"],
+        },
+        actor=actor,
+        at=_t("2025-06-20T06:00:00"),
+    )
+    leasing.sublease(
+        session, a1, fengchao, prefix="198.18.7.8/29", actor=actor, at=_t("2025-07-01T00:00:00")
+    )
 
-    d1 = allocation.allocate(session, dc2, yuanhang, prefix="198.19.10.0/24",
-                             purpose="VPS hosting", actor=actor, at=_t("2025-09-05T02:00:00"))
+    d1 = allocation.allocate(
+        session,
+        dc2,
+        yuanhang,
+        prefix="198.19.10.0/24",
+        purpose="VPS hosting",
+        actor=actor,
+        at=_t("2025-09-05T02:00:00"),
+    )
     del d1
 
     # The abuse contact changes later: attribution for 2026-01-01 still names 张伟.
-    customers.update_customer(session, yunfan, {
-        "contacts": [{"name": "李娜", "role": "abuse", "phone": "13900139000",
-                      "email": "abuse@yunfan.example"}],
-    }, actor=actor, at=_t("2026-02-01T02:00:00"))
-    reclamation.reclaim(session, yunfan, actor=actor, at=_t("2026-03-15T02:00:00"),
-                        reason="clause 11: repeated spam complaints from 198.18.7.8/29; "
-                               "sublessee not cooperating", quarantine_days=30)
+    customers.update_customer(
+        session,
+        yunfan,
+        {
+            "contacts": [
+                {
+                    "name": "李娜",
+                    "role": "abuse",
+                    "phone": "13900139000",
+                    "email": "abuse@yunfan.example",
+                }
+            ],
+        },
+        actor=actor,
+        at=_t("2026-02-01T02:00:00"),
+    )
+    reclamation.reclaim(
+        session,
+        yunfan,
+        actor=actor,
+        at=_t("2026-03-15T02:00:00"),
+        reason="clause 11: repeated spam complaints from 198.18.7.8/29; sublessee not cooperating",
+        quarantine_days=30,
+    )
     reclamation.release_quarantine(session, actor=actor, at=_t("2026-04-20T02:00:00"))
 
-    a2 = allocation.allocate(session, dc1, xinghe, prefix="198.18.7.0/25",
-                             purpose="dedicated servers", actor=actor,
-                             at=_t("2026-05-06T02:00:00"))
-    liming = leasing.register_sublessee(session, xinghe, {
-        "kind": "person", "name": "李明", "id_type": "resident_id",
-        "id_number": "310115199207084568", "contact_person": "李明", "phone": "13788889999",
-        "email": "liming@mail.example", "address": "上海市浦东新区张江路88号",
-        "purpose": "个人博客（已取得专项审批）", "domains": ["liming-blog.example"],
-    }, actor=actor, at=_t("2026-05-20T02:00:00"))
-    leasing.sublease(session, a2, liming, prefix="198.18.7.9", actor=actor,
-                     at=_t("2026-06-01T00:00:00"))
-    allocation.allocate(session, dc1, yunfan, prefixlen=26, purpose="access customers, reduced",
-                        actor=actor, at=_t("2026-06-10T02:00:00"))
+    a2 = allocation.allocate(
+        session,
+        dc1,
+        xinghe,
+        prefix="198.18.7.0/25",
+        purpose="dedicated servers",
+        actor=actor,
+        at=_t("2026-05-06T02:00:00"),
+    )
+    liming = leasing.register_sublessee(
+        session,
+        xinghe,
+        {
+            "kind": "person",
+            "name": "李明",
+            "id_type": "resident_id",
+            "id_number": "310115199207084568",
+            "contact_person": "李明",
+            "phone": "13788889999",
+            "email": "liming@mail.example",
+            "address": "上海市浦东新区张江路88号",
+            "purpose": "个人博客（已取得专项审批）",
+            "domains": ["liming-blog.example"],
+        },
+        actor=actor,
+        at=_t("2026-05-20T02:00:00"),
+    )
+    leasing.sublease(
+        session, a2, liming, prefix="198.18.7.9", actor=actor, at=_t("2026-06-01T00:00:00")
+    )
+    allocation.allocate(
+        session,
+        dc1,
+        yunfan,
+        prefixlen=26,
+        purpose="access customers, reduced",
+        actor=actor,
+        at=_t("2026-06-10T02:00:00"),
+    )
 
-    reclamation.customer_exit(session, yuanhang, actor=actor, at=now - timedelta(days=10),
-                              quarantine_days=30, note="contract ended; customer exited")
+    reclamation.customer_exit(
+        session,
+        yuanhang,
+        actor=actor,
+        at=now - timedelta(days=10),
+        quarantine_days=30,
+        note="contract ended; customer exited",
+    )
     echo("demo seeded: 5 pools, 4 customers, 2 sublessees, history since 2025-03")
     return True

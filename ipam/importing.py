@@ -23,12 +23,24 @@ COLUMNS = {
     "pools": ({"prefix", "name"}, {"parent", "description"}),
     "customers": (
         {"name", "uscc", "kind"},
-        {"isp_licence_number", "isp_licence_scope", "isp_licence_expires", "icp_number",
-         "connected_on", "psb_filing_number", "psb_filed_on", "contact_name", "contact_phone",
-         "contact_email", "contact_role"},
+        {
+            "isp_licence_number",
+            "isp_licence_scope",
+            "isp_licence_expires",
+            "icp_number",
+            "connected_on",
+            "psb_filing_number",
+            "psb_filed_on",
+            "contact_name",
+            "contact_phone",
+            "contact_email",
+            "contact_role",
+        },
     ),
-    "allocations": ({"pool", "customer"}, {"prefix", "length", "purpose", "valid_from",
-                                            "valid_to"}),
+    "allocations": (
+        {"pool", "customer"},
+        {"prefix", "length", "purpose", "valid_from", "valid_to"},
+    ),
 }
 
 
@@ -46,23 +58,40 @@ class ImportReport:
 
 
 def _pool_row(session, row, actor):
-    add_pool(session, row["prefix"], row["name"], parent=row.get("parent") or None,
-             description=row.get("description") or "", actor=actor)
+    add_pool(
+        session,
+        row["prefix"],
+        row["name"],
+        parent=row.get("parent") or None,
+        description=row.get("description") or "",
+        actor=actor,
+    )
 
 
 def _customer_row(session, row, actor):
     data = {k: v for k, v in row.items() if v and not k.startswith("contact_")}
     if row.get("contact_name"):
-        contact = {"name": row["contact_name"], "phone": row.get("contact_phone"),
-                   "email": row.get("contact_email"), "role": row.get("contact_role")}
+        contact = {
+            "name": row["contact_name"],
+            "phone": row.get("contact_phone"),
+            "email": row.get("contact_email"),
+            "role": row.get("contact_role"),
+        }
         data["contacts"] = [{k: v for k, v in contact.items() if v}]
     add_customer(session, data, actor=actor)
 
 
 def _allocation_row(session, row, actor):
-    alloc = allocate(session, row["pool"], row["customer"], prefix=row.get("prefix") or None,
-                     prefixlen=row.get("length") or None, purpose=row.get("purpose") or "",
-                     at=row.get("valid_from") or None, actor=actor)
+    alloc = allocate(
+        session,
+        row["pool"],
+        row["customer"],
+        prefix=row.get("prefix") or None,
+        prefixlen=row.get("length") or None,
+        purpose=row.get("purpose") or "",
+        at=row.get("valid_from") or None,
+        actor=actor,
+    )
     if row.get("valid_to"):
         # History: an allocation that has ended is over; its space is free again.
         end_allocation(session, alloc, at=row["valid_to"], actor=actor, quarantine_days=0)
@@ -71,8 +100,14 @@ def _allocation_row(session, row, actor):
 HANDLERS = {"pools": _pool_row, "customers": _customer_row, "allocations": _allocation_row}
 
 
-def import_csv(session: Session, kind: str, stream: IO[str], *, actor: str,
-               progress: Callable[[int], None] | None = None) -> ImportReport:
+def import_csv(
+    session: Session,
+    kind: str,
+    stream: IO[str],
+    *,
+    actor: str,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
     """Import rows of `kind` from a CSV stream with a header line; returns the report."""
     report = ImportReport()
     reader = csv.DictReader(stream)

@@ -16,18 +16,29 @@ from .addresses import Block, check_prefixlen, parse_block, to_bytes
 from .allocation import _check_end, effective_time, get_allocation
 from .customers import get_customer
 from .db import utcnow
-from .errors import AddressConflict, NotFound, StateConflict, ValidationError
+from .errors import AddressConflict, NotFound, ValidationError
 from .lookup import during, overlapping
 from .models import EndReason, IdType, Sublease, Sublessee, SublesseeKind, SublesseeRevision
 from .pools import lock_pool
 
-FIELDS = ("kind", "name", "id_type", "id_number", "contact_person", "phone", "email",
-          "address", "purpose", "domains")
+FIELDS = (
+    "kind",
+    "name",
+    "id_type",
+    "id_number",
+    "contact_person",
+    "phone",
+    "email",
+    "address",
+    "purpose",
+    "domains",
+)
 
 
 def snapshot(sub: Sublessee) -> dict:
-    return audit.jsonable({"id": sub.id, "customer_id": sub.customer_id,
-                           **{f: getattr(sub, f) for f in FIELDS}})
+    return audit.jsonable(
+        {"id": sub.id, "customer_id": sub.customer_id, **{f: getattr(sub, f) for f in FIELDS}}
+    )
 
 
 def _choice(enum_cls, value, field):
@@ -49,8 +60,11 @@ def _domains(value) -> list[str]:
         name = str(item).strip().lower().rstrip(".")
         labels = name.split(".")
         if len(labels) < 2 or not all(
-            0 < len(label) <= 63 and label.replace("-", "").isalnum()
-            and not label.startswith("-") and not label.endswith("-") for label in labels
+            0 < len(label) <= 63
+            and label.replace("-", "").isalnum()
+            and not label.startswith("-")
+            and not label.endswith("-")
+            for label in labels
         ):
             raise ValidationError(f"{item!r} is not a domain name", "domains")
         out.append(name)
@@ -92,11 +106,13 @@ def _clean(data: dict, merged: dict) -> dict:
         raise ValidationError("is required", "id_number")
     kind = merged.get("kind")
     if kind == SublesseeKind.ORGANISATION and id_type == IdType.RESIDENT_ID:
-        raise ValidationError("an organisation is identified by its unified social credit code",
-                              "id_type")
+        raise ValidationError(
+            "an organisation is identified by its unified social credit code", "id_type"
+        )
     if kind == SublesseeKind.PERSON and id_type == IdType.USCC:
-        raise ValidationError("a person is identified by an identity document, not a credit code",
-                              "id_type")
+        raise ValidationError(
+            "a person is identified by an identity document, not a credit code", "id_type"
+        )
     return out
 
 
@@ -107,24 +123,29 @@ def get_sublessee(session: Session, ref, field: str = "sublessee") -> Sublessee:
     if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
         sub = session.get(Sublessee, int(ref))
     elif isinstance(ref, str) and ref.strip():
-        sub = session.execute(select(Sublessee).where(Sublessee.name == ref.strip())
-                              ).scalars().first()
+        sub = (
+            session.execute(select(Sublessee).where(Sublessee.name == ref.strip()))
+            .scalars()
+            .first()
+        )
     if sub is None:
         raise NotFound(f"no sublessee {ref!r}", field)
     return sub
 
 
-def register_sublessee(session: Session, customer, data: dict, *, actor: str,
-                       at=None) -> Sublessee:
+def register_sublessee(session: Session, customer, data: dict, *, actor: str, at=None) -> Sublessee:
     """Register a third party the customer passes addresses to, with its true details."""
     customer = get_customer(session, customer)
     values = _clean(data, {})
-    dup = session.execute(select(Sublessee.id).where(
-        Sublessee.customer_id == customer.id, Sublessee.id_type == values["id_type"],
-        Sublessee.id_number == values["id_number"])).first()
+    dup = session.execute(
+        select(Sublessee.id).where(
+            Sublessee.customer_id == customer.id,
+            Sublessee.id_type == values["id_type"],
+            Sublessee.id_number == values["id_number"],
+        )
+    ).first()
     if dup:
-        raise ValidationError("a sublessee with this identity is registered already",
-                              "id_number")
+        raise ValidationError("a sublessee with this identity is registered already", "id_number")
     at = effective_time(at)
     values.setdefault("domains", [])
     sub = Sublessee(customer_id=customer.id, **values, created_at=at, updated_at=at)
@@ -135,8 +156,9 @@ def register_sublessee(session: Session, customer, data: dict, *, actor: str,
     return sub
 
 
-def update_sublessee(session: Session, sublessee, changes: dict, *, actor: str,
-                     at=None) -> Sublessee:
+def update_sublessee(
+    session: Session, sublessee, changes: dict, *, actor: str, at=None
+) -> Sublessee:
     """Change a sublessee's details; the old version stays answerable for its time."""
     sub = get_sublessee(session, sublessee)
     current = {f: getattr(sub, f) for f in FIELDS}
@@ -176,8 +198,9 @@ def _next_free_part(session: Session, alloc, size_plen: int, at: datetime) -> Bl
     return None
 
 
-def sublease(session: Session, allocation, sublessee, *, prefix=None, prefixlen=None,
-             actor: str, at=None) -> Sublease:
+def sublease(
+    session: Session, allocation, sublessee, *, prefix=None, prefixlen=None, actor: str, at=None
+) -> Sublease:
     """Pass part of an allocation to a registered sublessee of the same customer.
 
     Give a block inside the allocation, or a prefix length for the next free
@@ -187,50 +210,75 @@ def sublease(session: Session, allocation, sublessee, *, prefix=None, prefixlen=
     sub = get_sublessee(session, sublessee)
     at = effective_time(at, "valid_from")
     if sub.customer_id != alloc.customer_id:
-        raise ValidationError(f"{sub.name} is not a registered sublessee of the allocation's "
-                              "customer", "sublessee")
+        raise ValidationError(
+            f"{sub.name} is not a registered sublessee of the allocation's customer", "sublessee"
+        )
     if alloc.valid_to is not None and alloc.valid_to <= at:
-        raise ValidationError(f"allocation {alloc.prefix} ended at {alloc.valid_to.isoformat()}",
-                              "allocation")
+        raise ValidationError(
+            f"allocation {alloc.prefix} ended at {alloc.valid_to.isoformat()}", "allocation"
+        )
     if at < alloc.valid_from:
-        raise ValidationError(f"{at.isoformat()} is before allocation {alloc.prefix} starts "
-                              f"({alloc.valid_from.isoformat()})", "valid_from")
+        raise ValidationError(
+            f"{at.isoformat()} is before allocation {alloc.prefix} starts "
+            f"({alloc.valid_from.isoformat()})",
+            "valid_from",
+        )
     lock_pool(session, alloc.pool_id)
     if prefix not in (None, ""):
         block = parse_block(prefix, "prefix")
         if not alloc.block.contains(block):
             raise ValidationError(f"{block} is outside allocation {alloc.prefix}", "prefix")
         clash = session.execute(
-            select(Sublease).where(overlapping(Sublease, block), during(Sublease, at, None))
+            select(Sublease)
+            .where(overlapping(Sublease, block), during(Sublease, at, None))
             .limit(1)
         ).scalar_one_or_none()
         if clash is not None:
-            raise AddressConflict(f"{block} overlaps {clash.prefix}, sub-leased to "
-                                  f"{clash.sublessee.name}", "prefix")
+            raise AddressConflict(
+                f"{block} overlaps {clash.prefix}, sub-leased to {clash.sublessee.name}", "prefix"
+            )
     else:
-        plen = alloc.block.width if prefixlen in (None, "") else check_prefixlen(
-            prefixlen, alloc.family)
+        plen = (
+            alloc.block.width
+            if prefixlen in (None, "")
+            else check_prefixlen(prefixlen, alloc.family)
+        )
         if plen < alloc.prefixlen:
             raise ValidationError(f"/{plen} is larger than allocation {alloc.prefix}", "prefixlen")
         block = _next_free_part(session, alloc, plen, at)
         if block is None:
-            raise AddressConflict(f"allocation {alloc.prefix} has no free /{plen} left to "
-                                  "sub-lease", "prefixlen")
+            raise AddressConflict(
+                f"allocation {alloc.prefix} has no free /{plen} left to sub-lease", "prefixlen"
+            )
     lease = Sublease(
-        allocation_id=alloc.id, sublessee_id=sub.id, family=block.family,
-        first=to_bytes(block.first), last=to_bytes(block.last), prefixlen=block.prefixlen,
-        valid_from=at, created_at=utcnow(),
+        allocation_id=alloc.id,
+        sublessee_id=sub.id,
+        family=block.family,
+        first=to_bytes(block.first),
+        last=to_bytes(block.last),
+        prefixlen=block.prefixlen,
+        valid_from=at,
+        created_at=utcnow(),
     )
     session.add(lease)
-    audit.record(session, actor, "sublease.add", lease, {
-        "prefix": str(block), "allocation_id": alloc.id, "sublessee_id": sub.id,
-        "valid_from": at,
-    })
+    audit.record(
+        session,
+        actor,
+        "sublease.add",
+        lease,
+        {
+            "prefix": str(block),
+            "allocation_id": alloc.id,
+            "sublessee_id": sub.id,
+            "valid_from": at,
+        },
+    )
     return lease
 
 
-def end_sublease(session: Session, lease, *, actor: str, at=None,
-                 note: str | None = None) -> Sublease:
+def end_sublease(
+    session: Session, lease, *, actor: str, at=None, note: str | None = None
+) -> Sublease:
     """End a sublease; the addresses stay with the customer's allocation."""
     if not isinstance(lease, Sublease):
         found = session.get(Sublease, int(lease)) if str(lease).strip().isdigit() else None
@@ -243,17 +291,24 @@ def end_sublease(session: Session, lease, *, actor: str, at=None,
     lease.valid_to = at
     lease.end_reason = EndReason.ENDED
     lease.end_note = note
-    audit.record(session, actor, "sublease.end", lease,
-                 {"prefix": lease.prefix, "valid_to": at, "note": note})
+    audit.record(
+        session,
+        actor,
+        "sublease.end",
+        lease,
+        {"prefix": lease.prefix, "valid_to": at, "note": note},
+    )
     return lease
 
 
 def current_subleases(session: Session, customer_id: int) -> list[Sublease]:
     from .models import Allocation
 
-    return list(session.execute(
-        select(Sublease).join(Allocation)
-        .where(Allocation.customer_id == customer_id, Sublease.valid_to.is_(None))
-        .order_by(Sublease.family, Sublease.first)
-    ).scalars())
-
+    return list(
+        session.execute(
+            select(Sublease)
+            .join(Allocation)
+            .where(Allocation.customer_id == customer_id, Sublease.valid_to.is_(None))
+            .order_by(Sublease.family, Sublease.first)
+        ).scalars()
+    )

@@ -55,8 +55,9 @@ def innermost_pool(session: Session, block: Block) -> Pool | None:
     ).scalar_one_or_none()
 
 
-def add_pool(session: Session, prefix, name, *, actor: str, description: str = "",
-             parent=None) -> Pool:
+def add_pool(
+    session: Session, prefix, name, *, actor: str, description: str = "", parent=None
+) -> Pool:
     """Add a pool; inside an existing pool it becomes that pool's child and its space is carved out.
 
     Refuses host bits, a duplicate, overlap with a sibling pool or with current
@@ -72,35 +73,54 @@ def add_pool(session: Session, prefix, name, *, actor: str, description: str = "
             raise AddressConflict(f"{block} is pool {inner.name!r} already", "prefix")
         raise AddressConflict(
             f"{block} would contain the existing pool {inner.name!r} ({inner.prefix}); "
-            "add the larger pool first", "prefix")
+            "add the larger pool first",
+            "prefix",
+        )
     container = innermost_pool(session, block)
     if parent is not None:
         parent_pool = get_pool(session, parent, "parent")
         if not parent_pool.block.contains(block) or parent_pool.block == block:
-            raise ValidationError(f"{block} is not inside the parent pool {parent_pool.prefix}",
-                                  "prefix")
+            raise ValidationError(
+                f"{block} is not inside the parent pool {parent_pool.prefix}", "prefix"
+            )
         if container is not None and container.id != parent_pool.id:
             raise ValidationError(
                 f"{block} lies in pool {container.name!r}, which is inside {parent_pool.name!r}; "
-                "give that pool as the parent", "parent")
+                "give that pool as the parent",
+                "parent",
+            )
     if container is not None:
         lock_pool(session, container)
         if not freespace.take(session, container.id, block):
             raise AddressConflict(
                 f"{block} is not free in pool {container.name!r}: part of it is allocated "
-                "or quarantined", "prefix")
+                "or quarantined",
+                "prefix",
+            )
     pool = Pool(
-        name=name, family=block.family, first=to_bytes(block.first),
-        last=to_bytes(block.last), prefixlen=block.prefixlen,
-        parent_id=container.id if container else None, description=description or "",
+        name=name,
+        family=block.family,
+        first=to_bytes(block.first),
+        last=to_bytes(block.last),
+        prefixlen=block.prefixlen,
+        parent_id=container.id if container else None,
+        description=description or "",
         created_at=utcnow(),
     )
     session.add(pool)
     session.flush()
     freespace.add_blocks(session, pool.id, [block])
-    audit.record(session, actor, "pool.add", pool, {
-        "prefix": str(block), "name": name, "parent_id": pool.parent_id,
-    })
+    audit.record(
+        session,
+        actor,
+        "pool.add",
+        pool,
+        {
+            "prefix": str(block),
+            "name": name,
+            "parent_id": pool.parent_id,
+        },
+    )
     return pool
 
 
@@ -122,7 +142,8 @@ class Utilization:
 
 def _sum_sizes(session, model, *where) -> int:
     rows = session.execute(
-        select(model.family, model.prefixlen, func.count()).where(*where)
+        select(model.family, model.prefixlen, func.count())
+        .where(*where)
         .group_by(model.family, model.prefixlen)
     ).all()
     return sum(n << (Block(f, 0, p).width - p) for f, p, n in rows)
@@ -131,13 +152,21 @@ def _sum_sizes(session, model, *where) -> int:
 def utilization(session: Session, pool) -> Utilization:
     """Return counts of addresses allocated, quarantined, in child pools and free, now."""
     pool = get_pool(session, pool)
-    allocated = _sum_sizes(session, Allocation, Allocation.pool_id == pool.id,
-                           Allocation.valid_to.is_(None))
-    quarantined = _sum_sizes(session, Quarantine, Quarantine.pool_id == pool.id,
-                             Quarantine.released_at.is_(None))
+    allocated = _sum_sizes(
+        session, Allocation, Allocation.pool_id == pool.id, Allocation.valid_to.is_(None)
+    )
+    quarantined = _sum_sizes(
+        session, Quarantine, Quarantine.pool_id == pool.id, Quarantine.released_at.is_(None)
+    )
     children = _sum_sizes(session, Pool, Pool.parent_id == pool.id)
     return Utilization(
-        pool.id, pool.name, pool.prefix, pool.block.size, allocated, quarantined, children,
+        pool.id,
+        pool.name,
+        pool.prefix,
+        pool.block.size,
+        allocated,
+        quarantined,
+        children,
         freespace.free_size(session, pool.id),
     )
 

@@ -22,16 +22,24 @@ from .validation import required
 
 
 def _current_allocations(session: Session, customer_id: int) -> list[Allocation]:
-    return list(session.execute(
-        select(Allocation)
-        .where(Allocation.customer_id == customer_id, Allocation.valid_to.is_(None))
-        .order_by(Allocation.pool_id, Allocation.id)
-    ).scalars())
+    return list(
+        session.execute(
+            select(Allocation)
+            .where(Allocation.customer_id == customer_id, Allocation.valid_to.is_(None))
+            .order_by(Allocation.pool_id, Allocation.id)
+        ).scalars()
+    )
 
 
-def customer_exit(session: Session, customer, *, actor: str, at=None,
-                  quarantine_days: int = QUARANTINE_DAYS, note: str = "customer exited"
-                  ) -> list[Allocation]:
+def customer_exit(
+    session: Session,
+    customer,
+    *,
+    actor: str,
+    at=None,
+    quarantine_days: int = QUARANTINE_DAYS,
+    note: str = "customer exited",
+) -> list[Allocation]:
     """End every allocation and sublease of the customer at once and mark it exited."""
     customer = get_customer(session, customer)
     if customer.status == CustomerStatus.EXITED:
@@ -41,14 +49,29 @@ def customer_exit(session: Session, customer, *, actor: str, at=None,
     for pool_id in sorted({a.pool_id for a in allocs}):  # lock in one order: no deadlocks
         lock_pool(session, pool_id)
     for alloc in allocs:
-        end_allocation(session, alloc, actor=actor, at=at, reason=EndReason.EXIT, note=note,
-                       quarantine_days=quarantine_days)
+        end_allocation(
+            session,
+            alloc,
+            actor=actor,
+            at=at,
+            reason=EndReason.EXIT,
+            note=note,
+            quarantine_days=quarantine_days,
+        )
     set_status(session, customer, CustomerStatus.EXITED, at, actor, note)
     return allocs
 
 
-def reclaim(session: Session, customer, *, reason: str, actor: str, allocations=None, at=None,
-            quarantine_days: int = QUARANTINE_DAYS) -> list[Allocation]:
+def reclaim(
+    session: Session,
+    customer,
+    *,
+    reason: str,
+    actor: str,
+    allocations=None,
+    at=None,
+    quarantine_days: int = QUARANTINE_DAYS,
+) -> list[Allocation]:
     """Reclaim a customer's allocations (all, or the given ones) for a recorded violation."""
     reason = required(reason, "reason", 2000)
     customer = get_customer(session, customer)
@@ -59,20 +82,29 @@ def reclaim(session: Session, customer, *, reason: str, actor: str, allocations=
         allocs = [get_allocation(session, a) for a in allocations]
         for alloc in allocs:
             if alloc.customer_id != customer.id:
-                raise ValidationError(f"{alloc.prefix} is not held by {customer.name}",
-                                      "allocations")
+                raise ValidationError(
+                    f"{alloc.prefix} is not held by {customer.name}", "allocations"
+                )
     if not allocs:
         raise StateConflict(f"{customer.name} holds no current allocation", "customer")
     for pool_id in sorted({a.pool_id for a in allocs}):
         lock_pool(session, pool_id)
     for alloc in allocs:
-        end_allocation(session, alloc, actor=actor, at=at, reason=EndReason.RECLAIMED,
-                       note=reason, quarantine_days=quarantine_days)
+        end_allocation(
+            session,
+            alloc,
+            actor=actor,
+            at=at,
+            reason=EndReason.RECLAIMED,
+            note=reason,
+            quarantine_days=quarantine_days,
+        )
     return allocs
 
 
-def release_quarantine(session: Session, *, actor: str, at=None, quarantine_id=None,
-                       early_reason: str | None = None) -> list[Quarantine]:
+def release_quarantine(
+    session: Session, *, actor: str, at=None, quarantine_id=None, early_reason: str | None = None
+) -> list[Quarantine]:
     """Return quarantined blocks to their pools' free space.
 
     Without an id, releases every block whose cool-down has ended; with an id,
@@ -89,23 +121,35 @@ def release_quarantine(session: Session, *, actor: str, at=None, quarantine_id=N
         if not due:
             raise NotFound(f"no quarantined block {quarantine_id}", "quarantine_id")
         if due[0].until > at and not (early_reason and early_reason.strip()):
-            raise ValidationError("is required to release a block before its cool-down ends",
-                                  "reason")
+            raise ValidationError(
+                "is required to release a block before its cool-down ends", "reason"
+            )
     for pool_id in sorted({q.pool_id for q in due}):
         lock_pool(session, pool_id)
     for q in due:
         pool = session.get(Pool, q.pool_id)
         freespace.give_back(session, q.pool_id, pool.block, q.block)
         q.released_at = at
-        audit.record(session, actor, "quarantine.release", q, {
-            "prefix": q.prefix, "released_at": at, "early_reason": early_reason,
-        })
+        audit.record(
+            session,
+            actor,
+            "quarantine.release",
+            q,
+            {
+                "prefix": q.prefix,
+                "released_at": at,
+                "early_reason": early_reason,
+            },
+        )
     return due
 
 
 def quarantined(session: Session, at: datetime | None = None) -> list[Quarantine]:
     """Return the blocks in quarantine now (not yet released)."""
-    return list(session.execute(
-        select(Quarantine).where(Quarantine.released_at.is_(None))
-        .order_by(Quarantine.family, Quarantine.first)
-    ).scalars())
+    return list(
+        session.execute(
+            select(Quarantine)
+            .where(Quarantine.released_at.is_(None))
+            .order_by(Quarantine.family, Quarantine.first)
+        ).scalars()
+    )

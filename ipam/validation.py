@@ -39,8 +39,9 @@ def resident_id(value, field: str = "id_number") -> str:
         return ric.validate(value)
     except stdnum_errors.InvalidChecksum:
         raise ValidationError(
-            f"{value} has a wrong check digit (GB 11643): expected "
-            f"{ric.calc_check_digit(value)}", field) from None
+            f"{value} has a wrong check digit (GB 11643): expected {ric.calc_check_digit(value)}",
+            field,
+        ) from None
     except stdnum_errors.InvalidComponent:
         raise ValidationError(f"{value} has an invalid birth date or region code", field) from None
     except stdnum_errors.ValidationError:
@@ -55,10 +56,13 @@ def credit_code(value, field: str = "uscc") -> str:
     except stdnum_errors.InvalidChecksum:
         raise ValidationError(
             f"{value} has a wrong check character (GB 32100): expected "
-            f"{uscc.calc_check_digit(value[:17])}", field) from None
+            f"{uscc.calc_check_digit(value[:17])}",
+            field,
+        ) from None
     except stdnum_errors.ValidationError:
         raise ValidationError(
-            f"{value} is not an 18-character unified social credit code", field) from None
+            f"{value} is not an 18-character unified social credit code", field
+        ) from None
 
 
 def phone(value, field: str = "phone") -> str:
@@ -104,12 +108,13 @@ def instant(value, field: str) -> datetime | None:
     else:
         raw = str(value).strip()
         try:
-            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)
+            parsed = datetime.fromisoformat(
+                raw.replace("Z", "+00:00") if raw.endswith("Z") else raw
+            )
         except ValueError:
             raise ValidationError(f"{value!r} is not an ISO 8601 time", field) from None
     if parsed.tzinfo is None:
-        raise ValidationError(
-            f"{value!s} has no time zone; add one, e.g. +08:00 or Z", field)
+        raise ValidationError(f"{value!s} has no time zone; add one, e.g. +08:00 or Z", field)
     return parsed.astimezone(UTC)
 
 

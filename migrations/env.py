@@ -23,8 +23,12 @@ def engine():
 
 def run_migrations_offline():
     url = engine().url.render_as_string(hide_password=False).replace("%", "%%")
-    context.configure(url=url, target_metadata=target_metadata, literal_binds=True,
-                      **current_app.extensions["migrate"].configure_args)
+    context.configure(
+        url=url,
+        target_metadata=target_metadata,
+        literal_binds=True,
+        **current_app.extensions["migrate"].configure_args,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

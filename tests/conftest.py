@@ -19,7 +19,8 @@ from web import create_app, database_url
 from web.cli import init_database
 
 PG_URL = database_url(
-    os.environ.get("IPAM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    os.environ.get("IPAM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+)
 
 
 def pg_unavailable() -> str | None:
@@ -30,8 +31,10 @@ def pg_unavailable() -> str | None:
             conn.execute(text("SELECT 1"))
         return None
     except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
-        return f"PostgreSQL not reachable at {PG_URL} ({type(exc).__name__}); " \
-               "set IPAM_TEST_DATABASE_URL or start the server"
+        return (
+            f"PostgreSQL not reachable at {PG_URL} ({type(exc).__name__}); "
+            "set IPAM_TEST_DATABASE_URL or start the server"
+        )
     finally:
         engine.dispose()
 
@@ -97,8 +100,9 @@ def clear(engine) -> None:
         else:
             for name in tables:
                 conn.execute(text(f"DELETE FROM {name}"))
-        conn.execute(text("INSERT INTO audit_head (id, seq, last_hash) VALUES (1, 0, :h)"),
-                     {"h": "0" * 64})
+        conn.execute(
+            text("INSERT INTO audit_head (id, seq, last_hash) VALUES (1, 0, :h)"), {"h": "0" * 64}
+        )
 
 
 @pytest.fixture

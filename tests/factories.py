@@ -26,8 +26,9 @@ def customer(session, name=None, **over):
         "name": name or f"测试客户{next(_n)}有限公司",
         "uscc": credit_code(),
         "kind": "hosting",
-        "contacts": [{"name": "张伟", "role": "abuse", "phone": "13800138000",
-                      "email": "abuse@example.com"}],
+        "contacts": [
+            {"name": "张伟", "role": "abuse", "phone": "13800138000", "email": "abuse@example.com"}
+        ],
     }
     data.update(over)
     at = data.pop("at", None)
@@ -36,10 +37,16 @@ def customer(session, name=None, **over):
 
 def sublessee(session, cust, **over):
     data = {
-        "kind": "organisation", "name": f"第三方{next(_n)}有限公司", "id_type": "uscc",
-        "id_number": credit_code(), "contact_person": "赵敏", "phone": "13661234567",
-        "email": "ops@example.com", "address": "北京市朝阳区酒仙桥路10号",
-        "purpose": "web hosting", "domains": ["example.com"],
+        "kind": "organisation",
+        "name": f"第三方{next(_n)}有限公司",
+        "id_type": "uscc",
+        "id_number": credit_code(),
+        "contact_person": "赵敏",
+        "phone": "13661234567",
+        "email": "ops@example.com",
+        "address": "北京市朝阳区酒仙桥路10号",
+        "purpose": "web hosting",
+        "domains": ["example.com"],
     }
     data.update(over)
     at = data.pop("at", None)

@@ -27,8 +27,12 @@ def default_actor() -> str:
     return os.environ.get("IPAM_ACTOR") or f"cli:{getpass.getuser()}"
 
 
-actor_option = click.option("--actor", default=default_actor, show_default="cli:$USER",
-                            help="who makes the change, for the audit log")
+actor_option = click.option(
+    "--actor",
+    default=default_actor,
+    show_default="cli:$USER",
+    help="who makes the change, for the audit log",
+)
 
 
 @contextmanager
@@ -77,8 +81,9 @@ def register(app) -> None:
     def pool_add(prefix, name, parent, description, actor):
         """Add a pool PREFIX called NAME."""
         with transaction() as s:
-            pool = pools.add_pool(s, prefix, name, parent=parent, description=description,
-                                  actor=actor)
+            pool = pools.add_pool(
+                s, prefix, name, parent=parent, description=description, actor=actor
+            )
             click.echo(f"pool {pool.id} {pool.prefix} {pool.name}")
 
     @pool_group.command("list")
@@ -92,9 +97,11 @@ def register(app) -> None:
                 while parent is not None:
                     depth += 1
                     parent = parent.parent
-                click.echo(f"{'  ' * depth}{pool.prefix:<24} {pool.name:<28} "
-                           f"{u.used_ratio:6.1%} used  allocated {u.allocated} "
-                           f"quarantined {u.quarantined} free {u.free}")
+                click.echo(
+                    f"{'  ' * depth}{pool.prefix:<24} {pool.name:<28} "
+                    f"{u.used_ratio:6.1%} used  allocated {u.allocated} "
+                    f"quarantined {u.quarantined} free {u.free}"
+                )
 
     # customers ---------------------------------------------------------
     @cli.group("customer")
@@ -112,8 +119,9 @@ def register(app) -> None:
     @click.option("--connected-on", help="YYYY-MM-DD")
     @click.option("--psb-filing-number")
     @click.option("--psb-filed-on", help="YYYY-MM-DD")
-    @click.option("--contact", "contact_list", multiple=True,
-                  help="NAME,PHONE,EMAIL[,ROLE] (repeatable)")
+    @click.option(
+        "--contact", "contact_list", multiple=True, help="NAME,PHONE,EMAIL[,ROLE] (repeatable)"
+    )
     @actor_option
     def customer_add(contact_list, actor, **fields):
         """Register a customer."""
@@ -145,8 +153,9 @@ def register(app) -> None:
     def allocate_cmd(pool, customer, prefix, prefixlen, purpose, actor):
         """Allocate from POOL to CUSTOMER: next free address by default."""
         with transaction() as s:
-            a = allocation.allocate(s, pool, customer, prefix=prefix, prefixlen=prefixlen,
-                                    purpose=purpose, actor=actor)
+            a = allocation.allocate(
+                s, pool, customer, prefix=prefix, prefixlen=prefixlen, purpose=purpose, actor=actor
+            )
             click.echo(f"allocation {a.id} {a.prefix} -> {a.customer.name}")
 
     @cli.command("end")
@@ -157,8 +166,9 @@ def register(app) -> None:
     def end_cmd(allocation_ref, note, quarantine_days, actor):
         """End an allocation (by id or prefix); its block goes to quarantine."""
         with transaction() as s:
-            a = allocation.end_allocation(s, allocation_ref, actor=actor, note=note,
-                                          quarantine_days=_days(quarantine_days))
+            a = allocation.end_allocation(
+                s, allocation_ref, actor=actor, note=note, quarantine_days=_days(quarantine_days)
+            )
             click.echo(f"allocation {a.id} {a.prefix} ended")
 
     # sublessees and subleases -----------------------------------------
@@ -170,8 +180,9 @@ def register(app) -> None:
     @click.argument("customer")
     @click.option("--kind", required=True, type=click.Choice(["person", "organisation"]))
     @click.option("--name", required=True)
-    @click.option("--id-type", required=True,
-                  type=click.Choice(["resident_id", "uscc", "passport", "other"]))
+    @click.option(
+        "--id-type", required=True, type=click.Choice(["resident_id", "uscc", "passport", "other"])
+    )
     @click.option("--id-number", required=True)
     @click.option("--contact-person", required=True)
     @click.option("--phone", required=True)
@@ -183,8 +194,9 @@ def register(app) -> None:
     def sublessee_add(customer, actor, domains, **fields):
         """Register a sublessee of CUSTOMER."""
         with transaction() as s:
-            sub = leasing.register_sublessee(s, customer, {**fields, "domains": list(domains)},
-                                             actor=actor)
+            sub = leasing.register_sublessee(
+                s, customer, {**fields, "domains": list(domains)}, actor=actor
+            )
             click.echo(f"sublessee {sub.id} {sub.name}")
 
     @cli.command("sublease")
@@ -196,8 +208,9 @@ def register(app) -> None:
     def sublease_cmd(allocation_ref, sublessee, prefix, prefixlen, actor):
         """Sub-lease part of ALLOCATION (id or prefix) to SUBLESSEE."""
         with transaction() as s:
-            lease = leasing.sublease(s, allocation_ref, sublessee, prefix=prefix,
-                                     prefixlen=prefixlen, actor=actor)
+            lease = leasing.sublease(
+                s, allocation_ref, sublessee, prefix=prefix, prefixlen=prefixlen, actor=actor
+            )
             click.echo(f"sublease {lease.id} {lease.prefix} -> {lease.sublessee.name}")
 
     @cli.command("end-sublease")
@@ -219,10 +232,12 @@ def register(app) -> None:
     def exit_cmd(customer, quarantine_days, note, actor):
         """Customer exit: end every allocation and sublease, addresses to quarantine."""
         with transaction() as s:
-            ended = reclamation.customer_exit(s, customer, actor=actor, note=note,
-                                              quarantine_days=_days(quarantine_days))
-            click.echo(f"exited; {len(ended)} allocation(s) ended: "
-                       + ", ".join(a.prefix for a in ended))
+            ended = reclamation.customer_exit(
+                s, customer, actor=actor, note=note, quarantine_days=_days(quarantine_days)
+            )
+            click.echo(
+                f"exited; {len(ended)} allocation(s) ended: " + ", ".join(a.prefix for a in ended)
+            )
 
     @cli.command("reclaim")
     @click.argument("customer")
@@ -233,11 +248,17 @@ def register(app) -> None:
     def reclaim_cmd(customer, reason, allocs, quarantine_days, actor):
         """Reclaim a customer's addresses for a violation."""
         with transaction() as s:
-            ended = reclamation.reclaim(s, customer, reason=reason, actor=actor,
-                                        allocations=list(allocs) or None,
-                                        quarantine_days=_days(quarantine_days))
-            click.echo(f"reclaimed {len(ended)} allocation(s): "
-                       + ", ".join(a.prefix for a in ended))
+            ended = reclamation.reclaim(
+                s,
+                customer,
+                reason=reason,
+                actor=actor,
+                allocations=list(allocs) or None,
+                quarantine_days=_days(quarantine_days),
+            )
+            click.echo(
+                f"reclaimed {len(ended)} allocation(s): " + ", ".join(a.prefix for a in ended)
+            )
 
     @cli.group("quarantine")
     def quarantine_group():
@@ -256,8 +277,9 @@ def register(app) -> None:
     def quarantine_release(quarantine_id, reason, actor):
         """Release expired quarantine (or one block by id)."""
         with transaction() as s:
-            done = reclamation.release_quarantine(s, actor=actor, quarantine_id=quarantine_id,
-                                                  early_reason=reason)
+            done = reclamation.release_quarantine(
+                s, actor=actor, quarantine_id=quarantine_id, early_reason=reason
+            )
             click.echo(f"released {len(done)} block(s)")
 
     # attribution -------------------------------------------------------
@@ -293,31 +315,39 @@ def register(app) -> None:
         if result.ok:
             click.echo(f"audit log intact: {result.checked} entries")
         else:
-            click.echo(f"audit log BROKEN at entry {result.seq}: {result.problem} "
-                       f"({result.checked} entries verified before it)", err=True)
+            click.echo(
+                f"audit log BROKEN at entry {result.seq}: {result.problem} "
+                f"({result.checked} entries verified before it)",
+                err=True,
+            )
             sys.exit(1)
 
     # import and demo ---------------------------------------------------
     @cli.command("import")
     @click.argument("kind", type=click.Choice(["pools", "customers", "allocations"]))
     @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-    @click.option("--skip-errors", is_flag=True,
-                  help="commit the good rows even when some rows fail")
+    @click.option(
+        "--skip-errors", is_flag=True, help="commit the good rows even when some rows fail"
+    )
     @actor_option
     def import_cmd(kind, path, skip_errors, actor):
         """Import pools, customers or allocations from a CSV file."""
         with path.open(newline="", encoding="utf-8-sig") as fh:
             total = max(sum(1 for _ in fh) - 1, 0)
-        with path.open(newline="", encoding="utf-8-sig") as fh, click.progressbar(
-                length=total, label=f"importing {kind}", file=sys.stderr) as bar:
-            report = importing.import_csv(db.session, kind, fh, actor=actor,
-                                          progress=bar.update)
+        with (
+            path.open(newline="", encoding="utf-8-sig") as fh,
+            click.progressbar(length=total, label=f"importing {kind}", file=sys.stderr) as bar,
+        ):
+            report = importing.import_csv(db.session, kind, fh, actor=actor, progress=bar.update)
         for err in report.errors:
             click.echo(f"row {err.row}: {err.field}: {err.message}", err=True)
         if report.errors and not skip_errors:
             db.session.rollback()
-            click.echo(f"{len(report.errors)} row(s) failed; nothing imported "
-                       "(use --skip-errors to import the good rows)", err=True)
+            click.echo(
+                f"{len(report.errors)} row(s) failed; nothing imported "
+                "(use --skip-errors to import the good rows)",
+                err=True,
+            )
             sys.exit(1)
         db.session.commit()
         click.echo(f"imported {report.imported} {kind}; {len(report.errors)} row(s) failed")
@@ -349,21 +379,24 @@ def _person(text: str) -> dict:
 
 def format_attribution(r: attribution.Attribution) -> str:
     """Render an attribution for a terminal."""
-    lines = [f"address:   {r.address}", f"at:        {r.at.isoformat()}",
-             f"status:    {r.status}"]
+    lines = [f"address:   {r.address}", f"at:        {r.at.isoformat()}", f"status:    {r.status}"]
     if r.pool:
         lines.append(f"pool:      {r.pool['name']} ({r.pool['prefix']})")
     if r.allocation:
         a = r.allocation
         end = a["valid_to"].isoformat() if a["valid_to"] else "now"
-        lines.append(f"allocation: {a['prefix']} from {a['valid_from'].isoformat()} to {end}"
-                     + (f" ({a['end_reason']})" if a["end_reason"] else ""))
+        lines.append(
+            f"allocation: {a['prefix']} from {a['valid_from'].isoformat()} to {end}"
+            + (f" ({a['end_reason']})" if a["end_reason"] else "")
+        )
     if r.customer:
         c = r.customer
         lines.append(f"customer:  {c['name']} (USCC {c['uscc']}, {c['kind']})")
         for p in c.get("contacts", []):
-            lines.append("  contact: " + ", ".join(
-                str(p[k]) for k in ("name", "role", "phone", "email") if p.get(k)))
+            lines.append(
+                "  contact: "
+                + ", ".join(str(p[k]) for k in ("name", "role", "phone", "email") if p.get(k))
+            )
     if r.sublease:
         s = r.sublease
         end = s["valid_to"].isoformat() if s["valid_to"] else "now"
@@ -375,8 +408,10 @@ def format_attribution(r: attribution.Attribution) -> str:
         lines.append(f"  purpose: {p['purpose']}")
     if r.quarantine:
         q = r.quarantine
-        lines.append(f"quarantine: {q['prefix']} since {q['since'].isoformat()} until "
-                     f"{q['until'].isoformat()}: {q['reason']}")
+        lines.append(
+            f"quarantine: {q['prefix']} since {q['since'].isoformat()} until "
+            f"{q['until'].isoformat()}: {q['reason']}"
+        )
     lines.extend(f"note:      {n}" for n in r.notes)
     return "\n".join(lines)
 
@@ -384,6 +419,10 @@ def format_attribution(r: attribution.Attribution) -> str:
 def main() -> None:
     from . import create_app
 
-    FlaskGroup(create_app=create_app, add_default_commands=False, load_dotenv=False,
-               set_debug_flag=False, help="IP address management for the leasing agreement.")()
-
+    FlaskGroup(
+        create_app=create_app,
+        add_default_commands=False,
+        load_dotenv=False,
+        set_debug_flag=False,
+        help="IP address management for the leasing agreement.",
+    )()

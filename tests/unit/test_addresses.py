@@ -13,8 +13,19 @@ def test_parse_prefix_and_single_address():
     assert single.is_single and single.prefixlen == 128
 
 
-@pytest.mark.parametrize("text", ["198.18.7", "198.18.7.256/24", "2001:db8::g", "", "   ",
-                                  "198.18.0.0/33", "198.18.0.0/x", "01.2.3.4"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "198.18.7",
+        "198.18.7.256/24",
+        "2001:db8::g",
+        "",
+        "   ",
+        "198.18.0.0/33",
+        "198.18.0.0/x",
+        "01.2.3.4",
+    ],
+)
 def test_malformed_input_names_the_field(text):
     with pytest.raises(ValidationError) as err:
         parse_block(text, "prefix")
@@ -53,14 +64,20 @@ def test_buddy_parent_and_covering():
 def test_exclude_gives_maximal_blocks_covering_the_rest():
     outer, inner = parse_block("198.18.0.0/24"), parse_block("198.18.0.5")
     pieces = exclude(outer, inner)
-    assert netaddr.IPSet([p.network for p in pieces]) == \
-        netaddr.IPSet([outer.network]) - netaddr.IPSet([inner.network])
+    assert netaddr.IPSet([p.network for p in pieces]) == netaddr.IPSet(
+        [outer.network]
+    ) - netaddr.IPSet([inner.network])
     assert len(pieces) == 8
 
 
 def test_range_to_blocks_exact():
-    blocks = range_to_blocks(4, int(netaddr.IPAddress("198.18.0.3")),
-                             int(netaddr.IPAddress("198.18.0.10")))
-    assert [str(b) for b in blocks] == ["198.18.0.3", "198.18.0.4/30", "198.18.0.8/31",
-                                        "198.18.0.10"]
+    blocks = range_to_blocks(
+        4, int(netaddr.IPAddress("198.18.0.3")), int(netaddr.IPAddress("198.18.0.10"))
+    )
+    assert [str(b) for b in blocks] == [
+        "198.18.0.3",
+        "198.18.0.4/30",
+        "198.18.0.8/31",
+        "198.18.0.10",
+    ]
     assert Block(4, 0, 0).size == 2**32

@@ -37,12 +37,15 @@ def test_specific_allocation_and_overlap(session, unchanged):
         allocation.allocate(session, pool, b, prefix="198.18.0.0/25", actor="t")
 
 
-@pytest.mark.parametrize("prefix,field,text", [
-    ("198.18.0.5/24", "prefix", "did you mean 198.18.0.0/24"),
-    ("198.18.1.0/28", "prefix", "outside pool"),
-    ("2001:db8::/64", "prefix", "IPv6 but pool"),
-    ("not-an-ip", "prefix", "not a valid"),
-])
+@pytest.mark.parametrize(
+    "prefix,field,text",
+    [
+        ("198.18.0.5/24", "prefix", "did you mean 198.18.0.0/24"),
+        ("198.18.1.0/28", "prefix", "outside pool"),
+        ("2001:db8::/64", "prefix", "IPv6 but pool"),
+        ("not-an-ip", "prefix", "not a valid"),
+    ],
+)
 def test_bad_specific_prefix(session, unchanged, prefix, field, text):
     pool = f.pool(session, "198.18.0.0/24")
     cust = f.customer(session)
@@ -54,8 +57,11 @@ def test_bad_specific_prefix(session, unchanged, prefix, field, text):
 def test_bad_prefix_length(session, unchanged):
     pool = f.pool(session, "198.18.0.0/24")
     cust = f.customer(session)
-    for plen, text in ((33, "not a valid IPv4 prefix length"), (16, "larger than pool"),
-                       ("x", "not a prefix length")):
+    for plen, text in (
+        (33, "not a valid IPv4 prefix length"),
+        (16, "larger than pool"),
+        ("x", "not a prefix length"),
+    ):
         with unchanged(), pytest.raises(ValidationError) as err:
             allocation.allocate(session, pool, cust, prefixlen=plen, actor="t")
         assert err.value.field == "prefixlen" and text in err.value.message
@@ -74,8 +80,9 @@ def test_pool_exhausted_is_clean(session, unchanged):
 def test_ipv6_next_free_64_in_32_and_48_in_29(session):
     p32 = f.pool(session, "2001:db8::/32")
     cust = f.customer(session)
-    got = [allocation.allocate(session, p32, cust, prefixlen=64, actor="t").prefix
-           for _ in range(3)]
+    got = [
+        allocation.allocate(session, p32, cust, prefixlen=64, actor="t").prefix for _ in range(3)
+    ]
     assert got == ["2001:db8::/64", "2001:db8:0:1::/64", "2001:db8:0:2::/64"]
     p29 = f.pool(session, "2001:db8::/29".replace("2001:db8::", "2001:db0::"))
     big = allocation.allocate(session, p29, cust, prefixlen=48, actor="t")
@@ -108,8 +115,9 @@ def test_end_goes_to_quarantine_then_back(session):
     q = reclamation.quarantined(session)[0]
     with pytest.raises(ValidationError):  # early release needs a reason
         reclamation.release_quarantine(session, actor="t", quarantine_id=q.id)
-    reclamation.release_quarantine(session, actor="t", quarantine_id=q.id,
-                                   early_reason="customer returned it clean")
+    reclamation.release_quarantine(
+        session, actor="t", quarantine_id=q.id, early_reason="customer returned it clean"
+    )
     assert allocation.allocate(session, pool, cust, actor="t").prefix == "198.18.0.1"
 
 

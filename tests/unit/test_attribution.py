@@ -16,21 +16,28 @@ def history(session):
     pool = f.pool(session, "198.18.7.0/24")
     old = f.customer(session, at="2025-01-01T00:00:00Z")
     new = f.customer(session, at="2025-01-01T00:00:00Z")
-    a1 = allocation.allocate(session, pool, old, prefix="198.18.7.0/25", actor="t",
-                             at="2025-06-01T00:00:00Z")
+    a1 = allocation.allocate(
+        session, pool, old, prefix="198.18.7.0/25", actor="t", at="2025-06-01T00:00:00Z"
+    )
     s1 = f.sublessee(session, old, at="2025-06-01T00:00:00Z")
-    leasing.sublease(session, a1, s1, prefix="198.18.7.8/29", actor="t",
-                     at="2025-07-01T00:00:00Z")
-    customers.update_customer(session, old, {"contacts": [
-        {"name": "李娜", "phone": "13900139000", "email": "new@example.com"}]},
-        actor="t", at="2026-02-01T00:00:00Z")
-    leasing.update_sublessee(session, s1, {"contact_person": "王五"}, actor="t",
-                             at="2026-02-02T00:00:00Z")
-    reclamation.reclaim(session, old, reason="spam", actor="t", at="2026-03-01T00:00:00Z",
-                        quarantine_days=10)
+    leasing.sublease(session, a1, s1, prefix="198.18.7.8/29", actor="t", at="2025-07-01T00:00:00Z")
+    customers.update_customer(
+        session,
+        old,
+        {"contacts": [{"name": "李娜", "phone": "13900139000", "email": "new@example.com"}]},
+        actor="t",
+        at="2026-02-01T00:00:00Z",
+    )
+    leasing.update_sublessee(
+        session, s1, {"contact_person": "王五"}, actor="t", at="2026-02-02T00:00:00Z"
+    )
+    reclamation.reclaim(
+        session, old, reason="spam", actor="t", at="2026-03-01T00:00:00Z", quarantine_days=10
+    )
     reclamation.release_quarantine(session, actor="t", at="2026-03-20T00:00:00Z")
-    a2 = allocation.allocate(session, pool, new, prefix="198.18.7.0/26", actor="t",
-                             at="2026-04-01T00:00:00Z")
+    a2 = allocation.allocate(
+        session, pool, new, prefix="198.18.7.0/26", actor="t", at="2026-04-01T00:00:00Z"
+    )
     session.commit()
     return {"old": old, "new": new, "a1": a1, "a2": a2, "s1": s1}
 
@@ -85,10 +92,15 @@ def test_reveal_is_audited(session, history):
     assert last.action == "attribution.reveal" and last.actor == "auditor"
 
 
-@pytest.mark.parametrize("addr,at,field", [("198.18.7.0/24", T0, "address"),
-                                           ("nonsense", T0, "address"),
-                                           ("198.18.7.9", "yesterday", "at"),
-                                           ("198.18.7.9", "2026-01-01T00:00:00", "at")])
+@pytest.mark.parametrize(
+    "addr,at,field",
+    [
+        ("198.18.7.0/24", T0, "address"),
+        ("nonsense", T0, "address"),
+        ("198.18.7.9", "yesterday", "at"),
+        ("198.18.7.9", "2026-01-01T00:00:00", "at"),
+    ],
+)
 def test_bad_question(session, addr, at, field):
     with pytest.raises(ValidationError) as err:
         attribution.attribution(session, addr, at)

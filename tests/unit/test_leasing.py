@@ -11,8 +11,9 @@ from tests import factories as f
 def held(session):
     pool = f.pool(session, "198.18.0.0/24")
     cust = f.customer(session)
-    alloc = allocation.allocate(session, pool, cust, prefix="198.18.0.0/28", actor="t",
-                                at="2026-01-01T00:00:00Z")
+    alloc = allocation.allocate(
+        session, pool, cust, prefix="198.18.0.0/28", actor="t", at="2026-01-01T00:00:00Z"
+    )
     sub = f.sublessee(session, cust, at="2026-01-01T00:00:00Z")
     session.commit()
     return pool, cust, alloc, sub
@@ -73,23 +74,33 @@ def test_end_sublease_frees_it_for_another(session, held):
     lease = leasing.sublease(session, alloc, sub, prefix="198.18.0.0/28", actor="t")
     leasing.end_sublease(session, lease, actor="t")
     other = f.sublessee(session, cust)
-    assert leasing.sublease(session, alloc, other, prefixlen=28, actor="t").prefix == \
-        "198.18.0.0/28"
+    assert (
+        leasing.sublease(session, alloc, other, prefixlen=28, actor="t").prefix == "198.18.0.0/28"
+    )
 
 
-@pytest.mark.parametrize("change,field,text", [
-    ({"id_number": "91110108MA0000001X"}, "id_number", "GB 32100"),
-    ({"kind": "person", "id_type": "resident_id", "id_number": "110105198803151231"},
-     "id_number", "GB 11643"),
-    ({"phone": "12345"}, "phone", "phone"),
-    ({"email": "nobody"}, "email", "e-mail"),
-    ({"name": ""}, "name", "required"),
-    ({"domains": ["not a domain"]}, "domains", "domain"),
-    ({"kind": "organisation", "id_type": "resident_id", "id_number": f.resident_id(3)},
-     "id_type", "organisation"),
-    ({"kind": "alien"}, "kind", "one of"),
-    ({"colour": "red"}, "colour", "not a sublessee field"),
-])
+@pytest.mark.parametrize(
+    "change,field,text",
+    [
+        ({"id_number": "91110108MA0000001X"}, "id_number", "GB 32100"),
+        (
+            {"kind": "person", "id_type": "resident_id", "id_number": "110105198803151231"},
+            "id_number",
+            "GB 11643",
+        ),
+        ({"phone": "12345"}, "phone", "phone"),
+        ({"email": "nobody"}, "email", "e-mail"),
+        ({"name": ""}, "name", "required"),
+        ({"domains": ["not a domain"]}, "domains", "domain"),
+        (
+            {"kind": "organisation", "id_type": "resident_id", "id_number": f.resident_id(3)},
+            "id_type",
+            "organisation",
+        ),
+        ({"kind": "alien"}, "kind", "one of"),
+        ({"colour": "red"}, "colour", "not a sublessee field"),
+    ],
+)
 def test_sublessee_bad_input(session, held, unchanged, change, field, text):
     _, cust, _, _ = held
     with unchanged(), pytest.raises(ValidationError) as err:
@@ -99,8 +110,9 @@ def test_sublessee_bad_input(session, held, unchanged, change, field, text):
 
 def test_person_sublessee_with_resident_id(session, held):
     _, cust, _, _ = held
-    person = f.sublessee(session, cust, kind="person", id_type="resident_id",
-                         id_number=f.resident_id(5), name="李明")
+    person = f.sublessee(
+        session, cust, kind="person", id_type="resident_id", id_number=f.resident_id(5), name="李明"
+    )
     assert person.id_number == f.resident_id(5)
     leasing.update_sublessee(session, person, {"phone": "13788889999"}, actor="t")
     assert person.phone == "+8613788889999"

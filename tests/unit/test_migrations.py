@@ -1,13 +1,13 @@
 """The schema comes only from the migrations, and they agree with the models."""
 
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from ipam.db import Base
 from web import MIGRATIONS
-from alembic.config import Config
 
 
 def test_migrations_build_every_table(engine):

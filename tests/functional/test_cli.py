@@ -1,0 +1,130 @@
+"""The `ipam` command, through Flask's CLI runner, on both back-ends."""
+
+import json
+
+import pytest
+
+from tests.factories import credit_code
+
+
+@pytest.fixture
+def run(cli_app):
+    runner = cli_app.test_cli_runner()
+
+    def invoke(*args, ok=True):
+        result = runner.invoke(args=[str(a) for a in args])
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    return invoke
+
+
+def test_demo_answers_whois_at_an_instant(run):
+    out = run("demo").output
+    assert "demo seeded" in out
+    then = run("whois", "198.18.7.9", "--at", "2026-01-01T00:00:00+08:00").output
+    assert "北京云帆网络科技有限公司" in then and "北京蜂巢创意文化传媒有限公司" in then
+    assert "张伟" in then and "李娜" not in then  # contacts as they were then
+    assert "13800138000" not in then  # masked by default
+    now = json.loads(run("whois", "198.18.7.9", "--json").output)
+    assert now["customer"]["name"] == "上海星河数据服务有限公司" and now["status"] == "subleased"
+    assert "already" in run("demo").output
+    assert "intact" in run("audit", "verify").output
+    quarantine = run("quarantine", "list").output
+    assert "198.19.10.0/24" in quarantine
+
+
+def test_ledger_flow_and_clear_errors(run):
+    run("pool", "add", "198.18.0.0/16", "dc1")
+    bad = run("pool", "add", "198.18.1.5/24", "x", ok=False)
+    assert bad.exit_code == 1 and "prefix: '198.18.1.5/24' has host bits set" in bad.output
+    assert "did you mean 198.18.1.0/24" in bad.output
+    code = credit_code()
+    run(
+        "customer",
+        "add",
+        "--name",
+        "甲公司",
+        "--uscc",
+        code,
+        "--kind",
+        "hosting",
+        "--contact",
+        "张伟,13800138000,a@example.com,abuse",
+    )
+    wrong = code[:17] + ("0" if code[17] != "0" else "1")
+    bad = run("customer", "add", "--name", "乙", "--uscc", wrong, "--kind", "hosting", ok=False)
+    assert "uscc:" in bad.output and "GB 32100" in bad.output
+    out = run("allocate", "dc1", code, "--length", "29").output
+    assert "198.18.0.0/29" in out
+    run(
+        "sublessee",
+        "add",
+        code,
+        "--kind",
+        "person",
+        "--name",
+        "李明",
+        "--id-type",
+        "resident_id",
+        "--id-number",
+        "110105198803151232",
+        "--contact-person",
+        "李明",
+        "--phone",
+        "13788889999",
+        "--email",
+        "l@example.com",
+        "--address",
+        "上海",
+        "--purpose",
+        "blog",
+    )
+    assert "198.18.0.0" in run("sublease", "198.18.0.0/29", "李明").output
+    who = run("whois", "198.18.0.0").output
+    assert "李明" in who and "110105198803151232" not in who
+    revealed = run("whois", "198.18.0.0", "--reveal", "--reason", "PSB request").output
+    assert "110105198803151232" in revealed
+    out = run("exit", code, "--quarantine-days", "5").output
+    assert "1 allocation(s) ended" in out
+    assert "198.18.0.0/29" in run("quarantine", "list").output
+    ex = run("allocate", "dc1", code, ok=False)
+    assert "customer:" in ex.output and "exited" in ex.output
+
+
+def test_csv_import_reports_each_bad_row(run, tmp_path):
+    pools = tmp_path / "pools.csv"
+    pools.write_text("prefix,name\n198.18.0.0/16,dc1\n198.18.0.5/24,bad\n2001:db8::/32,v6\n")
+    out = run("import", "pools", pools, ok=False)
+    assert out.exit_code == 1
+    assert "row 3: prefix:" in out.output and "nothing imported" in out.output
+    assert "198.18.0.0/16" not in run("pool", "list").output
+    out = run("import", "pools", pools, "--skip-errors", ok=False)
+    assert "imported 2 pools" in out.output
+    good, bad = credit_code(), credit_code()[:17] + "I"
+    customers = tmp_path / "customers.csv"
+    customers.write_text(
+        "name,uscc,kind,contact_name,contact_phone,contact_email\n"
+        f"甲,{good},hosting,张伟,13800138000,a@example.com\n"
+        f"乙,{bad},hosting,李四,12,b@example.com\n"
+        f"丙,{credit_code()},reseller,王五,13800138001,c@example.com\n"
+    )
+    out = run("import", "customers", customers, "--skip-errors", ok=False).output
+    assert "row 3: uscc:" in out and "row 4: kind:" in out and "imported 1 customers" in out
+    allocs = tmp_path / "allocations.csv"
+    allocs.write_text(
+        "pool,customer,prefix,length,valid_from,valid_to\n"
+        f"dc1,{good},198.18.1.0/24,,2025-01-01T00:00:00Z,2025-06-01T00:00:00Z\n"
+        f"dc1,{good},198.18.1.0/25,,2025-07-01T00:00:00Z,\n"
+        f"dc1,{good},,30,,\n"
+        f"dc1,{good},198.18.1.0/26,,,\n"
+    )
+    out = run("import", "allocations", allocs, "--skip-errors", ok=False).output
+    assert "row 5: prefix:" in out and "imported 3 allocations" in out
+    then = run("whois", "198.18.1.200", "--at", "2025-03-01T00:00:00Z").output
+    assert "甲" in then and "status:    allocated" in then
+    header = tmp_path / "h.csv"
+    header.write_text("prefix,colour\n")
+    out = run("import", "pools", header, ok=False).output
+    assert "row 1: name: column is missing" in out and "colour" in out
