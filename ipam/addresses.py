@@ -8,6 +8,7 @@ answer containment and range questions on both back-ends.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
 import netaddr
@@ -126,6 +127,11 @@ def parse_block(text, field: str = "prefix", *, allow_host_bits: bool = False) -
             "is required: give an address or a prefix such as 198.18.0.0/24", field
         )
     raw = text.strip()
+    if "/" not in raw and ":" not in raw:
+        try:  # fast path for a plain IPv4 address; inet_pton is as strict as netaddr
+            return Block(4, int.from_bytes(socket.inet_pton(socket.AF_INET, raw), "big"), 32)
+        except OSError:
+            pass  # fall through for the precise error message
     if "%" in raw:
         raise ValidationError(f"{raw!r} has a zone index; give a global address", field)
     try:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from . import audit, freespace
@@ -23,6 +25,7 @@ from .models import (
     Customer,
     CustomerStatus,
     EndReason,
+    HoldingLength,
     Pool,
     Quarantine,
     Sublease,
@@ -31,6 +34,8 @@ from .pools import get_pool, lock_pool
 from .validation import instant
 
 QUARANTINE_DAYS = 30
+# A change dated further back than this is history being recorded: check it against history.
+BACKDATED = timedelta(minutes=1)
 
 
 def effective_time(at, field: str = "at") -> datetime:
@@ -148,15 +153,18 @@ def allocate(
                 f"/{plen} is larger than pool {pool.name!r} ({pool.prefix})", "prefixlen"
             )
         lock_pool(session, pool)
-        block = freespace.find_free(session, pool.id, plen)
-        if block is None:
+        found = freespace.find_free(session, pool.id, plen)
+        if found is None:
             raise PoolExhausted(
                 f"pool {pool.name!r} ({pool.prefix}) has no free /{plen} left", "prefixlen"
             )
-        conflict = _holder_conflict(session, block, at)
-        if conflict:  # free now but held after a backdated start: refuse, never double-book
-            raise AddressConflict(f"{block} {conflict}", "valid_from")
-        freespace.take(session, pool.id, block)
+        block, outer, free_id = found
+        if at < utcnow() - BACKDATED:
+            # Free now, but was it held after a backdated start? Never double-book history.
+            conflict = _holder_conflict(session, block, at)
+            if conflict:
+                raise AddressConflict(f"{block} {conflict}", "valid_from")
+        freespace.split(session, pool.id, free_id, outer, block)
     alloc = Allocation(
         pool_id=pool.id,
         customer_id=customer.id,
@@ -169,6 +177,7 @@ def allocate(
         created_at=utcnow(),
     )
     session.add(alloc)
+    record_length(session, block)
     audit.record(
         session,
         actor,
@@ -183,6 +192,23 @@ def allocate(
         },
     )
     return alloc
+
+
+def record_length(session: Session, block: Block) -> None:
+    """Note the block's prefix length as one in use (see models.HoldingLength)."""
+    dialect = session.get_bind().dialect.name
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(HoldingLength).values(
+        family=block.family, prefixlen=block.prefixlen
+    )
+    session.execute(stmt.on_conflict_do_nothing())
+
+
+def rebuild_holding_lengths(session: Session) -> int:
+    """Record every prefix length present in the ledger (after bulk loads); returns the count."""
+    rows = session.execute(select(Allocation.family, Allocation.prefixlen).distinct()).all()
+    for family, prefixlen in rows:
+        record_length(session, Block(family, 0, prefixlen))
+    return len(rows)
 
 
 def _check_end(item, at: datetime, what: str) -> None:

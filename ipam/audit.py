@@ -70,16 +70,9 @@ def record(session: Session, actor: str, action: str, obj, data: dict | None = N
         raise ValidationError("is required: say who makes the change", "actor")
     session.flush()  # obj needs its id
     # The UPDATE locks the head row to commit (PostgreSQL) so chains never fork.
-    session.execute(text("UPDATE audit_head SET seq = seq + 1 WHERE id = 1"))
-    head = session.execute(
-        select(AuditHead.seq, AuditHead.last_hash).where(AuditHead.id == 1)
-    ).one_or_none()
-    if head is None:
-        session.add(AuditHead(id=1, seq=1, last_hash=GENESIS))
-        session.flush()
-        seq, prev = 1, GENESIS
-    else:
-        seq, prev = head.seq, head.last_hash
+    seq, prev = session.execute(
+        text("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, last_hash")
+    ).one()
     now = utcnow()
     payload = jsonable(data or {})
     object_type = obj.__tablename__ if hasattr(obj, "__tablename__") else str(obj)

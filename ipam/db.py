@@ -66,6 +66,9 @@ def _sqlite_on_connect(dbapi_connection, connection_record):
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
+        # Larger page cache and memory-mapped reads: look-ups touch random pages of big indexes.
+        cur.execute("PRAGMA cache_size=-65536")
+        cur.execute("PRAGMA mmap_size=1073741824")
         cur.close()
 
 

@@ -54,15 +54,22 @@ def take(session: Session, pool_id: int, block: Block) -> bool:
     free = containing(session, pool_id, block)
     if free is None:
         return False
-    outer = free.block
-    session.execute(delete(FreeBlock).where(FreeBlock.id == free.id))
-    if outer != block:
-        add_blocks(session, pool_id, exclude(outer, block))
+    split(session, pool_id, free.id, free.block, block)
     return True
 
 
-def find_free(session: Session, pool_id: int, prefixlen: int) -> Block | None:
-    """Return the lowest /prefixlen block of the smallest free block that fits, or None."""
+def split(session: Session, pool_id: int, free_id: int, outer: Block, block: Block) -> None:
+    """Replace free block `outer` (row free_id) by its parts outside `block`."""
+    session.execute(delete(FreeBlock).where(FreeBlock.id == free_id))
+    if outer != block:
+        add_blocks(session, pool_id, exclude(outer, block))
+
+
+def find_free(session: Session, pool_id: int, prefixlen: int) -> tuple[Block, Block, int] | None:
+    """Find room for a /prefixlen: the smallest free block that fits, lowest first.
+
+    Returns (the /prefixlen at its start, the free block, its row id) or None.
+    """
     best = session.execute(
         select(func.max(FreeBlock.prefixlen)).where(
             FreeBlock.pool_id == pool_id, FreeBlock.prefixlen <= prefixlen
@@ -71,12 +78,13 @@ def find_free(session: Session, pool_id: int, prefixlen: int) -> Block | None:
     if best is None:
         return None
     row = session.execute(
-        select(FreeBlock.family, FreeBlock.first)
+        select(FreeBlock.id, FreeBlock.family, FreeBlock.first)
         .where(FreeBlock.pool_id == pool_id, FreeBlock.prefixlen == best)
         .order_by(FreeBlock.first)
         .limit(1)
     ).one()
-    return Block.of(row.family, row.first, prefixlen)
+    outer = Block.of(row.family, row.first, best)
+    return Block(outer.family, outer.first, prefixlen), outer, row.id
 
 
 def give_back(session: Session, pool_id: int, pool_block: Block, block: Block) -> None:

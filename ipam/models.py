@@ -246,6 +246,18 @@ class Allocation(AddressMixin, IntervalMixin, Base):
     )
 
 
+class HoldingLength(Base):
+    """Every (family, prefix length) any allocation has ever had; append-only.
+
+    Attribution only needs to look for covering blocks of these lengths: one
+    index probe per length in use instead of one per possible length.
+    """
+
+    __tablename__ = "holding_length"
+    family: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    prefixlen: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+
+
 class Sublease(AddressMixin, IntervalMixin, Base):
     """Part of one allocation passed to a sublessee; inside it in space and time."""
 

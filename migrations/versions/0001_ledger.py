@@ -1,5 +1,5 @@
 """The address ledger: pools, free space, customers, sublessees, allocations,
-subleases, quarantine, revisions and the hash-chained audit log.
+subleases, quarantine, revisions, holding lengths and the hash-chained audit log.
 
 Revision ID: 0001
 Revises: 
@@ -63,6 +63,11 @@ def upgrade():
     sa.Column('lock_version', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customer')),
     sa.UniqueConstraint('uscc', name=op.f('uq_customer_uscc'))
+    )
+    op.create_table('holding_length',
+    sa.Column('family', sa.SmallInteger(), nullable=False),
+    sa.Column('prefixlen', sa.SmallInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('family', 'prefixlen', name=op.f('pk_holding_length'))
     )
     op.create_table('pool',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -268,6 +273,7 @@ def downgrade():
         batch_op.drop_index('ix_pool_family_first')
 
     op.drop_table('pool')
+    op.drop_table('holding_length')
     op.drop_table('customer')
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_log_object')

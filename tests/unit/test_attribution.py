@@ -114,3 +114,21 @@ def test_ipv6_attribution(session):
     session.commit()
     r = attribution.attribution(session, "2001:db8::abcd")
     assert r.allocation["id"] == a.id and r.customer["id"] == cust.id
+
+
+def test_batch_answers_equal_single_answers(session, history):
+    v6 = f.pool(session, "2001:db8::/32")
+    allocation.allocate(session, v6, history["new"], prefixlen=64, actor="t")
+    session.commit()
+    times = ["2025-05-01T00:00:00Z", T0, "2026-03-10T00:00:00Z", "2026-03-25T00:00:00Z", None]
+    addrs = ["198.18.7.9", "198.18.7.200", "198.19.0.1", "2001:db8::5", "2001:db9::1"]
+    questions = [(a, t) for a in addrs for t in times]
+    single = [attribution.attribution(session, a, t).as_dict() for a, t in questions]
+    batch = [r.as_dict() for r in attribution.attribute_many(session, questions, chunk=7)]
+    # "now" differs by microseconds between the two calls; compare the rest
+    for one, many in zip(single, batch, strict=True):
+        assert {k: v for k, v in one.items() if k != "at"} == {
+            k: v for k, v in many.items() if k != "at"
+        }
+    statuses = {r["status"] for r in batch}
+    assert statuses == {"free", "subleased", "quarantined", "allocated", "unmanaged"}
