@@ -10,10 +10,9 @@ import os
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
-from ipam import models
 from ipam.db import Base
 from web import create_app, database_url
 from web.cli import init_database
@@ -130,13 +129,13 @@ def make_session(engine):
         s.close()
 
 
-def table_counts(session) -> dict:
-    """Row counts of every ledger table, to prove a refused change wrote nothing."""
+def table_contents(session) -> dict:
+    """Every row of every table, to prove a refused change wrote or altered nothing."""
     session.rollback()
     out = {}
     for table in Base.metadata.sorted_tables:
-        out[table.name] = session.execute(select(func.count()).select_from(table)).scalar()
-    out["audit_seq"] = session.execute(select(models.AuditHead.seq)).scalar()
+        rows = session.execute(select(table).order_by(*table.primary_key.columns)).all()
+        out[table.name] = [tuple(row) for row in rows]
     return out
 
 
@@ -148,10 +147,10 @@ def unchanged(session):
     @contextmanager
     def check():
         session.commit()
-        before = table_counts(session)
+        before = table_contents(session)
         yield
         session.rollback()
-        assert table_counts(session) == before
+        assert table_contents(session) == before
 
     return check
 

@@ -97,10 +97,13 @@ def register(app) -> None:
                 while parent is not None:
                     depth += 1
                     parent = parent.parent
+                parts = [f"allocated {u.allocated}", f"quarantined {u.quarantined}"]
+                if u.child_pools:
+                    parts.append(f"in child pools {u.child_pools}")
+                parts.append(f"free {u.free}")
                 click.echo(
                     f"{'  ' * depth}{pool.prefix:<24} {pool.name:<28} "
-                    f"{u.used_ratio:6.1%} used  allocated {u.allocated} "
-                    f"quarantined {u.quarantined} free {u.free}"
+                    f"{u.used_ratio:6.1%} used  " + "  ".join(parts)
                 )
 
     # customers ---------------------------------------------------------
@@ -130,6 +133,22 @@ def register(app) -> None:
         with transaction() as s:
             c = customers.add_customer(s, data, actor=actor)
             click.echo(f"customer {c.id} {c.name} {c.uscc}")
+
+    @customer_group.command("update")
+    @click.argument("customer")
+    @click.option("--set", "pairs", multiple=True, required=True, metavar="FIELD=VALUE",
+                  help="e.g. --set icp_number=京ICP备1号 (repeatable)")
+    @click.option("--contact", "contact_list", multiple=True,
+                  help="replace the contacts: NAME,PHONE,EMAIL[,ROLE] (repeatable)")
+    @actor_option
+    def customer_update(customer, pairs, contact_list, actor):
+        """Change a customer's registration data; the old version stays answerable."""
+        changes = _pairs(pairs)
+        if contact_list:
+            changes["contacts"] = [_person(c) for c in contact_list]
+        with transaction() as s:
+            c = customers.update_customer(s, customer, changes, actor=actor)
+            click.echo(f"customer {c.id} {c.name} updated")
 
     @customer_group.command("list")
     def customer_list():
@@ -198,6 +217,17 @@ def register(app) -> None:
                 s, customer, {**fields, "domains": list(domains)}, actor=actor
             )
             click.echo(f"sublessee {sub.id} {sub.name}")
+
+    @sublessee_group.command("update")
+    @click.argument("sublessee")
+    @click.option("--set", "pairs", multiple=True, required=True, metavar="FIELD=VALUE",
+                  help="e.g. --set phone=13900139000 (repeatable)")
+    @actor_option
+    def sublessee_update(sublessee, pairs, actor):
+        """Change a sublessee's details; the old version stays answerable."""
+        with transaction() as s:
+            sub = leasing.update_sublessee(s, sublessee, _pairs(pairs), actor=actor)
+            click.echo(f"sublessee {sub.id} {sub.name} updated")
 
     @cli.command("sublease")
     @click.argument("allocation_ref", metavar="ALLOCATION")
@@ -369,6 +399,16 @@ def register(app) -> None:
 
 def _days(value):
     return quarantine_days(value)
+
+
+def _pairs(pairs) -> dict:
+    out = {}
+    for pair in pairs:
+        field, sep, value = pair.partition("=")
+        if not sep or not field.strip():
+            raise click.BadParameter(f"{pair!r} is not FIELD=VALUE", param_hint="--set")
+        out[field.strip()] = value
+    return out
 
 
 def _person(text: str) -> dict:

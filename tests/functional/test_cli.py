@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from sqlalchemy import text
 
 from tests.factories import credit_code
 
@@ -128,3 +129,73 @@ def test_csv_import_reports_each_bad_row(run, tmp_path):
     header.write_text("prefix,colour\n")
     out = run("import", "pools", header, ok=False).output
     assert "row 1: name: column is missing" in out and "colour" in out
+
+
+def test_updates_keep_old_answers(run):
+    run("pool", "add", "198.18.0.0/24", "dc1")
+    code = credit_code()
+    run(
+        "customer",
+        "add",
+        "--name",
+        "甲公司",
+        "--uscc",
+        code,
+        "--kind",
+        "hosting",
+        "--contact",
+        "张伟,13800138000,a@example.com",
+    )
+    run("allocate", "dc1", code, "--prefix", "198.18.0.0/28")
+    before = json.loads(run("whois", "198.18.0.1", "--json").output)["at"]
+    run(
+        "customer",
+        "update",
+        code,
+        "--contact",
+        "李娜,13900139000,b@example.com",
+        "--set",
+        "icp_number=京ICP备18004562号",
+    )
+    old = run("whois", "198.18.0.1", "--at", before).output
+    new = run("whois", "198.18.0.1").output
+    assert "张伟" in old and "李娜" not in old and "李娜" in new
+    bad = run("customer", "update", code, "--set", "connected_on=yesterday", ok=False)
+    assert bad.exit_code == 1 and "connected_on:" in bad.output
+    bad = run("customer", "update", code, "--set", "nonsense", ok=False)
+    assert bad.exit_code == 2 and "FIELD=VALUE" in bad.output
+    run(
+        "sublessee",
+        "add",
+        code,
+        "--kind",
+        "organisation",
+        "--name",
+        "乙",
+        "--id-type",
+        "uscc",
+        "--id-number",
+        credit_code(),
+        "--contact-person",
+        "赵",
+        "--phone",
+        "13661234567",
+        "--email",
+        "o@example.com",
+        "--address",
+        "北京",
+        "--purpose",
+        "web",
+    )
+    run("sublessee", "update", "乙", "--set", "phone=13900139000")
+    bad = run("sublessee", "update", "乙", "--set", "email=nope", ok=False)
+    assert "email:" in bad.output
+
+
+def test_audit_verify_fails_on_tampering(run, engine):
+    run("demo")
+    assert "intact" in run("audit", "verify").output
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE audit_log SET data = '{}' WHERE seq = 7"))
+    broken = run("audit", "verify", ok=False)
+    assert broken.exit_code == 1 and "BROKEN at entry 7" in broken.output

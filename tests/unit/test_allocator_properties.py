@@ -1,4 +1,4 @@
-"""Property tests: random allocate/end/exit/release sequences keep the invariants.
+"""Property tests: random allocate/end/exit/release/sublease sequences keep the invariants.
 
 After every step: no address is held twice, the free space is exactly the pool
 minus holdings and quarantine, free blocks are maximal (no two free buddies),
@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ipam import allocation, reclamation
+from ipam import allocation, leasing, reclamation
 from ipam.addresses import Block
 from ipam.errors import AddressConflict, PoolExhausted, StateConflict
-from ipam.models import Allocation, FreeBlock, Quarantine
+from ipam.models import Allocation, FreeBlock, Quarantine, Sublease
 from tests import factories as f
 from tests.conftest import clear
 
@@ -27,9 +27,11 @@ ops = st.lists(
         st.tuples(st.just("end"), st.integers(0, 1000), st.sampled_from([0, 0, 30])),
         st.tuples(st.just("exit"), st.integers(0, 2)),
         st.tuples(st.just("release"), st.integers(0, 1000)),
+        st.tuples(st.just("sublease"), st.integers(0, 1000), st.integers(0, 1), st.integers(0, 3)),
+        st.tuples(st.just("end_sublease"), st.integers(0, 1000)),
     ),
     min_size=1,
-    max_size=40,
+    max_size=50,
 )
 
 
@@ -50,7 +52,23 @@ def check_invariants(session, pool):
     for b in free:
         if b.prefixlen > POOL.prefixlen:
             assert b.buddy() not in free_set
+    check_subleases(session)
     return held, quarantined
+
+
+def check_subleases(session):
+    """Invariants 1 and 2 for subleases: disjoint, inside their allocation in space and time."""
+    leases = session.execute(select(Sublease)).scalars().all()
+    current = [x for x in leases if x.valid_to is None]
+    for i, x in enumerate(current):
+        for y in current[i + 1 :]:
+            assert not x.block.overlaps(y.block), f"{x.prefix} and {y.prefix} both sub-leased"
+    for x in leases:
+        alloc = x.allocation
+        assert alloc.block.contains(x.block)
+        assert x.valid_from >= alloc.valid_from
+        if alloc.valid_to is not None:
+            assert x.valid_to is not None and x.valid_to <= alloc.valid_to
 
 
 def has_aligned_free(session, pool, plen) -> bool:
@@ -64,6 +82,7 @@ def run(engine, steps):
     try:
         pool = f.pool(session, str(POOL))
         custs = [f.customer(session) for _ in range(3)]
+        subs = {c.id: [f.sublessee(session, c) for _ in range(2)] for c in custs}
         session.commit()
         for step in steps:
             kind = step[0]
@@ -95,6 +114,37 @@ def run(engine, steps):
                         )
                 elif kind == "exit":
                     reclamation.customer_exit(session, custs[step[1]], actor="p", quarantine_days=0)
+                elif kind == "sublease":
+                    current = (
+                        session.execute(
+                            select(Allocation)
+                            .where(Allocation.valid_to.is_(None))
+                            .order_by(Allocation.id)
+                        )
+                        .scalars()
+                        .all()
+                    )
+                    if current:
+                        alloc = current[step[1] % len(current)]
+                        leasing.sublease(
+                            session,
+                            alloc,
+                            subs[alloc.customer_id][step[2]],
+                            prefixlen=min(32, alloc.prefixlen + step[3]),
+                            actor="p",
+                        )
+                elif kind == "end_sublease":
+                    leases = (
+                        session.execute(
+                            select(Sublease)
+                            .where(Sublease.valid_to.is_(None))
+                            .order_by(Sublease.id)
+                        )
+                        .scalars()
+                        .all()
+                    )
+                    if leases:
+                        leasing.end_sublease(session, leases[step[1] % len(leases)], actor="p")
                 elif kind == "release":
                     qs = reclamation.quarantined(session)
                     if qs:
