@@ -136,10 +136,20 @@ def register(app) -> None:
 
     @customer_group.command("update")
     @click.argument("customer")
-    @click.option("--set", "pairs", multiple=True, required=True, metavar="FIELD=VALUE",
-                  help="e.g. --set icp_number=京ICP备1号 (repeatable)")
-    @click.option("--contact", "contact_list", multiple=True,
-                  help="replace the contacts: NAME,PHONE,EMAIL[,ROLE] (repeatable)")
+    @click.option(
+        "--set",
+        "pairs",
+        multiple=True,
+        required=True,
+        metavar="FIELD=VALUE",
+        help="e.g. --set icp_number=京ICP备1号 (repeatable)",
+    )
+    @click.option(
+        "--contact",
+        "contact_list",
+        multiple=True,
+        help="replace the contacts: NAME,PHONE,EMAIL[,ROLE] (repeatable)",
+    )
     @actor_option
     def customer_update(customer, pairs, contact_list, actor):
         """Change a customer's registration data; the old version stays answerable."""
@@ -220,8 +230,14 @@ def register(app) -> None:
 
     @sublessee_group.command("update")
     @click.argument("sublessee")
-    @click.option("--set", "pairs", multiple=True, required=True, metavar="FIELD=VALUE",
-                  help="e.g. --set phone=13900139000 (repeatable)")
+    @click.option(
+        "--set",
+        "pairs",
+        multiple=True,
+        required=True,
+        metavar="FIELD=VALUE",
+        help="e.g. --set phone=13900139000 (repeatable)",
+    )
     @actor_option
     def sublessee_update(sublessee, pairs, actor):
         """Change a sublessee's details; the old version stays answerable."""
