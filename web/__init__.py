@@ -30,6 +30,7 @@ def load_config(app: Flask, config: dict | None) -> None:
     app.config.from_mapping(
         SQLALCHEMY_DATABASE_URI=os.environ.get("IPAM_DATABASE_URL") or default_database_url(app),
         IPAM_QUARANTINE_DAYS=int(os.environ.get("IPAM_QUARANTINE_DAYS", "30")),
+        IPAM_TIMEZONE=os.environ.get("IPAM_TIMEZONE", "Asia/Shanghai"),
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
     )
     if config:

@@ -11,6 +11,7 @@ import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from flask import current_app
@@ -314,7 +315,8 @@ def register(app) -> None:
     def quarantine_list():
         with transaction() as s:
             for q in reclamation.quarantined(s):
-                click.echo(f"{q.id:>4} {q.prefix:<24} until {q.until.isoformat()}  {q.reason}")
+                until = q.until.astimezone(display_zone()).isoformat()
+                click.echo(f"{q.id:>4} {q.prefix:<24} until {until}  {q.reason}")
 
     @quarantine_group.command("release")
     @click.option("--id", "quarantine_id", type=int, help="release this block now")
@@ -346,7 +348,7 @@ def register(app) -> None:
         if as_json:
             click.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
         else:
-            click.echo(format_attribution(result))
+            click.echo(format_attribution(result, display_zone()))
 
     # audit -------------------------------------------------------------
     @cli.group("audit")
@@ -433,16 +435,29 @@ def _person(text: str) -> dict:
     return {k: v for k, v in zip(keys, parts, strict=False) if v}
 
 
-def format_attribution(r: attribution.Attribution) -> str:
-    """Render an attribution for a terminal."""
-    lines = [f"address:   {r.address}", f"at:        {r.at.isoformat()}", f"status:    {r.status}"]
+def display_zone() -> ZoneInfo:
+    """Times are stored in UTC and shown in IPAM_TIMEZONE (default Asia/Shanghai)."""
+    name = current_app.config["IPAM_TIMEZONE"]
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.ClickException(f"IPAM_TIMEZONE: {name!r} is not a known time zone") from None
+
+
+def format_attribution(r: attribution.Attribution, zone: ZoneInfo | None = None) -> str:
+    """Render an attribution for a terminal, times in `zone` (default UTC)."""
+    zone = zone or ZoneInfo("UTC")
+
+    def show(value):
+        return value.astimezone(zone).isoformat() if value else "now"
+
+    lines = [f"address:   {r.address}", f"at:        {show(r.at)}", f"status:    {r.status}"]
     if r.pool:
         lines.append(f"pool:      {r.pool['name']} ({r.pool['prefix']})")
     if r.allocation:
         a = r.allocation
-        end = a["valid_to"].isoformat() if a["valid_to"] else "now"
         lines.append(
-            f"allocation: {a['prefix']} from {a['valid_from'].isoformat()} to {end}"
+            f"allocation: {a['prefix']} from {show(a['valid_from'])} to {show(a['valid_to'])}"
             + (f" ({a['end_reason']})" if a["end_reason"] else "")
         )
     if r.customer:
@@ -455,8 +470,9 @@ def format_attribution(r: attribution.Attribution) -> str:
             )
     if r.sublease:
         s = r.sublease
-        end = s["valid_to"].isoformat() if s["valid_to"] else "now"
-        lines.append(f"sublease:  {s['prefix']} from {s['valid_from'].isoformat()} to {end}")
+        lines.append(
+            f"sublease:  {s['prefix']} from {show(s['valid_from'])} to {show(s['valid_to'])}"
+        )
     if r.sublessee:
         p = r.sublessee
         lines.append(f"sublessee: {p['name']} ({p['kind']}, {p['id_type']} {p['id_number']})")
@@ -465,8 +481,8 @@ def format_attribution(r: attribution.Attribution) -> str:
     if r.quarantine:
         q = r.quarantine
         lines.append(
-            f"quarantine: {q['prefix']} since {q['since'].isoformat()} until "
-            f"{q['until'].isoformat()}: {q['reason']}"
+            f"quarantine: {q['prefix']} since {show(q['since'])} until "
+            f"{show(q['until'])}: {q['reason']}"
         )
     lines.extend(f"note:      {n}" for n in r.notes)
     return "\n".join(lines)
