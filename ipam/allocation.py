@@ -232,7 +232,7 @@ def end_subleases_of(session: Session, alloc: Allocation, at: datetime, actor: s
         .all()
     )
     for sub in subs:
-        sub.valid_to = max(at, sub.valid_from)
+        sub.valid_to = at
         sub.end_reason = EndReason.ALLOCATION_ENDED
         audit.record(
             session,
@@ -266,6 +266,17 @@ def end_allocation(
     if not isinstance(days, int) or days < 0:
         raise ValidationError(f"{days!r} is not a number of days (0 or more)", "quarantine_days")
     lock_pool(session, alloc.pool_id)
+    later = session.execute(
+        select(Sublease)
+        .where(Sublease.allocation_id == alloc.id, Sublease.valid_from > at)
+        .limit(1)
+    ).scalar_one_or_none()
+    if later is not None:  # its sublease would outlive it (invariant 2)
+        raise ValidationError(
+            f"{at.isoformat()} is before sublease {later.prefix} starts "
+            f"({later.valid_from.isoformat()})",
+            "valid_to",
+        )
     end_subleases_of(session, alloc, at, actor)
     alloc.valid_to = at
     alloc.end_reason = reason

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from . import audit, validation
 from .db import utcnow
 from .errors import NotFound, ValidationError
+from .lookup import one_match
 from .models import Customer, CustomerKind, CustomerRevision, CustomerStatus
 
 FIELDS = (
@@ -93,12 +94,12 @@ def get_customer(session: Session, ref, field: str = "customer") -> Customer:
         customer = session.get(Customer, int(ref))
     elif isinstance(ref, str) and ref.strip():
         key = ref.strip()
-        customer = (
-            session.execute(
-                select(Customer).where((Customer.uscc == key.upper()) | (Customer.name == key))
-            )
-            .scalars()
-            .first()
+        customer = one_match(
+            session,
+            select(Customer).where((Customer.uscc == key.upper()) | (Customer.name == key)),
+            ref,
+            field,
+            "customer",
         )
     if customer is None:
         raise NotFound(f"no customer {ref!r}", field)

@@ -17,7 +17,7 @@ from .allocation import _check_end, effective_time, get_allocation
 from .customers import get_customer
 from .db import utcnow
 from .errors import AddressConflict, NotFound, ValidationError
-from .lookup import during, overlapping
+from .lookup import during, one_match, overlapping
 from .models import EndReason, IdType, Sublease, Sublessee, SublesseeKind, SublesseeRevision
 from .pools import lock_pool
 
@@ -123,10 +123,12 @@ def get_sublessee(session: Session, ref, field: str = "sublessee") -> Sublessee:
     if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
         sub = session.get(Sublessee, int(ref))
     elif isinstance(ref, str) and ref.strip():
-        sub = (
-            session.execute(select(Sublessee).where(Sublessee.name == ref.strip()))
-            .scalars()
-            .first()
+        sub = one_match(
+            session,
+            select(Sublessee).where(Sublessee.name == ref.strip()),
+            ref,
+            field,
+            "sublessee",
         )
     if sub is None:
         raise NotFound(f"no sublessee {ref!r}", field)

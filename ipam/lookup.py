@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import and_, or_
 
 from .addresses import Block, to_bytes
+from .errors import ValidationError
 
 
 def covering(model, block: Block):
@@ -51,3 +52,15 @@ def during(model, start: datetime, end: datetime | None):
     if end is not None:
         cond = and_(cond, model.valid_from < end)
     return cond
+
+
+def one_match(session, stmt, ref, field: str, what: str):
+    """Return the single row `stmt` finds for a name given by a person, or None.
+
+    Two or more matches are refused: a name is no key, and guessing would act
+    on the wrong customer.
+    """
+    rows = session.execute(stmt.limit(2)).scalars().all()
+    if len(rows) > 1:
+        raise ValidationError(f"several {what}s match {ref!r}; give the id instead", field)
+    return rows[0] if rows else None

@@ -24,7 +24,7 @@ PG_URL = database_url(
 
 def pg_unavailable() -> str | None:
     """Return why PostgreSQL cannot be used, or None if it can."""
-    engine = create_engine(PG_URL)
+    engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -46,9 +46,14 @@ def reset_postgres(url: str) -> None:
     engine.dispose()
 
 
+_PG_REASON: list[str | None] = []
+
+
 def migrated_url(backend: str, tmp_path_factory) -> str:
     if backend == "postgresql":
-        reason = pg_unavailable()
+        if not _PG_REASON:  # ask the server once per run
+            _PG_REASON.append(pg_unavailable())
+        reason = _PG_REASON[0]
         if reason:
             if os.environ.get("CI"):
                 pytest.fail(f"CI must run the PostgreSQL tests: {reason}")

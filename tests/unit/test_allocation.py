@@ -78,15 +78,16 @@ def test_pool_exhausted_is_clean(session, unchanged):
 
 
 def test_ipv6_next_free_64_in_32_and_48_in_29(session):
-    p32 = f.pool(session, "2001:db8::/32")
+    p29 = f.pool(session, "2001:db8::/29")
+    p32 = f.pool(session, "2001:db8::/32")  # a child: carved out of the /29
+    assert p32.parent_id == p29.id
     cust = f.customer(session)
     got = [
         allocation.allocate(session, p32, cust, prefixlen=64, actor="t").prefix for _ in range(3)
     ]
     assert got == ["2001:db8::/64", "2001:db8:0:1::/64", "2001:db8:0:2::/64"]
-    p29 = f.pool(session, "2001:db8::/29".replace("2001:db8::", "2001:db0::"))
     big = allocation.allocate(session, p29, cust, prefixlen=48, actor="t")
-    assert big.prefix == "2001:db0::/48"
+    assert big.prefix == "2001:db9::/48"
 
 
 def test_ipv4_mapped_input_is_not_stored_twice(session, unchanged):

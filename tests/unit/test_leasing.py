@@ -116,3 +116,22 @@ def test_person_sublessee_with_resident_id(session, held):
     assert person.id_number == f.resident_id(5)
     leasing.update_sublessee(session, person, {"phone": "13788889999"}, actor="t")
     assert person.phone == "+8613788889999"
+
+
+def test_allocation_cannot_end_before_its_sublease_starts(session, held, unchanged):
+    _, _, alloc, sub = held
+    leasing.sublease(session, alloc, sub, actor="t", at="2026-02-01T00:00:00Z")
+    session.commit()
+    with unchanged(), pytest.raises(ValidationError) as err:
+        allocation.end_allocation(session, alloc, actor="t", at="2026-01-15T00:00:00Z")
+    assert err.value.field == "valid_to" and "before sublease" in err.value.message
+
+
+def test_ambiguous_name_is_refused(session, held, unchanged):
+    _, cust, alloc, _ = held
+    f.sublessee(session, cust, name="同名")
+    f.sublessee(session, f.customer(session), name="同名")
+    session.commit()
+    with unchanged(), pytest.raises(ValidationError) as err:
+        leasing.sublease(session, alloc, "同名", actor="t")
+    assert err.value.field == "sublessee" and "several" in err.value.message
