@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from . import audit, validation
 from .db import utcnow
 from .errors import NotFound, ValidationError
-from .lookup import one_match
+from .lookup import find_by_ref
 from .models import Customer, CustomerKind, CustomerRevision, CustomerStatus
 
 FIELDS = (
@@ -40,14 +40,6 @@ def snapshot(customer: Customer) -> dict:
     return audit.jsonable({"id": customer.id, **{f: getattr(customer, f) for f in FIELDS}})
 
 
-def _choice(enum_cls, value, field):
-    try:
-        return enum_cls(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in enum_cls)
-        raise ValidationError(f"{value!r} is not one of: {allowed}", field) from None
-
-
 def _clean(data: dict, *, partial: bool) -> dict:
     """Validate the given fields; unknown fields are refused by name."""
     unknown = set(data) - set(FIELDS) - {"id"}
@@ -58,7 +50,7 @@ def _clean(data: dict, *, partial: bool) -> dict:
     checks = {
         "name": lambda v: validation.required(v, "name"),
         "uscc": lambda v: validation.credit_code(v, "uscc"),
-        "kind": lambda v: _choice(CustomerKind, v, "kind"),
+        "kind": lambda v: validation.choice(CustomerKind, v, "kind"),
         "isp_licence_number": lambda v: validation.optional(v, "isp_licence_number", 64),
         "isp_licence_scope": lambda v: validation.optional(v, "isp_licence_scope", 2000),
         "isp_licence_expires": lambda v: validation.day(v, "isp_licence_expires"),
@@ -87,20 +79,14 @@ def _check_whole(values: dict) -> None:
 
 def get_customer(session: Session, ref, field: str = "customer") -> Customer:
     """Find a customer by id, unified social credit code or exact name."""
-    if isinstance(ref, Customer):
-        return ref
-    customer = None
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
-        customer = session.get(Customer, int(ref))
-    elif isinstance(ref, str) and ref.strip():
-        key = ref.strip()
-        customer = one_match(
-            session,
-            select(Customer).where((Customer.uscc == key.upper()) | (Customer.name == key)),
-            ref,
-            field,
-            "customer",
-        )
+    customer = find_by_ref(
+        session,
+        Customer,
+        ref,
+        field,
+        "customer",
+        lambda key: (Customer.uscc == key.upper()) | (Customer.name == key),
+    )
     if customer is None:
         raise NotFound(f"no customer {ref!r}", field)
     return customer

@@ -17,7 +17,7 @@ from .allocation import _check_end, effective_time, get_allocation
 from .customers import get_customer
 from .db import utcnow
 from .errors import AddressConflict, NotFound, ValidationError
-from .lookup import during, one_match, overlapping
+from .lookup import during, find_by_ref, overlapping
 from .models import EndReason, IdType, Sublease, Sublessee, SublesseeKind, SublesseeRevision
 from .pools import lock_pool
 
@@ -39,14 +39,6 @@ def snapshot(sub: Sublessee) -> dict:
     return audit.jsonable(
         {"id": sub.id, "customer_id": sub.customer_id, **{f: getattr(sub, f) for f in FIELDS}}
     )
-
-
-def _choice(enum_cls, value, field):
-    try:
-        return enum_cls(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in enum_cls)
-        raise ValidationError(f"{value!r} is not one of: {allowed}", field) from None
 
 
 def _domains(value) -> list[str]:
@@ -77,9 +69,9 @@ def _clean(data: dict, merged: dict) -> dict:
         raise ValidationError("is not a sublessee field", sorted(unknown)[0])
     out = {}
     checks = {
-        "kind": lambda v: _choice(SublesseeKind, v, "kind"),
+        "kind": lambda v: validation.choice(SublesseeKind, v, "kind"),
         "name": lambda v: validation.required(v, "name"),
-        "id_type": lambda v: _choice(IdType, v, "id_type"),
+        "id_type": lambda v: validation.choice(IdType, v, "id_type"),
         "contact_person": lambda v: validation.required(v, "contact_person"),
         "phone": lambda v: validation.phone(v, "phone"),
         "email": lambda v: validation.email(v, "email"),
@@ -117,19 +109,9 @@ def _clean(data: dict, merged: dict) -> dict:
 
 
 def get_sublessee(session: Session, ref, field: str = "sublessee") -> Sublessee:
-    if isinstance(ref, Sublessee):
-        return ref
-    sub = None
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
-        sub = session.get(Sublessee, int(ref))
-    elif isinstance(ref, str) and ref.strip():
-        sub = one_match(
-            session,
-            select(Sublessee).where(Sublessee.name == ref.strip()),
-            ref,
-            field,
-            "sublessee",
-        )
+    sub = find_by_ref(
+        session, Sublessee, ref, field, "sublessee", lambda name: Sublessee.name == name
+    )
     if sub is None:
         raise NotFound(f"no sublessee {ref!r}", field)
     return sub

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, or_, select
 
 from .addresses import Block, to_bytes
 from .errors import ValidationError
@@ -64,3 +64,14 @@ def one_match(session, stmt, ref, field: str, what: str):
     if len(rows) > 1:
         raise ValidationError(f"several {what}s match {ref!r}; give the id instead", field)
     return rows[0] if rows else None
+
+
+def find_by_ref(session, model, ref, field: str, what: str, by_name):
+    """Find a row by id (int or digits) or by `by_name(text)`, a condition; None if absent."""
+    if isinstance(ref, model):
+        return ref
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
+        return session.get(model, int(ref))
+    if isinstance(ref, str) and ref.strip():
+        return one_match(session, select(model).where(by_name(ref.strip())), ref, field, what)
+    return None

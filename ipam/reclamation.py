@@ -31,6 +31,22 @@ def _current_allocations(session: Session, customer_id: int) -> list[Allocation]
     )
 
 
+def _end_all(session, allocs, reason: EndReason, note, at, actor, quarantine_days) -> None:
+    """End allocations together, locking their pools in one order (no deadlocks)."""
+    for pool_id in sorted({a.pool_id for a in allocs}):
+        lock_pool(session, pool_id)
+    for alloc in allocs:
+        end_allocation(
+            session,
+            alloc,
+            actor=actor,
+            at=at,
+            reason=reason,
+            note=note,
+            quarantine_days=quarantine_days,
+        )
+
+
 def customer_exit(
     session: Session,
     customer,
@@ -46,18 +62,7 @@ def customer_exit(
         raise StateConflict(f"{customer.name} exited already", "customer")
     at = effective_time(at)
     allocs = _current_allocations(session, customer.id)
-    for pool_id in sorted({a.pool_id for a in allocs}):  # lock in one order: no deadlocks
-        lock_pool(session, pool_id)
-    for alloc in allocs:
-        end_allocation(
-            session,
-            alloc,
-            actor=actor,
-            at=at,
-            reason=EndReason.EXIT,
-            note=note,
-            quarantine_days=quarantine_days,
-        )
+    _end_all(session, allocs, EndReason.EXIT, note, at, actor, quarantine_days)
     set_status(session, customer, CustomerStatus.EXITED, at, actor, note)
     return allocs
 
@@ -87,18 +92,7 @@ def reclaim(
                 )
     if not allocs:
         raise StateConflict(f"{customer.name} holds no current allocation", "customer")
-    for pool_id in sorted({a.pool_id for a in allocs}):
-        lock_pool(session, pool_id)
-    for alloc in allocs:
-        end_allocation(
-            session,
-            alloc,
-            actor=actor,
-            at=at,
-            reason=EndReason.RECLAIMED,
-            note=reason,
-            quarantine_days=quarantine_days,
-        )
+    _end_all(session, allocs, EndReason.RECLAIMED, reason, at, actor, quarantine_days)
     return allocs
 
 

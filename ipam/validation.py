@@ -32,6 +32,15 @@ def optional(value, field: str, max_len: int = 200) -> str | None:
     return required(value, field, max_len)
 
 
+def choice(enum_cls, value, field: str):
+    """Return the enum member for `value`, or say which values are allowed."""
+    try:
+        return enum_cls(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum_cls)
+        raise ValidationError(f"{value!r} is not one of: {allowed}", field) from None
+
+
 def resident_id(value, field: str = "id_number") -> str:
     """Return a valid 18-digit resident ID (check digit per GB 11643), upper-cased."""
     value = required(value, field, 32).upper()
