@@ -170,7 +170,7 @@ def _next_free_part(session: Session, alloc, size_plen: int, at: datetime) -> Bl
         select(Sublease.first, Sublease.last)
         .where(Sublease.allocation_id == alloc.id, during(Sublease, at, None))
         .order_by(Sublease.first)
-    )
+    ).all()  # bounded by the allocation's size, and never left half-read
     for first, last in taken:
         start = -(-cursor // size) * size
         if start + size - 1 < int.from_bytes(first, "big"):

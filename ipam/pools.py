@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from . import audit, freespace
@@ -65,6 +65,9 @@ def add_pool(
     """
     block = parse_block(prefix, "prefix")
     name = required(name, "name")
+    # Pools are added rarely: serialise all additions (on the audit head row, which
+    # every change locks anyway) so two overlapping top-level pools cannot race in.
+    session.execute(text("UPDATE audit_head SET seq = seq WHERE id = 1"))
     if session.execute(select(Pool.id).where(Pool.name == name)).first():
         raise ValidationError(f"a pool named {name!r} exists already", "name")
     inner = session.execute(select(Pool).where(inside(Pool, block)).limit(1)).scalar_one_or_none()

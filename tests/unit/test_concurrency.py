@@ -8,9 +8,9 @@ import threading
 
 from sqlalchemy import func, select
 
-from ipam import allocation
-from ipam.errors import PoolExhausted
-from ipam.models import Allocation, FreeBlock
+from ipam import allocation, pools
+from ipam.errors import AddressConflict, PoolExhausted, ValidationError
+from ipam.models import Allocation, FreeBlock, Pool
 from tests import factories as f
 
 THREADS = 16
@@ -88,3 +88,42 @@ def test_prefix_requests_race_too(session, make_session):
         t.join()
     assert errors == []
     assert len(got) == 256 and len(set(got)) == 256
+
+
+def test_overlapping_pools_added_at_once_only_one_wins(session, make_session):
+    barrier = threading.Barrier(8)
+    won, refused, errors = [], [], []
+    lock = threading.Lock()
+    prefixes = ["198.18.0.0/16", "198.18.0.0/15", "198.18.128.0/17", "198.18.0.0/16"] * 2
+
+    def worker(i):
+        s = make_session()
+        barrier.wait()
+        try:
+            pools.add_pool(s, prefixes[i], f"racer {i}", actor="race")
+            s.commit()
+            with lock:
+                won.append(prefixes[i])
+        except (AddressConflict, ValidationError):
+            s.rollback()
+            with lock:
+                refused.append(i)
+        except Exception as exc:  # noqa: BLE001
+            s.rollback()
+            with lock:
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    rows = session.execute(select(Pool)).scalars().all()
+    # whatever won, the pools nest or are disjoint, and every parent link is right
+    for a in rows:
+        for b in rows:
+            if a.id != b.id and a.block.overlaps(b.block):
+                inner, outer = (a, b) if a.prefixlen > b.prefixlen else (b, a)
+                assert inner.parent_id == outer.id
+    assert len(won) + len(refused) == 8 and len({p.prefix for p in rows}) == len(rows)
