@@ -92,3 +92,12 @@ def lock_rows(session: Session, table: str, ids) -> None:
             text(f"UPDATE {table} SET lock_version = lock_version + 1 WHERE id = :id"),
             {"id": row_id},
         )
+
+
+def lock_named(session: Session, name: str) -> None:
+    """Take a transaction-long lock on a name (PostgreSQL advisory lock).
+
+    On SQLite the transaction already holds the single write lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import audit, freespace
 from .addresses import Block, parse_block, to_bytes
-from .db import lock_rows, utcnow
+from .db import lock_named, lock_rows, utcnow
 from .errors import AddressConflict, NotFound, ValidationError
 from .lookup import covering, inside
 from .models import Allocation, Pool, Quarantine
@@ -65,9 +65,9 @@ def add_pool(
     """
     block = parse_block(prefix, "prefix")
     name = required(name, "name")
-    # Pools are added rarely: serialise all additions (on the audit head row, which
-    # every change locks anyway) so two overlapping top-level pools cannot race in.
-    session.execute(text("UPDATE audit_head SET seq = seq WHERE id = 1"))
+    # Pools are added rarely: serialise all additions so two overlapping top-level
+    # pools cannot race in. Taken before any pool row, like nothing else does: no cycle.
+    lock_named(session, "pool structure")
     if session.execute(select(Pool.id).where(Pool.name == name)).first():
         raise ValidationError(f"a pool named {name!r} exists already", "name")
     inner = session.execute(select(Pool).where(inside(Pool, block)).limit(1)).scalar_one_or_none()

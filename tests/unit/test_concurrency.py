@@ -120,10 +120,62 @@ def test_overlapping_pools_added_at_once_only_one_wins(session, make_session):
         t.join()
     assert errors == []
     rows = session.execute(select(Pool)).scalars().all()
-    # whatever won, the pools nest or are disjoint, and every parent link is right
+    by_id = {p.id: p for p in rows}
+
+    def ancestors(pool):
+        while pool.parent_id is not None:
+            pool = by_id[pool.parent_id]
+            yield pool.id
+
+    # whatever won, pools nest or are disjoint, and the smaller sits under the larger
     for a in rows:
         for b in rows:
             if a.id != b.id and a.block.overlaps(b.block):
                 inner, outer = (a, b) if a.prefixlen > b.prefixlen else (b, a)
-                assert inner.parent_id == outer.id
+                assert inner.prefixlen > outer.prefixlen
+                assert outer.id in set(ancestors(inner))
     assert len(won) + len(refused) == 8 and len({p.prefix for p in rows}) == len(rows)
+
+
+def test_allocating_while_pools_are_carved_never_deadlocks(session, make_session):
+    parent = f.pool(session, "198.18.0.0/16")
+    cust = f.customer(session)
+    session.commit()
+    barrier = threading.Barrier(8)
+    errors = []
+    lock = threading.Lock()
+
+    def allocator(n):
+        s = make_session()
+        barrier.wait()
+        for k in range(15):  # specific blocks, clear of the carvers' /24s
+            try:
+                prefix = f"198.18.{n}.{16 * k}/28"
+                allocation.allocate(s, parent.id, cust.id, prefix=prefix, actor="race")
+                s.commit()
+            except Exception as exc:  # noqa: BLE001 - a deadlock error would land here
+                s.rollback()
+                with lock:
+                    errors.append(repr(exc))
+
+    def carver(n):
+        s = make_session()
+        barrier.wait()
+        for k in range(5):
+            try:
+                pools.add_pool(s, f"198.18.{128 + n * 8 + k}.0/24", f"child {n}.{k}", actor="race")
+                s.commit()
+            except Exception as exc:  # noqa: BLE001
+                s.rollback()
+                with lock:
+                    errors.append(repr(exc))
+
+    threads = [threading.Thread(target=allocator, args=(n,)) for n in range(4)]
+    threads += [threading.Thread(target=carver, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert session.execute(select(func.count()).select_from(Pool)).scalar() == 21
+    assert session.execute(select(func.count()).select_from(Allocation)).scalar() == 60
