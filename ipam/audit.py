@@ -13,10 +13,11 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import event, insert, select, text
+from sqlalchemy.orm import Session, scoped_session
 
 from .db import utcnow
+from .errors import ValidationError
 from .models import AuditHead, AuditLog
 
 GENESIS = "0" * 64
@@ -62,36 +63,85 @@ def _digest(
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
-def record(session: Session, actor: str, action: str, obj, data: dict | None = None) -> AuditLog:
-    """Append one audit entry for a change to `obj` (flushed, not committed)."""
-    if not actor or not str(actor).strip():
-        from .errors import ValidationError
+_PENDING = "ipam.audit.pending"
 
+
+def record(session: Session, actor: str, action: str, obj, data: dict | None = None) -> dict:
+    """Record one audit entry for a change to `obj`; it is chained and written at commit.
+
+    Why at commit: the chain's head is the one row every change must lock.
+    Appending all of a transaction's entries in its last step keeps that lock
+    for a moment only, and always after the pool locks (no lock-order cycle).
+    Entries of a rolled-back transaction or savepoint are dropped with it.
+    """
+    if not actor or not str(actor).strip():
         raise ValidationError("is required: say who makes the change", "actor")
+    if isinstance(session, scoped_session):  # Flask-SQLAlchemy's proxy: its real session
+        session = session()
     session.flush()  # obj needs its id
-    # The UPDATE locks the head row to commit (PostgreSQL) so chains never fork.
-    seq, prev = session.execute(
-        text("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, last_hash")
-    ).one()
-    now = utcnow()
-    payload = jsonable(data or {})
-    object_type = obj.__tablename__ if hasattr(obj, "__tablename__") else str(obj)
-    object_id = getattr(obj, "id", None)
-    digest = _digest(prev, seq, now, actor, action, object_type, object_id, payload)
-    entry = AuditLog(
-        seq=seq,
-        recorded_at=now,
-        actor=actor,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        data=payload,
-        prev_hash=prev,
-        hash=digest,
-    )
-    session.add(entry)
-    session.execute(text("UPDATE audit_head SET last_hash = :h WHERE id = 1"), {"h": digest})
+    entry = {
+        "recorded_at": utcnow(),
+        "actor": str(actor),
+        "action": action,
+        "object_type": obj.__tablename__ if hasattr(obj, "__tablename__") else str(obj),
+        "object_id": getattr(obj, "id", None),
+        "data": jsonable(data or {}),
+    }
+    session.info.setdefault(_PENDING, []).append((session.get_nested_transaction(), entry))
     return entry
+
+
+@event.listens_for(Session, "before_commit")
+def _append_pending(session: Session) -> None:
+    """Chain and write the transaction's entries: one head update for all of them."""
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    # The UPDATE locks the head row until commit (PostgreSQL), so chains never fork.
+    seq, prev = session.execute(
+        text("UPDATE audit_head SET seq = seq + :n WHERE id = 1 RETURNING seq, last_hash"),
+        {"n": len(pending)},
+    ).one()
+    seq -= len(pending)
+    rows = []
+    for _txn, e in pending:
+        seq += 1
+        digest = _digest(
+            prev,
+            seq,
+            e["recorded_at"],
+            e["actor"],
+            e["action"],
+            e["object_type"],
+            e["object_id"],
+            e["data"],
+        )
+        rows.append({**e, "seq": seq, "prev_hash": prev, "hash": digest})
+        prev = digest
+    session.execute(insert(AuditLog), rows)
+    session.execute(text("UPDATE audit_head SET last_hash = :h WHERE id = 1"), {"h": prev})
+
+
+def _inside(txn, savepoint) -> bool:
+    while txn is not None:
+        if txn is savepoint:
+            return True
+        txn = txn.parent
+    return False
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, previous_transaction) -> None:
+    """Forget entries of what was rolled back: everything, or one savepoint's part."""
+    pending = session.info.get(_PENDING)
+    if not pending:
+        return
+    if not previous_transaction.nested:
+        session.info.pop(_PENDING, None)
+        return
+    session.info[_PENDING] = [
+        (txn, e) for txn, e in pending if not _inside(txn, previous_transaction)
+    ]
 
 
 @dataclass

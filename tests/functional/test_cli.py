@@ -125,6 +125,8 @@ def test_csv_import_reports_each_bad_row(run, tmp_path):
     assert "row 5: prefix:" in out and "imported 3 allocations" in out
     then = run("whois", "198.18.1.200", "--at", "2025-03-01T00:00:00Z").output
     assert "甲" in then and "status:    allocated" in then
+    # the failed rows left no audit entries behind: the chain is whole
+    assert "intact" in run("audit", "verify").output
     header = tmp_path / "h.csv"
     header.write_text("prefix,colour\n")
     out = run("import", "pools", header, ok=False).output

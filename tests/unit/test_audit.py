@@ -1,5 +1,7 @@
 """The audit log is append-only and tamper-evident."""
 
+import json
+
 from sqlalchemy import text
 
 from ipam import allocation, audit
@@ -52,3 +54,32 @@ def test_rolled_back_change_leaves_no_entry(session):
     session.rollback()
     del pool
     assert audit.verify(session).checked == 5
+
+
+def test_savepoint_rollback_drops_only_its_entries(session):
+    f.pool(session, "198.18.0.0/24")
+    with session.begin_nested():
+        f.pool(session, "198.18.1.0/24")
+    sp = session.begin_nested()
+    f.pool(session, "198.18.2.0/24")
+    inner = session.begin_nested()
+    f.pool(session, "198.18.3.0/24")
+    inner.commit()
+    sp.rollback()  # drops 198.18.2.0/24 and the inner 198.18.3.0/24
+    f.pool(session, "198.18.4.0/24")
+    session.commit()
+    rows = session.execute(text("SELECT action, data FROM audit_log ORDER BY seq")).all()
+    prefixes = [(r[1] if isinstance(r[1], dict) else json.loads(r[1]))["prefix"] for r in rows]
+    assert prefixes == ["198.18.0.0/24", "198.18.1.0/24", "198.18.4.0/24"]
+    assert audit.verify(session).ok
+
+
+def test_entries_are_written_at_commit_in_one_step(session):
+    pool = f.pool(session, "198.18.0.0/24")
+    cust = f.customer(session)
+    allocation.allocate(session, pool, cust, actor="bob")
+    # nothing is in the log until the transaction commits
+    assert session.execute(text("SELECT count(*) FROM audit_log")).scalar() == 0
+    session.commit()
+    assert session.execute(text("SELECT count(*) FROM audit_log")).scalar() == 3
+    assert session.execute(text("SELECT seq FROM audit_head")).scalar() == 3
