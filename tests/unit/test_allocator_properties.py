@@ -39,6 +39,12 @@ def _blocks(session, model, *where):
     return [r.block for r in session.execute(select(model).where(*where)).scalars()]
 
 
+def current_rows(session, model):
+    """The model's rows whose interval is open, oldest first."""
+    stmt = select(model).where(model.valid_to.is_(None)).order_by(model.id)
+    return session.execute(stmt).scalars().all()
+
+
 def check_invariants(session, pool):
     held = _blocks(session, Allocation, Allocation.valid_to.is_(None))
     quarantined = _blocks(session, Quarantine, Quarantine.released_at.is_(None))
@@ -96,15 +102,7 @@ def run(engine, steps):
                     prefix = str(Block(4, first, plen))
                     allocation.allocate(session, pool, custs[step[1]], prefix=prefix, actor="p")
                 elif kind == "end":
-                    current = (
-                        session.execute(
-                            select(Allocation)
-                            .where(Allocation.valid_to.is_(None))
-                            .order_by(Allocation.id)
-                        )
-                        .scalars()
-                        .all()
-                    )
+                    current = current_rows(session, Allocation)
                     if current:
                         allocation.end_allocation(
                             session,
@@ -115,15 +113,7 @@ def run(engine, steps):
                 elif kind == "exit":
                     reclamation.customer_exit(session, custs[step[1]], actor="p", quarantine_days=0)
                 elif kind == "sublease":
-                    current = (
-                        session.execute(
-                            select(Allocation)
-                            .where(Allocation.valid_to.is_(None))
-                            .order_by(Allocation.id)
-                        )
-                        .scalars()
-                        .all()
-                    )
+                    current = current_rows(session, Allocation)
                     if current:
                         alloc = current[step[1] % len(current)]
                         leasing.sublease(
@@ -134,15 +124,7 @@ def run(engine, steps):
                             actor="p",
                         )
                 elif kind == "end_sublease":
-                    leases = (
-                        session.execute(
-                            select(Sublease)
-                            .where(Sublease.valid_to.is_(None))
-                            .order_by(Sublease.id)
-                        )
-                        .scalars()
-                        .all()
-                    )
+                    leases = current_rows(session, Sublease)
                     if leases:
                         leasing.end_sublease(session, leases[step[1] % len(leases)], actor="p")
                 elif kind == "release":
