@@ -32,7 +32,6 @@ FIELDS = (
     "responsible_persons",
     "contacts",
 )
-EDITABLE = tuple(f for f in FIELDS if f not in ("uscc", "status"))
 
 
 def snapshot(customer: Customer) -> dict:
@@ -42,7 +41,9 @@ def snapshot(customer: Customer) -> dict:
 
 def _clean(data: dict, *, partial: bool) -> dict:
     """Validate the given fields; unknown fields are refused by name."""
-    unknown = set(data) - set(FIELDS) - {"id"}
+    if "status" in data:
+        raise ValidationError("changes only by exit, suspension or reinstatement", "status")
+    unknown = set(data) - set(FIELDS)
     if unknown:
         field = sorted(unknown)[0]
         raise ValidationError("is not a customer field", field)
@@ -122,9 +123,8 @@ def update_customer(
 ) -> Customer:
     """Change registration data; the old version stays answerable for its time."""
     customer = get_customer(session, customer)
-    for field in ("uscc", "status"):
-        if field in changes:
-            raise ValidationError("cannot be changed here", field)
+    if "uscc" in changes:
+        raise ValidationError("cannot be changed: it identifies the customer", "uscc")
     values = _clean(changes, partial=True)
     merged = {f: getattr(customer, f) for f in FIELDS} | values
     _check_whole(merged)
