@@ -61,6 +61,15 @@ class Block:
             return str(netaddr.IPAddress(self.first, self.family))
         return str(self.network)
 
+    def columns(self) -> dict:
+        """Return the block in storage form (the columns of models.AddressMixin)."""
+        return {
+            "family": self.family,
+            "first": to_bytes(self.first),
+            "last": to_bytes(self.last),
+            "prefixlen": self.prefixlen,
+        }
+
     def contains(self, other: Block) -> bool:
         return self.family == other.family and self.first <= other.first and other.last <= self.last
 

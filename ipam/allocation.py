@@ -168,10 +168,7 @@ def allocate(
     alloc = Allocation(
         pool_id=pool.id,
         customer_id=customer.id,
-        family=block.family,
-        first=to_bytes(block.first),
-        last=to_bytes(block.last),
-        prefixlen=block.prefixlen,
+        **block.columns(),
         purpose=(purpose or "").strip(),
         valid_from=at,
         created_at=utcnow(),
@@ -287,10 +284,7 @@ def end_allocation(
             Quarantine(
                 pool_id=alloc.pool_id,
                 allocation_id=alloc.id,
-                family=block.family,
-                first=alloc.first,
-                last=alloc.last,
-                prefixlen=block.prefixlen,
+                **block.columns(),
                 since=at,
                 until=at + timedelta(days=days),
                 reason=note or f"allocation ended ({reason.value})",

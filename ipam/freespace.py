@@ -21,13 +21,7 @@ from .models import FreeBlock
 
 
 def _row(pool_id: int, block: Block) -> dict:
-    return {
-        "pool_id": pool_id,
-        "family": block.family,
-        "first": to_bytes(block.first),
-        "last": to_bytes(block.last),
-        "prefixlen": block.prefixlen,
-    }
+    return {"pool_id": pool_id, **block.columns()}
 
 
 def add_blocks(session: Session, pool_id: int, blocks: Iterable[Block]) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import audit, validation
-from .addresses import Block, check_prefixlen, parse_block, to_bytes
+from .addresses import Block, check_prefixlen, parse_block
 from .allocation import _check_end, effective_time, get_allocation
 from .customers import get_customer
 from .db import utcnow
@@ -237,10 +237,7 @@ def sublease(
     lease = Sublease(
         allocation_id=alloc.id,
         sublessee_id=sub.id,
-        family=block.family,
-        first=to_bytes(block.first),
-        last=to_bytes(block.last),
-        prefixlen=block.prefixlen,
+        **block.columns(),
         valid_from=at,
         created_at=utcnow(),
     )

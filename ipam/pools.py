@@ -102,10 +102,7 @@ def add_pool(
             )
     pool = Pool(
         name=name,
-        family=block.family,
-        first=to_bytes(block.first),
-        last=to_bytes(block.last),
-        prefixlen=block.prefixlen,
+        **block.columns(),
         parent_id=container.id if container else None,
         description=description or "",
         created_at=utcnow(),

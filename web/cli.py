@@ -36,6 +36,18 @@ actor_option = click.option(
 )
 
 
+def set_option(example: str):
+    """The repeatable --set FIELD=VALUE option of the update commands."""
+    return click.option(
+        "--set",
+        "pairs",
+        multiple=True,
+        required=True,
+        metavar="FIELD=VALUE",
+        help=f"e.g. --set {example} (repeatable)",
+    )
+
+
 @contextmanager
 def transaction():
     """One use case, one transaction: commit on success, roll back and report on error."""
@@ -137,14 +149,7 @@ def register(app) -> None:
 
     @customer_group.command("update")
     @click.argument("customer")
-    @click.option(
-        "--set",
-        "pairs",
-        multiple=True,
-        required=True,
-        metavar="FIELD=VALUE",
-        help="e.g. --set icp_number=京ICP备1号 (repeatable)",
-    )
+    @set_option("icp_number=京ICP备1号")
     @click.option(
         "--contact",
         "contact_list",
@@ -231,14 +236,7 @@ def register(app) -> None:
 
     @sublessee_group.command("update")
     @click.argument("sublessee")
-    @click.option(
-        "--set",
-        "pairs",
-        multiple=True,
-        required=True,
-        metavar="FIELD=VALUE",
-        help="e.g. --set phone=13900139000 (repeatable)",
-    )
+    @set_option("phone=13900139000")
     @actor_option
     def sublessee_update(sublessee, pairs, actor):
         """Change a sublessee's details; the old version stays answerable."""
