@@ -31,7 +31,7 @@ from .models import (
     Sublease,
 )
 from .pools import get_pool, lock_pool
-from .validation import instant
+from .validation import instant, optional
 
 QUARANTINE_DAYS = 30
 # A change dated further back than this is history being recorded: check it against history.
@@ -305,4 +305,18 @@ def end_allocation(
             "quarantine_days": days,
         },
     )
+    return alloc
+
+
+def set_purpose(session: Session, allocation, purpose, *, actor: str) -> Allocation:
+    """Change what an allocation is used for (clause 18: through an approved change request)."""
+    alloc = get_allocation(session, allocation)
+    if alloc.valid_to is not None:
+        raise StateConflict(f"{alloc.prefix} has ended; its purpose is history", "allocation")
+    purpose = optional(purpose, "purpose", 2000) or ""
+    before = alloc.purpose
+    alloc.purpose = purpose
+    session.flush()
+    if before != purpose:
+        audit.record(session, actor, "allocation.purpose", alloc, {"from": before, "to": purpose})
     return alloc

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import allocation, customers, leasing, pools, reclamation
+from . import allocation, change_requests, customers, leasing, pools, reclamation, users
 from .models import Pool
 
 
@@ -23,6 +23,16 @@ def _t(text: str) -> datetime:
         if "+" not in text
         else datetime.fromisoformat(text)
     )
+
+
+# Demo logins (username, password, role, customer): printed by `ipam serve` on the demo.
+DEMO_USERS = (
+    ("admin", "demo-admin-pass", "admin", None),
+    ("engineer", "demo-engineer-pass", "engineer", None),
+    ("auditor", "demo-auditor-pass", "auditor", None),
+    ("yunfan", "demo-customer-pass", "customer", "91110108MA01C8XK7H"),
+    ("xinghe", "demo-customer-pass", "customer", "上海星河数据服务有限公司"),
+)
 
 
 def seed(session: Session, *, actor: str = "demo", echo=print) -> bool:
@@ -295,5 +305,15 @@ def seed(session: Session, *, actor: str = "demo", echo=print) -> bool:
         quarantine_days=30,
         note="contract ended; customer exited",
     )
-    echo("demo seeded: 5 pools, 4 customers, 2 sublessees, history since 2025-03")
+    for username, password, role, customer in DEMO_USERS:
+        users.create_user(session, username, password, role, customer=customer, actor=actor)
+    change_requests.submit(
+        session,
+        xinghe,
+        "customer",
+        {"icp_number": "沪ICP备20012345号-2"},
+        reason="new ICP filing number after the site moved",
+        actor="user:xinghe",
+    )
+    echo("demo seeded: 5 pools, 4 customers, 2 sublessees, 5 users, history since 2025-03")
     return True

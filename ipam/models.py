@@ -325,3 +325,90 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    ENGINEER = "engineer"
+    CUSTOMER = "customer"
+    AUDITOR = "auditor"
+
+
+class User(Base):
+    """A person who logs in; a customer user is bound to exactly one customer."""
+
+    __tablename__ = "user_account"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"))
+    language: Mapped[str | None] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    customer: Mapped[Customer | None] = relationship()
+
+    # The attributes a login session expects of a user (duck-typed: no Flask here).
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    __table_args__ = (
+        CheckConstraint(
+            "(role = 'customer') = (customer_id IS NOT NULL)", name="customer_role_bound"
+        ),
+    )
+
+
+class ApiToken(Base):
+    """A bearer token for scripts; only its SHA-256 is stored, the token is shown once."""
+
+    __tablename__ = "api_token"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class ChangeStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class ChangeRequest(Base):
+    """Clause 18: a customer's request to change usage or filing data, decided by an engineer."""
+
+    __tablename__ = "change_request"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
+    target: Mapped[str] = mapped_column(String(32))  # customer | allocation
+    target_id: Mapped[int] = mapped_column(Integer)
+    changes: Mapped[dict] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[ChangeStatus] = mapped_column(
+        _enum(ChangeStatus, "change_status"), default=ChangeStatus.PENDING
+    )
+    submitted_by: Mapped[str] = mapped_column(String(200))
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    comment: Mapped[str | None] = mapped_column(Text)
+
+    customer: Mapped[Customer] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("target IN ('customer', 'allocation')", name="target_kind"),
+        Index("ix_change_request_status", "status"),
+    )

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from flask import Flask
 
-from .extensions import db, migrate
+from .extensions import babel, csrf, db, limiter, login_manager, migrate, select_locale
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
+TRANSLATIONS = str(Path(__file__).resolve().parent / "translations")
 
 
 def default_database_url(app: Flask) -> str:
@@ -26,21 +28,85 @@ def database_url(url: str) -> str:
     return url
 
 
+def embedded_secret(app: Flask) -> str:
+    """The embedded default makes its session secret once, kept in the instance folder."""
+    path = Path(app.instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def load_config(app: Flask, config: dict | None) -> None:
+    env = os.environ.get
     app.config.from_mapping(
-        SQLALCHEMY_DATABASE_URI=os.environ.get("IPAM_DATABASE_URL") or default_database_url(app),
-        IPAM_QUARANTINE_DAYS=int(os.environ.get("IPAM_QUARANTINE_DAYS", "30")),
-        IPAM_TIMEZONE=os.environ.get("IPAM_TIMEZONE", "Asia/Shanghai"),
+        SQLALCHEMY_DATABASE_URI=env("IPAM_DATABASE_URL") or default_database_url(app),
+        SECRET_KEY=env("IPAM_SECRET_KEY"),
+        IPAM_QUARANTINE_DAYS=int(env("IPAM_QUARANTINE_DAYS", "30")),
+        IPAM_TIMEZONE=env("IPAM_TIMEZONE", "Asia/Shanghai"),
+        IPAM_LOGIN_LIMIT=env("IPAM_LOGIN_LIMIT", "10 per minute"),
+        RATELIMIT_STORAGE_URI=env("IPAM_RATELIMIT_STORAGE", "memory://"),
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=env("IPAM_SECURE_COOKIES", "") == "1",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        BABEL_DEFAULT_LOCALE="zh_CN",
+        BABEL_DEFAULT_TIMEZONE=env("IPAM_TIMEZONE", "Asia/Shanghai"),
+        BABEL_TRANSLATION_DIRECTORIES=TRANSLATIONS,
+        JSON_AS_ASCII=False,
     )
     if config:
         app.config.update(config)
-    app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    url = database_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    if not app.config.get("SECRET_KEY"):
+        if not url.startswith("sqlite"):
+            raise RuntimeError(
+                "IPAM_SECRET_KEY is not set: a production deployment needs a session secret "
+                "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+            )
+        app.config["SECRET_KEY"] = embedded_secret(app)
 
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True, compare_type=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+
+
+def register_blueprints(app: Flask) -> None:
+    from .api import api
+    from .auth import auth
+    from .ui import ui
+
+    app.register_blueprint(auth)
+    app.register_blueprint(ui)
+    app.register_blueprint(api, url_prefix="/api/v1")
+
+
+def register_access(app: Flask) -> None:
+    from . import access
+
+    access.init_app(app)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from .errors import register
+
+    register(app)
+
+
+def register_templating(app: Flask) -> None:
+    from .templating import register
+
+    register(app)
 
 
 def register_commands(app: Flask) -> None:
@@ -53,5 +119,9 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.environ.get("IPAM_INSTANCE_PATH") or None)
     load_config(app, config)
     register_extensions(app)
+    register_blueprints(app)
+    register_access(app)
+    register_errorhandlers(app)
+    register_templating(app)
     register_commands(app)
     return app

@@ -1,0 +1,115 @@
+"""The address map of a prefix: how much of each cell is allocated, subleased, quarantined.
+
+A /24 maps one address to a cell; larger prefixes are cut into at most
+`max_cells` equal cells (a /16 into 1,024 cells of 64 addresses), so a
+fully allocated /16 is one indexed range read per table and a pass over the
+rows, never a page of 65,536 cells.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .addresses import Block, parse_block, to_bytes
+from .models import Allocation, Quarantine, Sublease
+
+STATES = ("free", "allocated", "subleased", "quarantined")
+
+
+@dataclass
+class Cell:
+    block: Block
+    allocated: int = 0  # addresses held by a customer, subleased ones included
+    subleased: int = 0
+    quarantined: int = 0
+
+    @property
+    def state(self) -> str:
+        """The state covering most of the cell's addresses (ties go to the busier state)."""
+        size = self.block.size
+        shares = {
+            "subleased": self.subleased,
+            "allocated": self.allocated - self.subleased,
+            "quarantined": self.quarantined,
+        }
+        shares["free"] = size - self.allocated - self.quarantined
+        return max(STATES[::-1], key=lambda s: shares[s])
+
+    @property
+    def used(self) -> float:
+        return (self.allocated + self.quarantined) / self.block.size
+
+
+@dataclass
+class AddressMap:
+    block: Block
+    cell_prefixlen: int
+    cells: list[Cell]
+
+    def totals(self) -> dict:
+        return {
+            "size": self.block.size,
+            "allocated": sum(c.allocated for c in self.cells),
+            "subleased": sum(c.subleased for c in self.cells),
+            "quarantined": sum(c.quarantined for c in self.cells),
+        }
+
+
+def _spans(session: Session, model, block: Block, *where):
+    """(first, last) of the current rows overlapping `block`, as integers."""
+    lo, hi = to_bytes(block.first), to_bytes(block.last)
+    rows = session.execute(
+        select(model.first, model.last).where(
+            model.family == block.family, model.first <= hi, model.last >= lo, *where
+        )
+    )
+    for first, last in rows:
+        yield int.from_bytes(first, "big"), int.from_bytes(last, "big")
+
+
+def _add(counts: list[int], base: int, shift: int, first: int, last: int, lo: int, hi: int):
+    first, last = max(first, lo), min(last, hi)
+    if first > last:
+        return
+    a, b = (first - base) >> shift, (last - base) >> shift
+    if a == b:
+        counts[a] += last - first + 1
+        return
+    size = 1 << shift
+    counts[a] += size - ((first - base) & (size - 1))
+    for i in range(a + 1, b):
+        counts[i] += size
+    counts[b] += ((last - base) & (size - 1)) + 1
+
+
+def address_map(session: Session, prefix, max_cells: int = 1024) -> AddressMap:
+    """Return the map of `prefix` now, in at most `max_cells` cells (a power of two)."""
+    block = prefix if isinstance(prefix, Block) else parse_block(prefix, "prefix")
+    extra = max(0, max_cells.bit_length() - 1)
+    cell_plen = min(block.width, block.prefixlen + extra)
+    shift = block.width - cell_plen
+    n = 1 << (cell_plen - block.prefixlen)
+    base, top = block.first, block.last
+    counts = {"allocated": [0] * n, "subleased": [0] * n, "quarantined": [0] * n}
+    sources = (
+        ("allocated", Allocation, (Allocation.valid_to.is_(None),)),
+        ("subleased", Sublease, (Sublease.valid_to.is_(None),)),
+        ("quarantined", Quarantine, (Quarantine.released_at.is_(None),)),
+    )
+    for name, model, where in sources:
+        target = counts[name]
+        for first, last in _spans(session, model, block, *where):
+            _add(target, base, shift, first, last, base, top)
+    cells = [
+        Cell(
+            Block(block.family, base + (i << shift), cell_plen),
+            counts["allocated"][i],
+            counts["subleased"][i],
+            counts["quarantined"][i],
+        )
+        for i in range(n)
+    ]
+    return AddressMap(block, cell_plen, cells)

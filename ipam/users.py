@@ -1,0 +1,168 @@
+"""People who log in, their roles, and API tokens for scripts.
+
+Passwords are hashed with Argon2id (memory-hard); API tokens are random
+strings of which only the SHA-256 is stored, so a leaked table reveals none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import audit, validation
+from .customers import get_customer
+from .db import utcnow
+from .errors import NotFound, StateConflict, ValidationError
+from .models import ApiToken, Role, User
+
+_hasher = PasswordHasher()
+# Verified against when the user does not exist, so both paths cost the same.
+_DUMMY = _hasher.hash("not a password")
+TOKEN_PREFIX = "ipam_"
+MIN_PASSWORD = 10
+
+
+def _password(value) -> str:
+    if not isinstance(value, str) or len(value) < MIN_PASSWORD:
+        raise ValidationError(f"must be at least {MIN_PASSWORD} characters", "password")
+    if len(value) > 200:
+        raise ValidationError("is longer than 200 characters", "password")
+    return value
+
+
+def get_user(session: Session, ref, field: str = "user") -> User:
+    """Find a user by id or username."""
+    user = None
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        user = session.get(User, int(ref))
+    elif isinstance(ref, str):
+        user = session.execute(select(User).where(User.username == ref)).scalar_one_or_none()
+    if user is None:
+        raise NotFound(f"no user {ref!r}", field)
+    return user
+
+
+def create_user(session: Session, username, password, role, *, customer=None, actor: str) -> User:
+    """Create a login; a customer user is bound to one customer, other roles to none."""
+    username = validation.required(username, "username", 64)
+    if not all(c.isalnum() or c in "._-@" for c in username):
+        raise ValidationError("may hold letters, digits and . _ - @ only", "username")
+    role = validation.choice(Role, role, "role")
+    password = _password(password)
+    customer_id = None
+    if role == Role.CUSTOMER:
+        if customer in (None, ""):
+            raise ValidationError("is required for a customer user", "customer")
+        customer_id = get_customer(session, customer).id
+    elif customer not in (None, ""):
+        raise ValidationError(f"only customer users belong to a customer, not {role}", "customer")
+    if session.execute(select(User.id).where(User.username == username)).first():
+        raise ValidationError(f"{username!r} is taken", "username")
+    user = User(
+        username=username,
+        password_hash=_hasher.hash(password),
+        role=role,
+        customer_id=customer_id,
+        active=True,
+    )
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "user.add",
+        user,
+        {"username": username, "role": role.value, "customer_id": customer_id},
+    )
+    return user
+
+
+def set_password(session: Session, user, password, *, actor: str) -> User:
+    user = get_user(session, user)
+    user.password_hash = _hasher.hash(_password(password))
+    session.flush()
+    audit.record(session, actor, "user.password", user, {"username": user.username})
+    return user
+
+
+def set_active(session: Session, user, active: bool, *, actor: str) -> User:
+    """Disable or re-enable a login; its tokens stop working while disabled."""
+    user = get_user(session, user)
+    user.active = bool(active)
+    session.flush()
+    audit.record(session, actor, "user.active", user, {"active": user.active})
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    """Return the active user with this password, or None; never says which part was wrong."""
+    user = session.execute(
+        select(User).where(User.username == (username or "").strip())
+    ).scalar_one_or_none()
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY, password or "")
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or not user.active:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(session: Session, user, name, *, actor: str) -> tuple[ApiToken, str]:
+    """Create an API token; the secret is returned this once and never stored."""
+    user = get_user(session, user)
+    name = validation.required(name, "name")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id, name=name, digest=_digest(secret), created_at=utcnow())
+    session.add(token)
+    session.flush()
+    audit.record(session, actor, "token.issue", token, {"user": user.username, "name": name})
+    return token, secret
+
+
+def revoke_token(session: Session, token_id, *, actor: str, owner: User | None = None) -> ApiToken:
+    """Revoke a token (of `owner` only, when given); revoked tokens are refused at once."""
+    token = session.get(ApiToken, int(token_id)) if str(token_id).isdigit() else None
+    if token is None or (owner is not None and token.user_id != owner.id):
+        raise NotFound(f"no token {token_id!r}", "token")
+    if token.revoked_at is not None:
+        raise StateConflict("is revoked already", "token")
+    token.revoked_at = utcnow()
+    session.flush()
+    audit.record(session, actor, "token.revoke", token, {"name": token.name})
+    return token
+
+
+def user_for_token(session: Session, secret: str) -> User | None:
+    """Return the active user a live token belongs to, or None."""
+    if not secret or not secret.startswith(TOKEN_PREFIX):
+        return None
+    row = session.execute(
+        select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.digest == _digest(secret), ApiToken.revoked_at.is_(None))
+    ).scalar_one_or_none()
+    return row if row is not None and row.active else None
+
+
+def tokens_of(session: Session, user: User) -> list[ApiToken]:
+    return list(
+        session.execute(
+            select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)
+        ).scalars()
+    )
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.execute(select(User).order_by(User.username)).scalars())

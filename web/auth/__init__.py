@@ -1,0 +1,51 @@
+"""Logging in and out of the UI; API scripts use tokens instead (web/access.py)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import login_user, logout_user
+
+from ipam import users
+
+from ..extensions import db, limiter
+
+auth = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: an open redirect would make the login page a phishing tool."""
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and not urlsplit(target).netloc
+    ):
+        return target
+    return url_for("ui.dashboard")
+
+
+@auth.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["IPAM_LOGIN_LIMIT"], methods=["POST"])
+def login():
+    error = None
+    if request.method == "POST":
+        user = users.authenticate(
+            db.session, request.form.get("username", ""), request.form.get("password", "")
+        )
+        if user is not None:
+            db.session.commit()  # a rehashed password is kept
+            login_user(user)
+            return redirect(_safe_next(request.args.get("next")))
+        db.session.rollback()
+        error = _("Wrong username or password.")
+    return render_template("login.html", error=error), (401 if error else 200)
+
+
+@auth.post("/logout")
+def logout():
+    logout_user()
+    flash(_("You are logged out."))
+    return redirect(url_for("auth.login"))

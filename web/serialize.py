@@ -1,0 +1,173 @@
+"""Plain JSON shapes of the ledger's objects, shared by the API and the UI's permalinks.
+
+Personal data (ID numbers, phones) is masked here (invariant 9); revealing it
+is a separate, audited call.
+"""
+
+from __future__ import annotations
+
+from ipam.audit import jsonable
+from ipam.validation import mask
+
+
+def pool(p, util=None) -> dict:
+    out = {
+        "id": p.id,
+        "name": p.name,
+        "prefix": p.prefix,
+        "family": p.family,
+        "parent_id": p.parent_id,
+        "description": p.description,
+    }
+    if util is not None:
+        out["utilization"] = {
+            "size": util.size,
+            "allocated": util.allocated,
+            "quarantined": util.quarantined,
+            "child_pools": util.child_pools,
+            "free": util.free,
+            "used_ratio": round(util.used_ratio, 6),
+        }
+    return jsonable(out)
+
+
+def _people(items) -> list[dict]:
+    out = []
+    for person in items or []:
+        person = dict(person)
+        for key in ("phone", "id_number"):
+            if person.get(key):
+                person[key] = mask(person[key])
+        out.append(person)
+    return out
+
+
+def customer(c) -> dict:
+    return jsonable(
+        {
+            "id": c.id,
+            "name": c.name,
+            "uscc": c.uscc,
+            "kind": c.kind,
+            "status": c.status,
+            "isp_licence_number": c.isp_licence_number,
+            "isp_licence_scope": c.isp_licence_scope,
+            "isp_licence_expires": c.isp_licence_expires,
+            "icp_number": c.icp_number,
+            "connected_on": c.connected_on,
+            "psb_filing_number": c.psb_filing_number,
+            "psb_filed_on": c.psb_filed_on,
+            "responsible_persons": _people(c.responsible_persons),
+            "contacts": _people(c.contacts),
+            "created_at": c.created_at,
+            "updated_at": c.updated_at,
+            "exited_at": c.exited_at,
+        }
+    )
+
+
+def _interval(item) -> dict:
+    return {
+        "valid_from": item.valid_from,
+        "valid_to": item.valid_to,
+        "end_reason": item.end_reason,
+        "end_note": item.end_note,
+    }
+
+
+def allocation(a) -> dict:
+    return jsonable(
+        {
+            "id": a.id,
+            "prefix": a.prefix,
+            "pool_id": a.pool_id,
+            "customer_id": a.customer_id,
+            "purpose": a.purpose,
+            **_interval(a),
+        }
+    )
+
+
+def sublessee(s) -> dict:
+    return jsonable(
+        {
+            "id": s.id,
+            "customer_id": s.customer_id,
+            "kind": s.kind,
+            "name": s.name,
+            "id_type": s.id_type,
+            "id_number": mask(s.id_number, 4, 4),
+            "contact_person": s.contact_person,
+            "phone": mask(s.phone),
+            "email": s.email,
+            "address": s.address,
+            "purpose": s.purpose,
+            "domains": s.domains,
+            "created_at": s.created_at,
+            "updated_at": s.updated_at,
+        }
+    )
+
+
+def sublease(s) -> dict:
+    return jsonable(
+        {
+            "id": s.id,
+            "prefix": s.prefix,
+            "allocation_id": s.allocation_id,
+            "sublessee_id": s.sublessee_id,
+            **_interval(s),
+        }
+    )
+
+
+def change_request(r) -> dict:
+    return jsonable(
+        {
+            "id": r.id,
+            "customer_id": r.customer_id,
+            "target": r.target,
+            "target_id": r.target_id,
+            "changes": r.changes,
+            "reason": r.reason,
+            "status": r.status,
+            "submitted_by": r.submitted_by,
+            "submitted_at": r.submitted_at,
+            "decided_by": r.decided_by,
+            "decided_at": r.decided_at,
+            "comment": r.comment,
+        }
+    )
+
+
+def quarantine(q) -> dict:
+    return jsonable(
+        {
+            "id": q.id,
+            "prefix": q.prefix,
+            "pool_id": q.pool_id,
+            "allocation_id": q.allocation_id,
+            "since": q.since,
+            "until": q.until,
+            "reason": q.reason,
+            "released_at": q.released_at,
+        }
+    )
+
+
+def user(u) -> dict:
+    return jsonable(
+        {
+            "id": u.id,
+            "username": u.username,
+            "role": u.role,
+            "customer_id": u.customer_id,
+            "active": u.active,
+        }
+    )
+
+
+def token(t) -> dict:
+    return jsonable(
+        {"id": t.id, "name": t.name, "created_at": t.created_at, "revoked_at": t.revoked_at}
+    )

@@ -1,0 +1,60 @@
+"""Template helpers: local times, languages, the navigation a role sees."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from flask import Flask, request
+from flask_babel import format_datetime, get_locale
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from ipam.models import Role
+from ipam.validation import mask
+
+from .extensions import LANGUAGES
+
+NAV = [
+    ("ui.dashboard", _l("Dashboard"), set(Role)),
+    ("ui.pools_page", _l("Pools"), {Role.ADMIN, Role.ENGINEER, Role.AUDITOR}),
+    ("ui.customers_page", _l("Customers"), {Role.ADMIN, Role.ENGINEER, Role.AUDITOR}),
+    ("ui.change_requests_page", _l("Change requests"), set(Role)),
+    ("ui.quarantine", _l("Quarantine"), {Role.ADMIN, Role.ENGINEER, Role.AUDITOR}),
+    ("ui.attribution_page", _l("Who held it?"), set(Role)),
+    ("ui.tokens", _l("API tokens"), set(Role)),
+    ("ui.users_page", _l("Users"), {Role.ADMIN}),
+]
+
+
+def localtime(value) -> str:
+    """A stored UTC instant in the display time zone (Asia/Shanghai by default)."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime):
+        return format_datetime(value, "yyyy-MM-dd HH:mm")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def register(app: Flask) -> None:
+    app.jinja_env.filters["localtime"] = localtime
+    app.jinja_env.filters["mask_id"] = lambda v: mask(v, 4, 4)
+    app.jinja_env.filters["mask_phone"] = mask
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+
+    @app.context_processor
+    def common():
+        role = current_user.role if current_user.is_authenticated else None
+        nav = [(ep, label) for ep, label, roles in NAV if role in roles]
+        return {
+            "nav": nav,
+            "languages": LANGUAGES,
+            "locale": str(get_locale()),
+            "Role": Role,
+            "role": role,
+            "next_url": request.full_path.rstrip("?"),
+        }
