@@ -54,7 +54,7 @@ def load_config(app: Flask, config: dict | None) -> None:
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
-        BABEL_DEFAULT_LOCALE="zh_CN",
+        BABEL_DEFAULT_LOCALE="zh",
         BABEL_DEFAULT_TIMEZONE=env("IPAM_TIMEZONE", "Asia/Shanghai"),
         BABEL_TRANSLATION_DIRECTORIES=TRANSLATIONS,
         JSON_AS_ASCII=False,

@@ -12,7 +12,7 @@ from flask_wtf.csrf import CSRFProtect
 import ipam.models  # noqa: F401  (registers the tables on the metadata)
 from ipam.db import Base
 
-LANGUAGES = ("zh_CN", "en")
+LANGUAGES = ("zh", "en")
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
@@ -27,7 +27,7 @@ def select_locale() -> str:
     if chosen in LANGUAGES:
         return chosen
     best = request.accept_languages.best_match(["zh", "en"], default="zh")
-    return "en" if best == "en" else "zh_CN"
+    return "en" if best == "en" else "zh"
 
 
 babel = Babel()
