@@ -62,7 +62,7 @@ def migrated_url(backend: str, tmp_path_factory) -> str:
         url = PG_URL
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "test"})
     with app.app_context():
         init_database()
         from web.extensions import db
@@ -163,7 +163,9 @@ def unchanged(session):
 @pytest.fixture
 def cli_app(db_url, engine):
     """A Flask app on the test database, for CLI tests through the runner."""
-    app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "IPAM_QUARANTINE_DAYS": 30})
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": db_url, "IPAM_QUARANTINE_DAYS": 30, "SECRET_KEY": "test"}
+    )
     yield app
     with app.app_context():
         from web.extensions import db

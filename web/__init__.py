@@ -28,6 +28,12 @@ def database_url(url: str) -> str:
     return url
 
 
+MISSING_SECRET = (
+    "IPAM_SECRET_KEY is not set: a production deployment needs a session secret "
+    "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+)
+
+
 def embedded_secret(app: Flask) -> str:
     """The embedded default makes its session secret once, kept in the instance folder."""
     path = Path(app.instance_path) / "secret_key"
@@ -64,12 +70,10 @@ def load_config(app: Flask, config: dict | None) -> None:
     url = database_url(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     if not app.config.get("SECRET_KEY"):
-        if not url.startswith("sqlite"):
-            raise RuntimeError(
-                "IPAM_SECRET_KEY is not set: a production deployment needs a session secret "
-                "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
-            )
-        app.config["SECRET_KEY"] = embedded_secret(app)
+        if url.startswith("sqlite"):
+            app.config["SECRET_KEY"] = embedded_secret(app)
+        elif not app.config.get("IPAM_CLI"):  # commands other than `serve` need no sessions
+            raise RuntimeError(MISSING_SECRET)
 
 
 def register_extensions(app: Flask) -> None:

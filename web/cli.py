@@ -433,6 +433,10 @@ def register(app) -> None:
 
         from ipam import demo
 
+        from . import MISSING_SECRET
+
+        if not current_app.config.get("SECRET_KEY"):
+            raise click.ClickException(MISSING_SECRET)
         init_database()
         shown = host if host not in ("0.0.0.0", "::") else "127.0.0.1"
         click.echo(f"ipam is at http://{shown}:{port}/  (API docs: /api/v1/docs)")
@@ -569,7 +573,7 @@ def main() -> None:
     from . import create_app
 
     FlaskGroup(
-        create_app=create_app,
+        create_app=lambda: create_app({"IPAM_CLI": True}),
         add_default_commands=False,
         load_dotenv=False,
         set_debug_flag=False,

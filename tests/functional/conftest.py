@@ -1,0 +1,137 @@
+"""Web fixtures: the app on the test database, seeded with the demo, and logged-in clients."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ipam import demo
+from ipam.models import (
+    Allocation,
+    ChangeRequest,
+    Customer,
+    Pool,
+    Quarantine,
+    Sublease,
+    Sublessee,
+)
+from tests.conftest import clear
+from web import create_app
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+PASSWORDS = {name: password for name, password, _, _ in demo.DEMO_USERS}
+
+
+@pytest.fixture
+def web_app(db_url, engine):
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": db_url,
+            "SECRET_KEY": "test-secret",
+            "TESTING": True,
+            "IPAM_LOGIN_LIMIT": "1000 per minute",
+        }
+    )
+    yield app
+    with app.app_context():
+        from web.extensions import db
+
+        db.session.remove()
+        db.engine.dispose()
+    clear(engine)
+
+
+@pytest.fixture
+def world(web_app, engine):
+    """The demo ledger and logins; ids of the objects the tests aim at."""
+    with Session(engine) as s:
+        demo.seed(s, echo=lambda *_: None)
+        s.commit()
+        a = s.execute(select(Customer).where(Customer.name.startswith("北京云帆"))).scalar_one()
+        b = s.execute(select(Customer).where(Customer.name.startswith("上海星河"))).scalar_one()
+
+        def first(model, *where):
+            return s.execute(select(model.id).where(*where).order_by(model.id)).scalars().first()
+
+        ids = {
+            "a": a.id,
+            "b": b.id,
+            "a_uscc": a.uscc,
+            "b_uscc": b.uscc,
+            "pool_id": first(Pool, Pool.name == "Beijing DC1"),
+            "a_allocation": first(
+                Allocation, Allocation.customer_id == a.id, Allocation.valid_to.is_(None)
+            ),
+            "b_allocation": first(
+                Allocation, Allocation.customer_id == b.id, Allocation.valid_to.is_(None)
+            ),
+            "a_sublessee": first(Sublessee, Sublessee.customer_id == a.id),
+            "b_sublessee": first(Sublessee, Sublessee.customer_id == b.id),
+            "a_sublease": s.execute(
+                select(Sublease.id)
+                .join(Allocation, Allocation.id == Sublease.allocation_id)
+                .where(Allocation.customer_id == a.id)
+                .order_by(Sublease.id)
+            )
+            .scalars()
+            .first(),
+            "b_request": first(ChangeRequest, ChangeRequest.customer_id == b.id),
+            "quarantine_id": first(Quarantine),
+        }
+    return ids
+
+
+class Client:
+    """A test client that logs in through the form and sends the CSRF token like a browser."""
+
+    def __init__(self, app, username: str | None = None):
+        self.http = app.test_client()
+        self.username = username
+        self.csrf = None
+        if username:
+            self.login(username, PASSWORDS[username])
+
+    def token_from(self, url: str = "/login") -> str:
+        page = self.http.get(url)
+        match = CSRF.search(page.get_data(as_text=True))
+        assert match, f"no CSRF token on {url}"
+        return match.group(1)
+
+    def login(self, username: str, password: str):
+        token = self.token_from("/login")
+        response = self.http.post(
+            "/login", data={"username": username, "password": password, "csrf_token": token}
+        )
+        assert response.status_code == 302, response.get_data(as_text=True)[:500]
+        self.csrf = self.token_from("/tokens")
+        return response
+
+    def get(self, url, **kw):
+        return self.http.get(url, **kw)
+
+    def form(self, url, data=None, **kw):
+        data = dict(data or {})
+        if self.csrf:
+            data.setdefault("csrf_token", self.csrf)
+        return self.http.post(url, data=data, **kw)
+
+    def api(self, method, url, json=None, **kw):
+        headers = kw.pop("headers", {})
+        if self.csrf:
+            headers.setdefault("X-CSRFToken", self.csrf)
+        return self.http.open(url, method=method, json=json, headers=headers, **kw)
+
+
+@pytest.fixture
+def login(web_app, world):
+    made = {}
+
+    def client(username: str | None = None) -> Client:
+        if username not in made:
+            made[username] = Client(web_app, username)
+        return made[username]
+
+    return client
