@@ -77,6 +77,8 @@ def submit(
 
 
 def get_request(session: Session, ref, field: str = "change_request") -> ChangeRequest:
+    if isinstance(ref, ChangeRequest):
+        return ref
     req = session.get(ChangeRequest, int(ref)) if str(ref).isdigit() else None
     if req is None:
         raise NotFound(f"no change request {ref!r}", field)

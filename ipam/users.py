@@ -37,6 +37,8 @@ def _password(value) -> str:
 
 def get_user(session: Session, ref, field: str = "user") -> User:
     """Find a user by id or username."""
+    if isinstance(ref, User):
+        return ref
     user = None
     if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
         user = session.get(User, int(ref))

@@ -1,0 +1,159 @@
+"""UI flows in a real headless Chromium (Debian's chromium and chromium-driver).
+
+Screenshots are saved to test-artifacts/ (or $IPAM_TEST_ARTIFACTS).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+from werkzeug.serving import make_server
+
+from ipam import demo
+from tests.conftest import migrated_url
+from tests.factories import resident_id
+from web import create_app
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+ARTIFACTS = Path(
+    os.environ.get("IPAM_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts")
+)
+
+
+def _browser_missing() -> str | None:
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        return (
+            "Debian's chromium and chromium-driver are not installed "
+            "(apt-get install chromium chromium-driver; .ci/run installs them)"
+        )
+    return None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    reason = _browser_missing()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the browser tests: {reason}")
+        pytest.skip(reason)
+    url = migrated_url("sqlite", tmp_path_factory)
+    engine = create_engine(url)
+    with Session(engine) as s:
+        demo.seed(s, echo=lambda *_: None)
+        s.commit()
+    engine.dispose()
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "browser-test"})
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    thread.join()
+
+
+@pytest.fixture
+def browser(server):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1000",
+        "--lang=zh-CN",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(5)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def shot(driver, name: str) -> None:
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def log_in(driver, server, username, password):
+    from selenium.webdriver.common.by import By
+
+    driver.get(server + "/lang/zh")  # start in Chinese, whatever the browser asks for
+    driver.get(server + "/login")
+    driver.find_element(By.ID, "username").send_keys(username)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "login").click()
+    assert username in driver.find_element(By.ID, "whoami").text
+
+
+def test_customer_registers_a_sublessee_after_fixing_the_id(browser, server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    log_in(browser, server, "yunfan", "demo-customer-pass")
+    assert "北京云帆" in browser.find_element(By.ID, "customer-name").text
+    browser.find_element(By.ID, "register-sublessee").click()
+    Select(browser.find_element(By.ID, "kind")).select_by_value("person")
+    values = {
+        "name": "王五",
+        "id_number": "110105198803151233",
+        "contact_person": "王五",
+        "phone": "13912345678",
+        "email": "wang@example.com",
+        "address": "北京市海淀区",
+        "purpose": "个人博客",
+        "domains": "wangwu.example",
+    }
+    for field, value in values.items():
+        browser.find_element(By.ID, field).send_keys(value)
+    browser.find_element(By.ID, "register").click()
+    error = browser.find_element(By.ID, "id_number-error")
+    assert "check digit" in error.text
+    shot(browser, "sublessee-bad-id")
+    box = browser.find_element(By.ID, "id_number")
+    assert "invalid" in box.get_attribute("class")
+    assert browser.find_element(By.ID, "name").get_attribute("value") == "王五"
+    box.clear()
+    box.send_keys(resident_id())
+    browser.find_element(By.ID, "register").click()
+    table = browser.find_element(By.ID, "sublessees").text
+    assert "王五" in table
+    shot(browser, "sublessee-listed")
+    assert "转租对象" in browser.page_source
+    # The same page in English.
+    browser.find_element(By.ID, "lang-en").click()
+    assert "Sublessees" in browser.page_source and "王五" in browser.page_source
+    shot(browser, "customer-page-english")
+
+
+def test_engineer_allocates_the_next_free_29(browser, server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    log_in(browser, server, "engineer", "demo-engineer-pass")
+    browser.find_element(By.LINK_TEXT, "地址池").click()
+    browser.find_element(By.LINK_TEXT, "Beijing DC1").click()
+    Select(browser.find_element(By.ID, "customer")).select_by_visible_text(
+        "杭州青木电子商务有限公司"
+    )
+    browser.find_element(By.ID, "prefixlen").send_keys("29")
+    browser.find_element(By.ID, "allocate").click()
+    flash = browser.find_element(By.CLASS_NAME, "flash").text
+    assert flash.startswith("已分配 198.18.") and flash.endswith("/29。")
+    prefix = flash.removeprefix("已分配 ").removesuffix("。")
+    assert prefix in browser.find_element(By.ID, "recent").text
+    shot(browser, "engineer-allocated-29")

@@ -1,0 +1,208 @@
+"""The HTML UI through the Flask test client: forms, errors inline, security, languages."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ipam.models import Customer, CustomerStatus, Sublessee
+from tests.conftest import table_contents
+from tests.factories import resident_id
+from tests.functional.conftest import Client
+from web import create_app
+
+
+def text_of(response) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.get_data(as_text=True)))
+
+
+def test_login_cookie_is_httponly_and_samesite(web_app, world):
+    client = Client(web_app)
+    token = client.token_from("/login")
+    r = client.http.post(
+        "/login",
+        data={"username": "engineer", "password": "demo-engineer-pass", "csrf_token": token},
+    )
+    cookie = r.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_wrong_password_and_open_redirect(web_app, world):
+    client = Client(web_app)
+    token = client.token_from("/login")
+    r = client.http.post(
+        "/login", data={"username": "engineer", "password": "nope", "csrf_token": token}
+    )
+    assert r.status_code == 401 and "login-error" in r.get_data(as_text=True)
+    r = client.http.post(
+        "/login?next=//evil.example/x",
+        data={"username": "engineer", "password": "demo-engineer-pass", "csrf_token": token},
+    )
+    assert r.status_code == 302 and r.location == "/"
+
+
+def test_login_attempts_are_rate_limited(db_url, world):
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": db_url, "SECRET_KEY": "t", "IPAM_LOGIN_LIMIT": "3 per minute"}
+    )
+    client = Client(app)
+    token = client.token_from("/login")
+    codes = [
+        client.http.post(
+            "/login", data={"username": "engineer", "password": "x", "csrf_token": token}
+        ).status_code
+        for _ in range(4)
+    ]
+    assert codes == [401, 401, 401, 429]
+    with app.app_context():
+        from web.extensions import db
+
+        db.engine.dispose()
+
+
+def test_forms_without_a_valid_csrf_token_are_refused(login, world, engine):
+    engineer = login("engineer")
+    with Session(engine) as s:
+        before = table_contents(s)
+    for token in (None, "forged"):
+        data = {"customer": world["a"], "prefixlen": "30"}
+        if token:
+            data["csrf_token"] = token
+        r = engineer.http.post(f"/pools/{world['pool_id']}/allocate", data=data)
+        assert r.status_code == 400 and "CSRF" in r.get_data(as_text=True)
+    # The API called with the session cookie (a browser) needs the token too.
+    r = engineer.http.post(
+        "/api/v1/allocations", json={"pool": world["pool_id"], "customer": world["a"]}
+    )
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "csrf"
+    with Session(engine) as s:
+        assert table_contents(s) == before
+
+
+def test_customer_registers_a_sublessee_with_inline_errors(login, world, engine):
+    customer = login("yunfan")
+    form = {
+        "kind": "person",
+        "name": "赵六",
+        "id_type": "resident_id",
+        "id_number": "110105198803151233",
+        "contact_person": "赵六",
+        "phone": "13911112222",
+        "email": "zhao@example.com",
+        "address": "北京市朝阳区",
+        "purpose": "个人网站",
+        "domains": "zhao.example",
+    }
+    with Session(engine) as s:
+        before = table_contents(s)
+    r = customer.form("/sublessees/new", form)
+    assert r.status_code == 422
+    page = r.get_data(as_text=True)
+    assert 'id="id_number-error"' in page and "check digit" in page
+    assert 'value="赵六"' in page  # what was typed is kept
+    with Session(engine) as s:
+        assert table_contents(s) == before
+    r = customer.form("/sublessees/new", {**form, "id_number": resident_id()})
+    assert r.status_code == 302
+    page = text_of(customer.get(f"/customers/{world['a']}"))
+    assert "赵六" in page
+    with Session(engine) as s:
+        sub = s.execute(select(Sublessee).where(Sublessee.name == "赵六")).scalar_one()
+        assert sub.customer_id == world["a"]
+
+
+def test_engineer_allocates_next_free_29_from_the_pool_page(login, world):
+    engineer = login("engineer")
+    r = engineer.form(
+        f"/pools/{world['pool_id']}/allocate",
+        {"customer": world["b"], "mode": "next", "prefixlen": "29"},
+    )
+    assert r.status_code == 302
+    page = text_of(engineer.get(r.location))
+    allocated = re.search(r"(198\.18\.\d+\.\d+/29)", page)
+    assert allocated, page[:500]
+    r = engineer.form(
+        f"/pools/{world['pool_id']}/allocate",
+        {"customer": world["b"], "mode": "next", "prefixlen": "12"},
+    )
+    assert r.status_code == 422 and 'id="prefixlen-error"' in r.get_data(as_text=True)
+
+
+def test_exit_needs_the_typed_confirmation(login, world, engine):
+    engineer = login("engineer")
+    r = engineer.form(f"/customers/{world['a']}/exit", {"confirm": "yes"})
+    assert r.status_code == 422
+    with Session(engine) as s:
+        assert s.get(Customer, world["a"]).status == CustomerStatus.ACTIVE
+    r = engineer.form(f"/customers/{world['a']}/exit", {"confirm": world["a_uscc"]})
+    assert r.status_code == 302
+    with Session(engine) as s:
+        assert s.get(Customer, world["a"]).status == CustomerStatus.EXITED
+
+
+def test_change_request_through_the_ui(login, world, engine):
+    customer, engineer = login("xinghe"), login("engineer")
+    r = customer.form("/change-requests/new", {"target": "customer", "reason": "x"})
+    assert r.status_code == 422  # nothing to change
+    r = customer.form(
+        "/change-requests/new",
+        {"target": "customer", "icp_number": "沪ICP备1号", "reason": "new number"},
+    )
+    assert r.status_code == 302
+    listed = text_of(customer.get("/change-requests"))
+    assert "沪ICP备1号" in listed
+    with Session(engine) as s:
+        from ipam.models import ChangeRequest
+
+        req = s.execute(select(ChangeRequest).order_by(ChangeRequest.id.desc())).scalars().first()
+    r = engineer.form(f"/change-requests/{req.id}/decide", {"decision": "reject"})
+    assert r.status_code == 422  # rejecting needs a comment
+    r = engineer.form(
+        f"/change-requests/{req.id}/decide",
+        {"decision": "reject", "comment": "number not in the MIIT register"},
+    )
+    assert r.status_code == 302
+    page = text_of(customer.get(f"/change-requests/{req.id}"))
+    assert "number not in the MIIT register" in page
+
+
+def test_attribution_page_has_a_permalink(login):
+    auditor = login("auditor")
+    r = auditor.get("/attribution?address=198.18.7.9&at=2026-01-01T00:00")
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and "北京蜂巢创意文化传媒有限公司" in page
+    link = re.search(r'id="permalink" href="([^"]+)"', page).group(1).replace("&amp;", "&")
+    again = auditor.get(link)
+    assert "北京蜂巢创意文化传媒有限公司" in again.get_data(as_text=True)
+    bad = auditor.get("/attribution?address=300.1.1.1")
+    assert bad.status_code == 422 and 'id="address-error"' in bad.get_data(as_text=True)
+
+
+def test_address_map_of_a_16(login, world):
+    engineer = login("engineer")
+    r = engineer.get("/map?prefix=198.18.0.0/16")
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200
+    assert page.count('<a class="cell-') == 1024
+    assert "cell-subleased" in page or "cell-allocated" in page
+    small = engineer.get("/map?prefix=198.18.7.0/24").get_data(as_text=True)
+    assert small.count('<a class="cell-') == 256
+    # 198.18.7.9 is subleased now: its cell links to the attribution of that address.
+    assert re.search(r'class="cell-subleased" title="198\.18\.7\.9[/ :]', small)
+
+
+@pytest.mark.parametrize(("lang", "word"), [("zh", "概览"), ("en", "Dashboard")])
+def test_both_languages(login, lang, word):
+    engineer = login("engineer")
+    engineer.get(f"/lang/{lang}")
+    assert word in text_of(engineer.get("/"))
+
+
+def test_chinese_is_the_default_and_follows_the_browser(web_app, world):
+    client = Client(web_app)
+    assert "登录" in text_of(client.get("/login"))
+    english = client.get("/login", headers={"Accept-Language": "en-US,en;q=0.9"})
+    assert "Log in" in text_of(english)
