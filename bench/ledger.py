@@ -63,7 +63,7 @@ def pct(values, p):
 
 
 def migrate(url: str) -> None:
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench"})
     with app.app_context():
         init_database()
         from web.extensions import db

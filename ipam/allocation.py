@@ -134,6 +134,7 @@ def allocate(
             raise ValidationError(
                 f"{block} is outside pool {pool.name!r} ({pool.prefix})", "prefix"
             )
+        record_length(session, block)  # idempotent: done before the lock to keep it short
         lock_pool(session, pool)
         conflict = _holder_conflict(session, block, at)
         if conflict:
@@ -152,6 +153,7 @@ def allocate(
             raise ValidationError(
                 f"/{plen} is larger than pool {pool.name!r} ({pool.prefix})", "prefixlen"
             )
+        record_length(session, Block(pool.family, 0, plen))  # before the lock: keeps it short
         lock_pool(session, pool)
         found = freespace.find_free(session, pool.id, plen)
         if found is None:
@@ -174,7 +176,6 @@ def allocate(
         created_at=utcnow(),
     )
     session.add(alloc)
-    record_length(session, block)
     audit.record(
         session,
         actor,

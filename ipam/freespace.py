@@ -64,19 +64,22 @@ def find_free(session: Session, pool_id: int, prefixlen: int) -> tuple[Block, Bl
 
     Returns (the /prefixlen at its start, the free block, its row id) or None.
     """
-    best = session.execute(
-        select(func.max(FreeBlock.prefixlen)).where(
-            FreeBlock.pool_id == pool_id, FreeBlock.prefixlen <= prefixlen
-        )
-    ).scalar()
-    if best is None:
-        return None
+    # One round trip: the smallest fitting size (a scalar subquery), then its lowest block;
+    # both are index lookups on (pool_id, prefixlen, first).
+    best = (
+        select(func.max(FreeBlock.prefixlen))
+        .where(FreeBlock.pool_id == pool_id, FreeBlock.prefixlen <= prefixlen)
+        .scalar_subquery()
+    )
     row = session.execute(
-        select(FreeBlock.id, FreeBlock.family, FreeBlock.first)
+        select(FreeBlock.id, FreeBlock.family, FreeBlock.first, FreeBlock.prefixlen)
         .where(FreeBlock.pool_id == pool_id, FreeBlock.prefixlen == best)
         .order_by(FreeBlock.first)
         .limit(1)
-    ).one()
+    ).first()
+    if row is None:
+        return None
+    best = row.prefixlen
     outer = Block.of(row.family, row.first, best)
     return Block(outer.family, outer.first, prefixlen), outer, row.id
 

@@ -53,7 +53,9 @@ def load_config(app: Flask, config: dict | None) -> None:
         IPAM_TIMEZONE=env("IPAM_TIMEZONE", "Asia/Shanghai"),
         IPAM_LOGIN_LIMIT=env("IPAM_LOGIN_LIMIT", "10 per minute"),
         RATELIMIT_STORAGE_URI=env("IPAM_RATELIMIT_STORAGE", "memory://"),
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        # A ping per checkout costs a round trip per request; a dropped connection is
+        # invalidated on its first error instead (set IPAM_DB_PRE_PING=1 behind flaky links).
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": env("IPAM_DB_PRE_PING", "") == "1"},
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=env("IPAM_SECURE_COOKIES", "") == "1",
