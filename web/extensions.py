@@ -14,7 +14,9 @@ from ipam.db import Base
 
 LANGUAGES = ("zh", "en")
 
-db = SQLAlchemy(model_class=Base)
+# One session per request, committed once at its end: objects stay readable after the
+# commit without a reload (a request never relies on seeing later changes by others).
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -8,15 +8,16 @@ from .extensions import db
 
 
 def run(change: Callable, then: Callable | None = None):
-    """Call `change(session)`, shape the result with `then` (before commit), commit.
+    """Call `change(session)`, commit, then shape the result with `then`.
 
     Any error rolls everything back, so a refused request leaves nothing half-written.
+    Shaping after commit keeps pool locks short; the session does not expire
+    objects on commit (web/extensions.py), so shaping needs no reload.
     """
     try:
         result = change(db.session)
-        shaped = then(result) if then is not None else result
         db.session.commit()
-        return shaped
     except Exception:
         db.session.rollback()
         raise
+    return then(result) if then is not None else result

@@ -79,7 +79,7 @@ def world(web_app, engine):
             .scalars()
             .first(),
             "b_request": first(ChangeRequest, ChangeRequest.customer_id == b.id),
-            "quarantine_id": first(Quarantine),
+            "quarantine_id": first(Quarantine, Quarantine.released_at.is_(None)),
         }
     return ids
 

@@ -52,6 +52,8 @@ MATRIX = [
     ("GET", "/allocations/{a_allocation}/end", "ui.allocation_end", STAFF, None),
     ("GET", "/sublessees/new?customer={a}", "ui.sublessee_new", STAFF | {"A", "B"}, None),
     ("POST", "/sublessees/new?customer={a}", "ui.sublessee_new", STAFF | {"A", "B"}, {}),
+    ("GET", "/sublessees/{a_sublessee}/edit", "ui.sublessee_edit", STAFF | {"A"}, None),
+    ("POST", "/sublessees/{a_sublessee}/edit", "ui.sublessee_edit", STAFF | {"A"}, {"phone": "1"}),
     ("GET", "/subleases/new?customer={a}", "ui.sublease_new", STAFF | {"A", "B"}, None),
     (
         "POST",
@@ -72,6 +74,7 @@ MATRIX = [
         {"decision": "reject"},
     ),
     ("GET", "/quarantine", "ui.quarantine", READERS, None),
+    ("POST", "/quarantine/{quarantine_id}/release", "ui.quarantine_release", STAFF, {}),
     ("GET", "/attribution?address=198.18.7.9", "ui.attribution_page", READERS | {"B"}, None),
     ("GET", "/tokens", "ui.tokens", ALL, None),
     ("POST", "/tokens", "ui.token_issue", ALL - {"auditor"}, {}),

@@ -206,3 +206,34 @@ def test_chinese_is_the_default_and_follows_the_browser(web_app, world):
     assert "登录" in text_of(client.get("/login"))
     english = client.get("/login", headers={"Accept-Language": "en-US,en;q=0.9"})
     assert "Log in" in text_of(english)
+
+
+def test_customer_keeps_a_sublessee_current(login, world, engine):
+    customer = login("yunfan")
+    url = f"/sublessees/{world['a_sublessee']}/edit"
+    page = customer.get(url).get_data(as_text=True)
+    assert 'id="phone"' in page
+    r = customer.form(url, {"phone": "12"})
+    assert r.status_code == 422 and 'id="phone-error"' in r.get_data(as_text=True)
+    r = customer.form(url, {"phone": "13700001111", "email": "new@example.com"})
+    assert r.status_code == 302
+    with Session(engine) as s:
+        sub = s.get(Sublessee, world["a_sublessee"])
+        assert sub.phone.endswith("13700001111") and sub.email == "new@example.com"
+    # Another customer's sublessee cannot be opened.
+    assert login("xinghe").get(url).status_code == 404
+
+
+def test_early_quarantine_release_needs_a_reason(login, world, engine):
+    from ipam.models import Quarantine
+
+    engineer = login("engineer")
+    url = f"/quarantine/{world['quarantine_id']}/release"
+    r = engineer.form(url, {})
+    assert r.status_code == 422
+    with Session(engine) as s:
+        assert s.get(Quarantine, world["quarantine_id"]).released_at is None
+    r = engineer.form(url, {"reason": "customer returns under a new contract"})
+    assert r.status_code == 302
+    with Session(engine) as s:
+        assert s.get(Quarantine, world["quarantine_id"]).released_at is not None

@@ -386,6 +386,36 @@ def sublessee_new():
     ), (error.status if error else 200)
 
 
+@ui.route("/sublessees/<int:sublessee_id>/edit", methods=["GET", "POST"])
+def sublessee_edit(sublessee_id):
+    """Keep a sublessee's details current (clause 19); every version stays answerable."""
+    sub = leasing.get_sublessee(db.session, sublessee_id)
+    error = None
+    if request.method == "POST":
+        data = {k: request.form.get(k, "") for k in SUBLESSEE_FIELDS if k in request.form}
+        if "domains" in data:
+            data["domains"] = [d for d in data["domains"].replace(",", " ").split() if d]
+        response, error = attempt(
+            lambda s: leasing.update_sublessee(s, sub.id, data, actor=actor()),
+            _("Sublessee updated."),
+            url_for("ui.customer", customer_id=sub.customer_id),
+        )
+        if response:
+            return response
+    current = {k: getattr(sub, k) for k in SUBLESSEE_FIELDS}
+    current["domains"] = " ".join(sub.domains or [])
+    current["kind"], current["id_type"] = sub.kind.value, sub.id_type.value
+    return render_template(
+        "sublessee_new.html",
+        customer=sub.customer,
+        sublessee=sub,
+        errors=form_errors(error),
+        form=request.form if request.method == "POST" else current,
+        kinds=list(SublesseeKind),
+        id_types=list(IdType),
+    ), (error.status if error else 200)
+
+
 @ui.route("/subleases/new", methods=["GET", "POST"])
 def sublease_new():
     scope = customer_scope()
@@ -548,6 +578,24 @@ def change_request_decide(request_id):
 @ui.get("/quarantine")
 def quarantine():
     return render_template("quarantine.html", rows=reclamation.quarantined(db.session))
+
+
+@ui.post("/quarantine/<int:quarantine_id>/release")
+def quarantine_release(quarantine_id):
+    response, error = attempt(
+        lambda s: reclamation.release_quarantine(
+            s,
+            actor=actor(),
+            quarantine_id=quarantine_id,
+            early_reason=request.form.get("reason") or None,
+        ),
+        _("Released to the pool's free space."),
+        url_for("ui.quarantine"),
+    )
+    if error:
+        flash(str(error), "error")
+        return redirect(url_for("ui.quarantine")), error.status
+    return response
 
 
 @ui.get("/attribution")
