@@ -185,7 +185,6 @@ def check_request():
         if user is None:
             abort(401, description="the API token is unknown, revoked or its user is disabled")
         g._login_user = user  # Flask-Login's per-request user; no session cookie is set
-        g.via_token = True
     elif _is_api() and request.method not in SAFE_METHODS and current_user.is_authenticated:
         csrf.protect()  # a browser session calling the API must prove the page is ours
     if rule is PUBLIC:
