@@ -7,9 +7,10 @@ and a request that cannot be met gets a clean PoolExhausted.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -192,8 +193,44 @@ def allocate(
     return alloc
 
 
+# Prefix lengths seen committed in holding_length, per PostgreSQL database. Rows there
+# are never deleted, so a length read once stays true; it saves a round trip per allocation.
+# The memo is only filled by a transaction that has written nothing yet, so every row
+# it sees is committed (never this transaction's own, which may still roll back).
+_KNOWN_LENGTHS: dict[str, tuple[float, frozenset]] = {}
+KNOWN_LENGTHS_TTL = 30.0
+
+
+def _known_lengths(session: Session) -> frozenset:
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":  # SQLite: the upsert costs no round trip
+        return frozenset()
+    key = bind.url.render_as_string(hide_password=False)
+    now = time.monotonic()
+    hit = _KNOWN_LENGTHS.get(key)
+    if hit is None or now - hit[0] > KNOWN_LENGTHS_TTL:
+        rows = session.execute(
+            text(
+                "SELECT pg_current_xact_id_if_assigned() IS NULL, family, prefixlen "
+                "FROM holding_length"
+            )
+        ).all()
+        if not rows or not rows[0][0]:
+            return frozenset()
+        hit = (now, frozenset((f, p) for _, f, p in rows))
+        _KNOWN_LENGTHS[key] = hit
+    return hit[1]
+
+
+def forget_known_lengths() -> None:
+    """Drop the memo (for tests that empty the tables between cases)."""
+    _KNOWN_LENGTHS.clear()
+
+
 def record_length(session: Session, block: Block) -> None:
     """Note the block's prefix length as one in use (see models.HoldingLength)."""
+    if (block.family, block.prefixlen) in _known_lengths(session):
+        return
     dialect = session.get_bind().dialect.name
     stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(HoldingLength).values(
         family=block.family, prefixlen=block.prefixlen

@@ -97,6 +97,9 @@ def engine(db_url):
 
 def clear(engine) -> None:
     """Empty every table and reset the audit head, as a fresh migrated database."""
+    from ipam.allocation import forget_known_lengths
+
+    forget_known_lengths()
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
