@@ -50,10 +50,14 @@ def test_tokens_are_stored_hashed_and_revocable(session):
     token, secret = users.issue_token(session, user, "ci", actor="t")
     assert secret.startswith("ipam_") and secret not in token.digest
     assert session.query(ApiToken).filter_by(digest=secret).count() == 0
-    assert users.user_for_token(session, secret) is user
+    who = users.user_for_token(session, secret)
+    assert (who.id, who.username, who.role) == (user.id, "bot", Role.ENGINEER)
     other = users.create_user(session, "other", "long enough pw", "engineer", actor="t")
     with pytest.raises(NotFound):
         users.revoke_token(session, token.id, actor="t", owner=other)
+    users.set_active(session, user, False, actor="t")
+    assert users.user_for_token(session, secret) is None  # a disabled user's tokens stop
+    users.set_active(session, user, True, actor="t")
     users.revoke_token(session, token.id, actor="t")
     assert users.user_for_token(session, secret) is None
     with pytest.raises(StateConflict):
