@@ -8,12 +8,13 @@ with the head: `verify` reports the first place it breaks.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
-from sqlalchemy import event, insert, select, text, update
+from sqlalchemy import event, insert, select, text
 from sqlalchemy.orm import Session, scoped_session
 
 from .db import utcnow
@@ -120,13 +121,51 @@ def _append_pending(session: Session) -> None:
         prev = digest
     if session.get_bind().dialect.name == "postgresql":
         # One round trip while the head is locked: the rows go in a CTE of the head update.
-        rows_in = insert(AuditLog).values(rows).cte("audit_rows")
-        session.execute(
-            update(AuditHead).where(AuditHead.id == 1).values(last_hash=prev).add_cte(rows_in)
-        )
+        session.execute(_pg_append_sql(len(rows)), _pg_append_params(rows, prev))
     else:
         session.execute(insert(AuditLog), rows)
         session.execute(text("UPDATE audit_head SET last_hash = :h WHERE id = 1"), {"h": prev})
+
+
+_COLUMNS = (
+    "seq",
+    "recorded_at",
+    "actor",
+    "action",
+    "object_type",
+    "object_id",
+    "data",
+    "prev_hash",
+    "hash",
+)
+
+
+@functools.lru_cache(maxsize=16)
+def _pg_append_sql(n: int):
+    """INSERT n audit rows and move the head, as one PostgreSQL statement (plain SQL)."""
+    values = ", ".join(
+        "("
+        + ", ".join(f"CAST(:{c}_{i} AS json)" if c == "data" else f":{c}_{i}" for c in _COLUMNS)
+        + ")"
+        for i in range(n)
+    )
+    return text(
+        f"WITH audit_rows AS (INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES {values}) "
+        "UPDATE audit_head SET last_hash = :last_hash WHERE id = 1"
+    )
+
+
+def _pg_append_params(rows: list[dict], last_hash: str) -> dict:
+    params = {"last_hash": last_hash}
+    for i, row in enumerate(rows):
+        for c in _COLUMNS:
+            value = row[c]
+            if c == "recorded_at":  # stored as naive UTC, like UTCDateTime does
+                value = value.astimezone(UTC).replace(tzinfo=None)
+            elif c == "data":
+                value = json.dumps(value, ensure_ascii=False)
+            params[f"{c}_{i}"] = value
+    return params
 
 
 def _inside(txn, savepoint) -> bool:

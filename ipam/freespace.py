@@ -19,6 +19,11 @@ from sqlalchemy.orm import Session
 from .addresses import Block, exclude, range_to_blocks, to_bytes
 from .models import FreeBlock
 
+# Core table and columns: these statements run under a pool's lock on every
+# allocation, so they skip the ORM's per-statement bookkeeping.
+TABLE = FreeBlock.__table__
+C = TABLE.c
+
 
 def _row(pool_id: int, block: Block) -> dict:
     return {"pool_id": pool_id, **block.columns()}
@@ -27,34 +32,36 @@ def _row(pool_id: int, block: Block) -> dict:
 def add_blocks(session: Session, pool_id: int, blocks: Iterable[Block]) -> None:
     rows = [_row(pool_id, b) for b in blocks]
     if rows:
-        session.execute(insert(FreeBlock), rows)
+        session.execute(insert(TABLE), rows)
 
 
-def containing(session: Session, pool_id: int, block: Block) -> FreeBlock | None:
-    """Return the free block that contains `block` entirely, if there is one."""
+def containing(session: Session, pool_id: int, block: Block) -> tuple[int, Block] | None:
+    """Return (row id, free block) of the free block that contains `block`, if any."""
     row = session.execute(
-        select(FreeBlock)
-        .where(FreeBlock.pool_id == pool_id, FreeBlock.first <= to_bytes(block.first))
-        .order_by(FreeBlock.first.desc())
+        select(C.id, C.family, C.first, C.prefixlen)
+        .where(C.pool_id == pool_id, C.first <= to_bytes(block.first))
+        .order_by(C.first.desc())
         .limit(1)
-    ).scalar_one_or_none()
-    if row is not None and row.block.contains(block):
-        return row
+    ).first()
+    if row is not None:
+        free = Block.of(row.family, row.first, row.prefixlen)
+        if free.contains(block):
+            return row.id, free
     return None
 
 
 def take(session: Session, pool_id: int, block: Block) -> bool:
     """Remove `block` from the pool's free space; False if it is not all free."""
-    free = containing(session, pool_id, block)
-    if free is None:
+    found = containing(session, pool_id, block)
+    if found is None:
         return False
-    split(session, pool_id, free.id, free.block, block)
+    split(session, pool_id, found[0], found[1], block)
     return True
 
 
 def split(session: Session, pool_id: int, free_id: int, outer: Block, block: Block) -> None:
     """Replace free block `outer` (row free_id) by its parts outside `block`."""
-    session.execute(delete(FreeBlock).where(FreeBlock.id == free_id))
+    session.execute(delete(TABLE).where(C.id == free_id))
     if outer != block:
         add_blocks(session, pool_id, exclude(outer, block))
 
@@ -67,14 +74,14 @@ def find_free(session: Session, pool_id: int, prefixlen: int) -> tuple[Block, Bl
     # One round trip: the smallest fitting size (a scalar subquery), then its lowest block;
     # both are index lookups on (pool_id, prefixlen, first).
     best = (
-        select(func.max(FreeBlock.prefixlen))
-        .where(FreeBlock.pool_id == pool_id, FreeBlock.prefixlen <= prefixlen)
+        select(func.max(C.prefixlen))
+        .where(C.pool_id == pool_id, C.prefixlen <= prefixlen)
         .scalar_subquery()
     )
     row = session.execute(
-        select(FreeBlock.id, FreeBlock.family, FreeBlock.first, FreeBlock.prefixlen)
-        .where(FreeBlock.pool_id == pool_id, FreeBlock.prefixlen == best)
-        .order_by(FreeBlock.first)
+        select(C.id, C.family, C.first, C.prefixlen)
+        .where(C.pool_id == pool_id, C.prefixlen == best)
+        .order_by(C.first)
         .limit(1)
     ).first()
     if row is None:
@@ -89,13 +96,13 @@ def give_back(session: Session, pool_id: int, pool_block: Block, block: Block) -
     while block.prefixlen > pool_block.prefixlen:
         buddy = block.buddy()
         found = session.execute(
-            delete(FreeBlock)
+            delete(TABLE)
             .where(
-                FreeBlock.pool_id == pool_id,
-                FreeBlock.first == to_bytes(buddy.first),
-                FreeBlock.prefixlen == buddy.prefixlen,
+                C.pool_id == pool_id,
+                C.first == to_bytes(buddy.first),
+                C.prefixlen == buddy.prefixlen,
             )
-            .returning(FreeBlock.id)
+            .returning(C.id)
         ).first()
         if found is None:
             break
