@@ -12,7 +12,7 @@ and re-created), then:
   * GET /map?prefix=<a /16 with 65,536 current single-address allocations>
     (HTML page) and /api/v1/map of it: server time, median of --map-runs.
 
-Usage: python bench/api.py [--seconds 20] [--clients 16] [--workers 4] [--threads 4]
+Usage: python bench/api.py [--seconds 20] [--clients 16] [--workers CORES] [--threads 1]
 Figures are printed (and saved to bench/results/api.json); nothing is asserted.
 """
 
@@ -275,8 +275,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--map-runs", type=int, default=10)
     args = parser.parse_args()
 
