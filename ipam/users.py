@@ -93,6 +93,16 @@ def set_password(session: Session, user, password, *, actor: str) -> User:
     return user
 
 
+def change_own_password(session: Session, user, current, new, *, actor: str) -> User:
+    """A user replaces their own password, proving they know the current one."""
+    user = get_user(session, user)
+    try:
+        _hasher.verify(user.password_hash, current or "")
+    except (VerificationError, InvalidHashError):
+        raise ValidationError("is not your current password", "current_password") from None
+    return set_password(session, user, new, actor=actor)
+
+
 def set_active(session: Session, user, active: bool, *, actor: str) -> User:
     """Disable or re-enable a login; its tokens stop working while disabled."""
     user = get_user(session, user)

@@ -63,6 +63,8 @@ RULES: dict[str, frozenset | None] = {
     "ui.token_issue": ANY,
     "ui.token_revoke": ANY,
     "ui.users_page": frozenset({ADMIN}),
+    "ui.user_update": frozenset({ADMIN}),
+    "ui.account": ANY,
     # API
     "api.me": ANY,
     "api.tokens": ANY,
@@ -70,6 +72,7 @@ RULES: dict[str, frozenset | None] = {
     "api.token_revoke": ANY,
     "api.users_list": frozenset({ADMIN}),
     "api.user_add": frozenset({ADMIN}),
+    "api.user_update": frozenset({ADMIN}),
     "api.pools_list": READERS,
     "api.pool_add": STAFF,
     "api.pool": READERS,
@@ -100,8 +103,8 @@ RULES: dict[str, frozenset | None] = {
     "api.attribution_get": OWN,
 }
 
-# Posts that change no data, so auditors may make them too.
-NOT_WRITES = frozenset({"auth.logout"})
+# Posts that change no ledger data (only the caller's own login), allowed to auditors.
+NOT_WRITES = frozenset({"auth.logout", "ui.account"})
 
 
 def _owner(model, column):

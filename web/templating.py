@@ -23,6 +23,7 @@ NAV = [
     ("ui.attribution_page", _l("Who held it?"), set(Role)),
     ("ui.tokens", _l("API tokens"), set(Role)),
     ("ui.users_page", _l("Users"), {Role.ADMIN}),
+    ("ui.account", _l("My account"), set(Role)),
 ]
 
 

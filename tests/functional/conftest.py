@@ -17,6 +17,7 @@ from ipam.models import (
     Quarantine,
     Sublease,
     Sublessee,
+    User,
 )
 from tests.conftest import clear
 from web import create_app
@@ -80,6 +81,7 @@ def world(web_app, engine):
             .first(),
             "b_request": first(ChangeRequest, ChangeRequest.customer_id == b.id),
             "quarantine_id": first(Quarantine, Quarantine.released_at.is_(None)),
+            "user_id": first(User, User.username == "auditor"),
         }
     return ids
 

@@ -301,3 +301,21 @@ def test_openapi_lists_every_api_route(web_app, engineer):
                 assert (m, path) in ops
     docs = engineer.get("/api/v1/docs")
     assert docs.status_code == 200 and "allocation_add" in docs.get_data(as_text=True)
+
+
+def test_admin_disables_a_user_over_the_api_and_its_tokens_stop(login, web_app, world):
+    engineer, admin = login("engineer"), login("admin")
+    secret = engineer.api("POST", "/api/v1/tokens", json={"name": "x"}).get_json()["token"]
+    bearer = {"Authorization": f"Bearer {secret}"}
+    anon = web_app.test_client()
+    assert anon.get("/api/v1/me", headers=bearer).status_code == 200
+    me = anon.get("/api/v1/me", headers=bearer).get_json()
+    assert (
+        error_of(admin.api("PATCH", f"/api/v1/users/{me['id']}", json={"active": "no"}), 422)[
+            "field"
+        ]
+        == "active"
+    )
+    r = admin.api("PATCH", f"/api/v1/users/{me['id']}", json={"active": False})
+    assert r.status_code == 200 and r.get_json()["active"] is False
+    assert error_of(anon.get("/api/v1/me", headers=bearer), 401)

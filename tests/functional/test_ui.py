@@ -237,3 +237,25 @@ def test_early_quarantine_release_needs_a_reason(login, world, engine):
     assert r.status_code == 302
     with Session(engine) as s:
         assert s.get(Quarantine, world["quarantine_id"]).released_at is not None
+
+
+def test_admin_disables_a_user_and_users_change_their_password(login, web_app, world):
+    admin = login("admin")
+    r = admin.form(f"/users/{world['user_id']}", {"active": "0"})
+    assert r.status_code == 302
+    client = Client(web_app)
+    token = client.token_from("/login")
+    r = client.http.post(
+        "/login", data={"username": "auditor", "password": "demo-auditor-pass", "csrf_token": token}
+    )
+    assert r.status_code == 401  # disabled
+    admin.form(f"/users/{world['user_id']}", {"active": "1"})
+    auditor = login("auditor")
+    r = auditor.form("/account", {"current_password": "nope", "password": "new-password-1"})
+    assert r.status_code == 422 and 'id="current_password-error"' in r.get_data(as_text=True)
+    r = auditor.form(
+        "/account", {"current_password": "demo-auditor-pass", "password": "new-password-1"}
+    )
+    assert r.status_code == 302
+    fresh = Client(web_app)
+    fresh.login("auditor", "new-password-1")

@@ -181,6 +181,23 @@ def user_add():
     )
 
 
+@api.patch("/users/<int:user_id>")
+def user_update(user_id):
+    data = body()
+
+    def change(s):
+        user = users.get_user(s, user_id)
+        if "password" in data:
+            users.set_password(s, user, data["password"], actor=actor())
+        if "active" in data:
+            if not isinstance(data["active"], bool):
+                raise ValidationError("must be true or false", "active")
+            users.set_active(s, user, data["active"], actor=actor())
+        return user
+
+    return jsonify(run(change, serialize.user))
+
+
 # pools -----------------------------------------------------------------------
 @api.get("/pools")
 def pools_list():

@@ -43,6 +43,11 @@ DOCS: dict[str, tuple[str, dict, dict | None]] = {
             customer="for customer users",
         ),
     ),
+    "api.user_update": (
+        "Disable or re-enable a user, or set a password (admin)",
+        {},
+        _body(active="true | false", password="at least 10 characters"),
+    ),
     "api.pools_list": ("Pools", {**LIST, "family": "4 or 6"}, None),
     "api.pool_add": (
         "Add a pool (nested pools find their parent)",

@@ -686,3 +686,43 @@ def users_page():
         errors=form_errors(error),
         form=request.form,
     ), (error.status if error else 200)
+
+
+@ui.post("/users/<int:user_id>")
+def user_update(user_id):
+    """Admin: disable or re-enable a login, or set a new password."""
+    f = request.form
+
+    def change(s):
+        user = users.get_user(s, user_id)
+        if f.get("password"):
+            users.set_password(s, user, f.get("password"), actor=actor())
+        if "active" in f:
+            users.set_active(s, user, f.get("active") == "1", actor=actor())
+        return user
+
+    response, error = attempt(change, _("User updated."), url_for("ui.users_page"))
+    if error:
+        flash(str(error), "error")
+        return redirect(url_for("ui.users_page")), error.status
+    return response
+
+
+@ui.route("/account", methods=["GET", "POST"])
+def account():
+    """Change your own password."""
+    error = None
+    if request.method == "POST":
+        f = request.form
+        response, error = attempt(
+            lambda s: users.change_own_password(
+                s, current_user.id, f.get("current_password"), f.get("password"), actor=actor()
+            ),
+            _("Password changed."),
+            url_for("ui.account"),
+        )
+        if response:
+            return response
+    return render_template("account.html", errors=form_errors(error)), (
+        error.status if error else 200
+    )
