@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -106,6 +106,28 @@ def _usable_customer(session: Session, customer) -> Customer:
     return customer
 
 
+def _as_id(ref) -> int | None:
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        return ref
+    if isinstance(ref, str) and ref.strip().isdigit():
+        return int(ref)
+    return None
+
+
+def _pool_and_customer(session: Session, pool, customer) -> tuple[Pool, Customer]:
+    """Find both; by ids (the API's usual case) in one round trip, else one by one."""
+    pool_id, customer_id = _as_id(pool), _as_id(customer)
+    if pool_id is not None and customer_id is not None:
+        row = session.execute(
+            select(Pool, Customer)
+            .join_from(Pool, Customer, true())  # two single rows: a deliberate cross join
+            .where(Pool.id == pool_id, Customer.id == customer_id)
+        ).first()
+        if row is not None:
+            pool, customer = row
+    return get_pool(session, pool), _usable_customer(session, customer)
+
+
 def allocate(
     session: Session,
     pool,
@@ -122,8 +144,7 @@ def allocate(
     Raises ValidationError for bad input, AddressConflict when the block is not
     free, PoolExhausted when no block of that size is left.
     """
-    pool = get_pool(session, pool)
-    customer = _usable_customer(session, customer)
+    pool, customer = _pool_and_customer(session, pool, customer)
     at = effective_time(at, "valid_from")
     if prefix is not None and prefix != "":
         block = parse_block(prefix, "prefix")
