@@ -20,7 +20,7 @@ from .addresses import Block, check_prefixlen, parse_block, to_bytes
 from .customers import get_customer
 from .db import utcnow
 from .errors import AddressConflict, NotFound, PoolExhausted, StateConflict, ValidationError
-from .lookup import during, overlapping
+from .lookup import as_id, during, overlapping
 from .models import (
     Allocation,
     Customer,
@@ -106,17 +106,9 @@ def _usable_customer(session: Session, customer) -> Customer:
     return customer
 
 
-def _as_id(ref) -> int | None:
-    if isinstance(ref, int) and not isinstance(ref, bool):
-        return ref
-    if isinstance(ref, str) and ref.strip().isdigit():
-        return int(ref)
-    return None
-
-
 def _pool_and_customer(session: Session, pool, customer) -> tuple[Pool, Customer]:
     """Find both; by ids (the API's usual case) in one round trip, else one by one."""
-    pool_id, customer_id = _as_id(pool), _as_id(customer)
+    pool_id, customer_id = as_id(pool), as_id(customer)
     if pool_id is not None and customer_id is not None:
         row = session.execute(
             select(Pool, Customer)

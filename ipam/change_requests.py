@@ -16,6 +16,7 @@ from .customers import _clean as clean_customer
 from .customers import get_customer, update_customer
 from .db import utcnow
 from .errors import NotFound, StateConflict, ValidationError
+from .lookup import as_id
 from .models import ChangeRequest, ChangeStatus
 
 TARGETS = ("customer", "allocation")
@@ -79,7 +80,7 @@ def submit(
 def get_request(session: Session, ref, field: str = "change_request") -> ChangeRequest:
     if isinstance(ref, ChangeRequest):
         return ref
-    req = session.get(ChangeRequest, int(ref)) if str(ref).isdigit() else None
+    req = session.get(ChangeRequest, as_id(ref)) if as_id(ref) is not None else None
     if req is None:
         raise NotFound(f"no change request {ref!r}", field)
     return req

@@ -66,12 +66,21 @@ def one_match(session, stmt, ref, field: str, what: str):
     return rows[0] if rows else None
 
 
+def as_id(ref) -> int | None:
+    """The row id a reference gives (an int or a string of digits), else None."""
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        return ref
+    if isinstance(ref, str) and ref.strip().isdigit():
+        return int(ref)
+    return None
+
+
 def find_by_ref(session, model, ref, field: str, what: str, by_name):
     """Find a row by id (int or digits) or by `by_name(text)`, a condition; None if absent."""
     if isinstance(ref, model):
         return ref
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
-        return session.get(model, int(ref))
+    if as_id(ref) is not None:
+        return session.get(model, as_id(ref))
     if isinstance(ref, str) and ref.strip():
         return one_match(session, select(model).where(by_name(ref.strip())), ref, field, what)
     return None

@@ -19,6 +19,7 @@ from . import audit, validation
 from .customers import get_customer
 from .db import utcnow
 from .errors import NotFound, StateConflict, ValidationError
+from .lookup import find_by_ref
 from .models import ApiToken, Role, User
 
 _hasher = PasswordHasher()
@@ -38,13 +39,7 @@ def _password(value) -> str:
 
 def get_user(session: Session, ref, field: str = "user") -> User:
     """Find a user by id or username."""
-    if isinstance(ref, User):
-        return ref
-    user = None
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        user = session.get(User, int(ref))
-    elif isinstance(ref, str):
-        user = session.execute(select(User).where(User.username == ref)).scalar_one_or_none()
+    user = find_by_ref(session, User, ref, field, "user", lambda key: User.username == key)
     if user is None:
         raise NotFound(f"no user {ref!r}", field)
     return user

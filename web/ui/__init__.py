@@ -61,6 +61,20 @@ def attempt(change, done_message: str, then_url: str):
     return redirect(then_url), None
 
 
+def act(change, done_message: str, back_url: str):
+    """Run a one-button action: on success flash and go back; on error show why, with its status."""
+    response, error = attempt(change, done_message, back_url)
+    if error is None:
+        return response
+    return render_template(
+        "error.html",
+        status=error.status,
+        code=error.code,
+        message=error.message,
+        field=error.field,
+    ), error.status
+
+
 def form_errors(exc: IpamError | None) -> dict:
     if exc is None:
         return {}
@@ -343,18 +357,12 @@ def allocation_end(allocation_id):
 
 
 # sublessees and subleases (clause 19) ---------------------------------------------------
-SUBLESSEE_FIELDS = (
-    "kind",
-    "name",
-    "id_type",
-    "id_number",
-    "contact_person",
-    "phone",
-    "email",
-    "address",
-    "purpose",
-    "domains",
-)
+def sublessee_form(form, *, partial: bool = False) -> dict:
+    """The sublessee fields of a form (partial: only those sent); domains space-separated."""
+    data = {k: form.get(k, "") for k in leasing.FIELDS if not partial or k in form}
+    if "domains" in data:
+        data["domains"] = [d for d in data["domains"].replace(",", " ").split() if d]
+    return data
 
 
 @ui.route("/sublessees/new", methods=["GET", "POST"])
@@ -364,8 +372,7 @@ def sublessee_new():
     c = load("customer", customer_ref) if customer_ref not in (None, "") else None
     error = None
     if request.method == "POST":
-        data = {k: request.form.get(k, "") for k in SUBLESSEE_FIELDS}
-        data["domains"] = [d for d in data["domains"].replace(",", " ").split() if d]
+        data = sublessee_form(request.form)
         if c is None:
             error = NotFound(_("choose a customer"), "customer")
         else:
@@ -392,9 +399,7 @@ def sublessee_edit(sublessee_id):
     sub = leasing.get_sublessee(db.session, sublessee_id)
     error = None
     if request.method == "POST":
-        data = {k: request.form.get(k, "") for k in SUBLESSEE_FIELDS if k in request.form}
-        if "domains" in data:
-            data["domains"] = [d for d in data["domains"].replace(",", " ").split() if d]
+        data = sublessee_form(request.form, partial=True)
         response, error = attempt(
             lambda s: leasing.update_sublessee(s, sub.id, data, actor=actor()),
             _("Sublessee updated."),
@@ -402,7 +407,7 @@ def sublessee_edit(sublessee_id):
         )
         if response:
             return response
-    current = {k: getattr(sub, k) for k in SUBLESSEE_FIELDS}
+    current = {k: getattr(sub, k) for k in leasing.FIELDS}
     current["domains"] = " ".join(sub.domains or [])
     current["kind"], current["id_type"] = sub.kind.value, sub.id_type.value
     return render_template(
@@ -472,15 +477,11 @@ def sublease_end(sublease_id):
     if lease is None:
         raise NotFound(f"no sublease {sublease_id}", "sublease")
     owner = lease.allocation.customer_id
-    response, error = attempt(
+    return act(
         lambda s: leasing.end_sublease(s, sublease_id, actor=actor()),
         _("Sublease ended."),
         url_for("ui.customer", customer_id=owner),
     )
-    if error:
-        flash(str(error), "error")
-        return redirect(url_for("ui.customer", customer_id=owner))
-    return response
 
 
 # change requests (clause 18) ---------------------------------------------------------
@@ -582,7 +583,7 @@ def quarantine():
 
 @ui.post("/quarantine/<int:quarantine_id>/release")
 def quarantine_release(quarantine_id):
-    response, error = attempt(
+    return act(
         lambda s: reclamation.release_quarantine(
             s,
             actor=actor(),
@@ -592,10 +593,6 @@ def quarantine_release(quarantine_id):
         _("Released to the pool's free space."),
         url_for("ui.quarantine"),
     )
-    if error:
-        flash(str(error), "error")
-        return redirect(url_for("ui.quarantine")), error.status
-    return response
 
 
 @ui.get("/attribution")
@@ -647,15 +644,11 @@ def token_issue():
 
 @ui.post("/tokens/<int:token_id>/revoke")
 def token_revoke(token_id):
-    response, error = attempt(
+    return act(
         lambda s: users.revoke_token(s, token_id, actor=actor()),
         _("Token revoked."),
         url_for("ui.tokens"),
     )
-    if error:
-        flash(str(error), "error")
-        return redirect(url_for("ui.tokens"))
-    return response
 
 
 @ui.route("/users", methods=["GET", "POST"])
@@ -701,11 +694,7 @@ def user_update(user_id):
             users.set_active(s, user, f.get("active") == "1", actor=actor())
         return user
 
-    response, error = attempt(change, _("User updated."), url_for("ui.users_page"))
-    if error:
-        flash(str(error), "error")
-        return redirect(url_for("ui.users_page")), error.status
-    return response
+    return act(change, _("User updated."), url_for("ui.users_page"))
 
 
 @ui.route("/account", methods=["GET", "POST"])
