@@ -31,6 +31,7 @@ FIELDS = (
     "psb_filed_on",
     "responsible_persons",
     "contacts",
+    "domains",
 )
 
 
@@ -61,6 +62,7 @@ def _clean(data: dict, *, partial: bool) -> dict:
         "psb_filed_on": lambda v: validation.day(v, "psb_filed_on"),
         "responsible_persons": lambda v: validation.person_list(v, "responsible_persons"),
         "contacts": lambda v: validation.person_list(v, "contacts"),
+        "domains": lambda v: validation.domain_list(v, "domains"),
     }
     for field, check in checks.items():
         if field in data:

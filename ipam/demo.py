@@ -13,7 +13,16 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import allocation, change_requests, customers, leasing, pools, reclamation, users
+from . import (
+    allocation,
+    change_requests,
+    customers,
+    leasing,
+    pools,
+    probing,
+    reclamation,
+    users,
+)
 from .models import Pool
 
 
@@ -70,6 +79,7 @@ def seed(session: Session, *, actor: str = "demo", echo=print) -> bool:
             "isp_licence_scope": "互联网接入服务 北京市",
             "isp_licence_expires": "2028-06-30",
             "icp_number": "京ICP备18004562号",
+            "domains": ["yunfan.example"],
             "connected_on": "2025-03-10",
             "psb_filing_number": "11010802025001",
             "psb_filed_on": "2025-03-20",
@@ -95,6 +105,7 @@ def seed(session: Session, *, actor: str = "demo", echo=print) -> bool:
             "uscc": "91310115MA1K4QXT25",
             "kind": "hosting",
             "icp_number": "沪ICP备19012345号",
+            "domains": ["xinghe.example"],
             "connected_on": "2025-04-01",
             "psb_filing_number": "31011502025007",
             "psb_filed_on": "2025-04-10",
@@ -117,6 +128,7 @@ def seed(session: Session, *, actor: str = "demo", echo=print) -> bool:
             "uscc": "91330106MA2B1R9L4C",
             "kind": "enterprise",
             "icp_number": "浙ICP备20031234号",
+            "domains": ["qingmu.example"],
             "connected_on": "2025-05-15",
             "contacts": [
                 {
@@ -136,6 +148,7 @@ def seed(session: Session, *, actor: str = "demo", echo=print) -> bool:
             "name": "深圳远航信息技术有限公司",
             "uscc": "91440300MA5F6N2P8G",
             "kind": "hosting",
+            "domains": ["yuanhang.example"],
             "connected_on": "2025-09-01",
             "contacts": [
                 {
@@ -315,5 +328,24 @@ def seed(session: Session, *, actor: str = "demo", echo=print) -> bool:
         reason="new ICP filing number after the site moved",
         actor="user:xinghe",
     )
-    echo("demo seeded: 5 pools, 4 customers, 2 sublessees, 5 users, history since 2025-03")
+    # Clause 19 investigations; `ipam lab up` gives them a network to probe.
+    probing.add_schedule(
+        session,
+        {"name": "DC1 sweep", "pool": dc1.id, "cron": "*/2 * * * *", "dark_after": 2,
+         "methods": ["icmp", "tcp", "dns", "blocklist"], "tcp_ports": [22, 80, 443]},
+        actor=actor,
+    )  # fmt: skip
+    probing.add_schedule(
+        session,
+        {"name": "DC2 sweep", "pool": dc2.id, "cron": "*/2 * * * *", "dark_after": 2,
+         "methods": ["icmp", "dns", "blocklist"]},
+        actor=actor,
+    )  # fmt: skip
+    probing.add_schedule(
+        session,
+        {"name": "星河 IPv6", "pool": v6.id, "cron": "*/5 * * * *",
+         "methods": ["icmp", "tcp", "dns"], "tcp_ports": [443]},
+        actor=actor,
+    )  # fmt: skip
+    echo("demo seeded: 5 pools, 4 customers, 2 sublessees, 5 users, 3 probe schedules, history since 2025-03")
     return True

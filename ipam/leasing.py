@@ -41,28 +41,6 @@ def snapshot(sub: Sublessee) -> dict:
     )
 
 
-def _domains(value) -> list[str]:
-    if value in (None, ""):
-        return []
-    items = value.replace(",", " ").split() if isinstance(value, str) else value
-    if not isinstance(items, list):
-        raise ValidationError("must be a list of domain names", "domains")
-    out = []
-    for item in items:
-        name = str(item).strip().lower().rstrip(".")
-        labels = name.split(".")
-        if len(labels) < 2 or not all(
-            0 < len(label) <= 63
-            and label.replace("-", "").isalnum()
-            and not label.startswith("-")
-            and not label.endswith("-")
-            for label in labels
-        ):
-            raise ValidationError(f"{item!r} is not a domain name", "domains")
-        out.append(name)
-    return out
-
-
 def _clean(data: dict, merged: dict) -> dict:
     unknown = set(data) - set(FIELDS)
     if unknown:
@@ -77,7 +55,7 @@ def _clean(data: dict, merged: dict) -> dict:
         "email": lambda v: validation.email(v, "email"),
         "address": lambda v: validation.required(v, "address", 500),
         "purpose": lambda v: validation.required(v, "purpose", 2000),
-        "domains": _domains,
+        "domains": validation.domain_list,
     }
     for field, check in checks.items():
         if field in data:

@@ -160,6 +160,8 @@ class Customer(Base):
     psb_filed_on: Mapped[date | None] = mapped_column(Date)
     responsible_persons: Mapped[list] = mapped_column(JSON, default=list)
     contacts: Mapped[list] = mapped_column(JSON, default=list)
+    # Domains the customer's own services use (reverse-DNS names are checked against them).
+    domains: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     exited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -412,3 +414,140 @@ class ChangeRequest(Base):
         CheckConstraint("target IN ('customer', 'allocation')", name="target_kind"),
         Index("ix_change_request_status", "status"),
     )
+
+
+class ProbeSchedule(Base):
+    """Clause 19: when and how the addresses of one pool or one customer are probed."""
+
+    __tablename__ = "probe_schedule"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    pool_id: Mapped[int | None] = mapped_column(ForeignKey("pool.id"), index=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)
+    cron: Mapped[str] = mapped_column(String(100))
+    methods: Mapped[list] = mapped_column(JSON, default=list)  # icmp, tcp, dns, blocklist
+    tcp_ports: Mapped[list] = mapped_column(JSON, default=list)
+    dark_after: Mapped[int] = mapped_column(Integer, default=3)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    pool: Mapped[Pool | None] = relationship()
+    customer: Mapped[Customer | None] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("(pool_id IS NULL) != (customer_id IS NULL)", name="one_target"),
+        CheckConstraint("dark_after >= 1", name="dark_after"),
+    )
+
+
+class ProbeRun(Base):
+    """One run of a schedule (by its timer or "run now"); every run leaves this row."""
+
+    __tablename__ = "probe_run"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("probe_schedule.id"), index=True)
+    trigger: Mapped[str] = mapped_column(String(16))  # schedule | manual
+    status: Mapped[str] = mapped_column(String(16))  # queued | running | done | failed
+    requested_by: Mapped[str] = mapped_column(String(200))
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    targets: Mapped[int] = mapped_column(Integer, default=0)
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+    findings_raised: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    stats: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    schedule: Mapped[ProbeSchedule] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("trigger IN ('schedule', 'manual')", name="trigger"),
+        CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),
+        Index("ix_probe_run_status", "status"),
+    )
+
+
+class ProbeObservation(Base):
+    """A raw probe result. Kept for answered addresses and for held space (dark checks)."""
+
+    __tablename__ = "probe_observation"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("probe_run.id"))
+    family: Mapped[int] = mapped_column(SmallInteger)
+    address: Mapped[bytes] = mapped_column(LargeBinary(16))
+    method: Mapped[str] = mapped_column(String(32))  # icmp | tcp:<port> | ptr | dnsbl:<zone>
+    answered: Mapped[bool] = mapped_column()
+    rtt_ms: Mapped[float | None] = mapped_column()
+    detail: Mapped[str] = mapped_column(Text, default="")
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_probe_observation_run_address", "run_id", "family", "address"),
+        Index("ix_probe_observation_address", "family", "address", "observed_at"),
+    )
+
+
+class FindingKind(enum.StrEnum):
+    UNALLOCATED_IN_USE = "unallocated_in_use"
+    QUARANTINED_IN_USE = "quarantined_in_use"
+    RECLAIMED_IN_USE = "reclaimed_in_use"
+    ALLOCATED_DARK = "allocated_dark"
+    PTR_UNREGISTERED = "ptr_unregistered"
+    PTR_MISMATCH = "ptr_mismatch"
+    BLOCKLISTED = "blocklisted"
+
+
+class Finding(AddressMixin, Base):
+    """A rule that failed on observations; repeats update it (first/last seen, count)."""
+
+    __tablename__ = "finding"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[FindingKind] = mapped_column(_enum(FindingKind, "finding_kind"))
+    # Set while open, NULL once resolved: one open finding per kind, block and holder.
+    open_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    pool_id: Mapped[int | None] = mapped_column(ForeignKey("pool.id"), index=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)
+    sublessee_id: Mapped[int | None] = mapped_column(ForeignKey("sublessee.id"))
+    allocation_id: Mapped[int | None] = mapped_column(ForeignKey("allocation.id"))
+    schedule_id: Mapped[int | None] = mapped_column(ForeignKey("probe_schedule.id"))
+    summary: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[list] = mapped_column(JSON, default=list)  # the latest observations
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | resolved
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    resolution: Mapped[str | None] = mapped_column(Text)
+
+    customer: Mapped[Customer | None] = relationship()
+    pool: Mapped[Pool | None] = relationship()
+    sublessee: Mapped[Sublessee | None] = relationship()
+
+    __table_args__ = (
+        *_address_checks(),
+        CheckConstraint("status IN ('open', 'resolved')", name="status"),
+        CheckConstraint("(status = 'open') = (open_key IS NOT NULL)", name="open_key"),
+        CheckConstraint("count >= 1", name="count"),
+        Index("ix_finding_status_kind", "status", "kind"),
+        Index("ix_finding_family_first", "family", "first"),
+    )
+
+
+class SchedulerLease(Base):
+    """Which scheduler process may fire jobs; the holder renews it, a standby waits it out."""
+
+    __tablename__ = "scheduler_lease"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SchedulerJob(Base):
+    """APScheduler 3's job table (SQLAlchemyJobStore), created here so migrations own the schema."""
+
+    __tablename__ = "apscheduler_jobs"
+    id: Mapped[str] = mapped_column(String(191), primary_key=True)
+    next_run_time: Mapped[float | None] = mapped_column(index=True)
+    job_state: Mapped[bytes] = mapped_column(LargeBinary)

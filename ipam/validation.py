@@ -159,3 +159,26 @@ def mask(value: str | None, keep_start: int = 3, keep_end: int = 4) -> str | Non
     if len(value) <= keep_start + keep_end:
         return "*" * len(value)
     return value[:keep_start] + "*" * (len(value) - keep_start - keep_end) + value[-keep_end:]
+
+
+def domain_list(value, field: str = "domains") -> list[str]:
+    """A list (or space/comma separated text) of domain names, lower-cased."""
+    if value in (None, ""):
+        return []
+    items = value.replace(",", " ").split() if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ValidationError("must be a list of domain names", field)
+    out = []
+    for item in items:
+        name = str(item).strip().lower().rstrip(".")
+        labels = name.split(".")
+        if len(labels) < 2 or not all(
+            0 < len(label) <= 63
+            and label.replace("-", "").isalnum()
+            and not label.startswith("-")
+            and not label.endswith("-")
+            for label in labels
+        ):
+            raise ValidationError(f"{item!r} is not a domain name", field)
+        out.append(name)
+    return out

@@ -1,5 +1,10 @@
-"""Probes: scheduled reachability, reverse-DNS and blocklist checks (issue 4).
+"""Probes: how addresses are really used (clause 19).
 
-They will read targets from and write observations through ipam/, and only
-ever send packets inside the configured probe scope (DESIGN.md, invariant 7).
+netns.py    enter a network namespace for the network phase of a probe
+scope.py    PROBE_SCOPE: the only addresses a probe may send to
+sweep.py    ICMP echo and TCP SYN sweeps on raw sockets (scapy-built templates)
+dnscheck.py PTR, forward-confirmation and blocklist checks, many queries in flight
+runner.py   one probe run: targets from ipam/, network phase, results back to ipam/
+scheduler.py APScheduler jobs, one scheduler at a time (a lease in the database)
+lab.py      the network-namespace lab the tests, benchmarks and demo probe
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -44,6 +45,26 @@ def embedded_secret(app: Flask) -> str:
     return path.read_text().strip()
 
 
+PROBE_KEYS = (
+    "IPAM_PROBE_SCOPE",
+    "IPAM_PROBE_NETNS",
+    "IPAM_PROBE_DNS",
+    "IPAM_PROBE_BLOCKLISTS",
+    "IPAM_PROBE_TIMEOUT",
+    "IPAM_PROBE_RETRIES",
+    "IPAM_PROBE_RATE",
+)
+
+
+def probe_settings(app: Flask) -> dict:
+    """Probe settings: the environment, else what `ipam lab up` wrote to the instance folder."""
+    lab_file = Path(app.instance_path) / "probe-lab.json"
+    lab = json.loads(lab_file.read_text()) if lab_file.exists() else {}
+    out = {key: os.environ.get(key) or lab.get(key) for key in PROBE_KEYS}
+    out["IPAM_PROBE_RATE"] = out["IPAM_PROBE_RATE"] or "20000"
+    return out
+
+
 def load_config(app: Flask, config: dict | None) -> None:
     env = os.environ.get
     app.config.from_mapping(
@@ -66,6 +87,8 @@ def load_config(app: Flask, config: dict | None) -> None:
         BABEL_DEFAULT_TIMEZONE=env("IPAM_TIMEZONE", "Asia/Shanghai"),
         BABEL_TRANSLATION_DIRECTORIES=TRANSLATIONS,
         JSON_AS_ASCII=False,
+        IPAM_SCHEDULER=env("IPAM_SCHEDULER", "on"),
+        **probe_settings(app),
     )
     if config:
         app.config.update(config)

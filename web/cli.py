@@ -450,6 +450,11 @@ def register(app) -> None:
             click.echo("demo logins:")
             for name, password, role in logins:
                 click.echo(f"  {role:9} {name:9} {password}")
+        if current_app.config.get("IPAM_SCHEDULER") != "off":  # the embedded default
+            from .cli_probes import start_scheduler
+
+            start_scheduler()
+            click.echo("probe scheduler started in this process (IPAM_SCHEDULER=off to disable)")
         serve(current_app._get_current_object(), host=host, port=port, threads=threads)
 
     # users -----------------------------------------------------------------
@@ -494,6 +499,11 @@ def register(app) -> None:
         with transaction() as s:
             users.revoke_token(s, token_id, actor=actor)
         click.echo(f"token {token_id} revoked")
+
+
+    from .cli_probes import register as register_probes
+
+    register_probes(cli)
 
 
 def _days(value):

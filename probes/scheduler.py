@@ -1,0 +1,274 @@
+"""The probe scheduler: APScheduler 3 with its jobs in the database, one firing at a time.
+
+Exactly one scheduler fires jobs, however many web workers run:
+  1. Only two entry points start one: `ipam serve` (the embedded default, one
+     process) and `ipam scheduler` (production). The WSGI app that gunicorn
+     workers load never does.
+  2. Even so, a scheduler fires only while it holds the `scheduler_lease` row:
+     it takes the row when it is free or expired, renews it every
+     LEASE_SECONDS / 3, and stops its APScheduler instance the moment a renewal
+     fails. A second scheduler (a second `ipam scheduler`, or `ipam serve`
+     started against the production database) stands by until the lease
+     expires. Every job checks the lease again before it probes.
+  3. "Run now" requests are rows (probe_run, status queued); claiming one marks
+     it running in the same transaction (SKIP LOCKED on PostgreSQL).
+
+Schedules live in probe_schedule (edited by UI, API and CLI); a sync job
+mirrors them into APScheduler's SQLAlchemyJobStore every few seconds. Missed
+runs are coalesced into one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from datetime import timedelta
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ipam import probing, reclamation
+from ipam.db import utcnow
+from ipam.models import ProbeSchedule, SchedulerLease
+
+from . import runner
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "probes"
+LEASE_SECONDS = 30
+SYNC_SECONDS = 5
+DISPATCH_SECONDS = 2
+JOB_PREFIX = "schedule-"
+
+_current: ProbeScheduler | None = None  # the scheduler of this process (jobs find it here)
+
+
+class Lease:
+    """A row naming the one process allowed to fire jobs, valid until expires_at."""
+
+    def __init__(self, engine, holder: str, seconds: int = LEASE_SECONDS):
+        self.engine = engine
+        self.holder = holder
+        self.seconds = seconds
+        self.table = SchedulerLease.__table__
+
+    def acquire(self) -> bool:
+        """Take or renew the lease; False while another holder's lease is valid."""
+        now = utcnow()
+        until = now + timedelta(seconds=self.seconds)
+        t = self.table
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                update(t)
+                .where(t.c.name == LEASE_NAME, or_(t.c.holder == self.holder, t.c.expires_at < now))
+                .values(holder=self.holder, expires_at=until)
+            ).rowcount
+            if taken:
+                return True
+            exists = conn.execute(select(t.c.name).where(t.c.name == LEASE_NAME)).first()
+        if exists:
+            return False
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(t).values(name=LEASE_NAME, holder=self.holder,
+                                              expires_at=until))  # fmt: skip
+            return True
+        except IntegrityError:
+            return False
+
+    def held(self) -> bool:
+        t = self.table
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.c.holder, t.c.expires_at).where(t.c.name == LEASE_NAME)
+            ).first()
+        return bool(row) and row.holder == self.holder and row.expires_at > utcnow()
+
+    def release(self) -> None:
+        t = self.table
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t)
+                .where(t.c.name == LEASE_NAME, t.c.holder == self.holder)
+                .values(expires_at=utcnow() - timedelta(seconds=1))
+            )
+
+
+# Job functions are module-level so the persistent job store can name them.
+
+
+def fire(schedule_id: int) -> None:
+    """A schedule's timer went off: start a run and carry it out."""
+    sched = _current
+    if sched is None:
+        return
+    with sched.app.app_context():
+        if not sched.lease.held():
+            log.warning("schedule %s not fired: this scheduler no longer holds the lease",
+                        schedule_id)  # fmt: skip
+            return
+        session = sched.db.session
+        try:
+            run = probing.start_run(session, schedule_id, trigger="schedule",
+                                    actor=f"scheduler:{sched.holder}")  # fmt: skip
+            run.stats = {"executed_by": sched.holder}
+            session.commit()
+        except Exception:
+            session.rollback()
+            log.exception("schedule %s could not start a run", schedule_id)
+            return
+        runner.execute(session, run.id, sched.settings())
+
+
+def dispatch() -> None:
+    """Carry out queued "run now" requests."""
+    sched = _current
+    if sched is None:
+        return
+    with sched.app.app_context():
+        if not sched.lease.held():
+            return
+        session = sched.db.session
+        ids = probing.claim_queued(session)
+        session.commit()
+        for run_id in ids:
+            runner.execute(session, run_id, sched.settings())
+
+
+def release_quarantine() -> None:
+    """Blocks whose cool-down has ended go back to free space (was a manual command)."""
+    sched = _current
+    if sched is None:
+        return
+    with sched.app.app_context():
+        if not sched.lease.held():
+            return
+        session = sched.db.session
+        try:
+            released = reclamation.release_quarantine(session, actor="scheduler")
+            session.commit()
+            if released:
+                log.info("released %d quarantined block(s)", len(released))
+        except Exception:
+            session.rollback()
+            log.exception("quarantine release failed")
+
+
+class ProbeScheduler:
+    """Stands by for the lease; while holding it, runs an APScheduler instance."""
+
+    def __init__(self, app, db):
+        self.app = app
+        self.db = db
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        with app.app_context():
+            self.engine = db.engine
+        self.lease = Lease(self.engine, self.holder)
+        self.scheduler: BackgroundScheduler | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.zone = app.config.get("IPAM_TIMEZONE", "Asia/Shanghai")
+
+    def settings(self) -> runner.Settings:
+        return runner.Settings.from_config(self.app.config)
+
+    @property
+    def active(self) -> bool:
+        return self.scheduler is not None
+
+    def start(self) -> None:
+        global _current
+        _current = self
+        self._thread = threading.Thread(target=self._loop, name="probe-scheduler", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                held = self.lease.acquire()
+            except Exception:  # the database is away: stop firing until it is back
+                log.exception("scheduler lease check failed")
+                held = False
+            if held and not self.active:
+                self._start_apscheduler()
+            elif not held and self.active:
+                log.warning("scheduler lease lost to another process: standing by")
+                self._stop_apscheduler()
+            self._stop.wait(self.lease.seconds / 3)
+        self._stop_apscheduler()
+        try:
+            self.lease.release()
+        except Exception:
+            log.exception("could not release the scheduler lease")
+
+    def _start_apscheduler(self) -> None:
+        url = self.engine.url.render_as_string(hide_password=False)
+        s = BackgroundScheduler(
+            jobstores={
+                "default": MemoryJobStore(),
+                "probes": SQLAlchemyJobStore(url=url, tablename="apscheduler_jobs"),
+            },
+            executors={"default": ThreadPoolExecutor(4)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+            timezone=self.zone,
+        )
+        s.add_job(self.sync, "interval", seconds=SYNC_SECONDS, id="sync", next_run_time=utcnow())
+        s.add_job(dispatch, "interval", seconds=DISPATCH_SECONDS, id="dispatch")
+        s.add_job(release_quarantine, "interval", minutes=10, id="release_quarantine",
+                  next_run_time=utcnow())  # fmt: skip
+        s.start()
+        self.scheduler = s
+        log.info("probe scheduler %s holds the lease and fires jobs", self.holder)
+
+    def _stop_apscheduler(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+
+    def sync(self) -> None:
+        """Mirror enabled probe schedules into the persistent job store."""
+        s = self.scheduler
+        if s is None:
+            return
+        with self.app.app_context():
+            rows = self.db.session.execute(
+                select(ProbeSchedule.id, ProbeSchedule.cron).where(ProbeSchedule.enabled)
+            ).all()
+            self.db.session.remove()
+        want = {f"{JOB_PREFIX}{sid}": (sid, cron) for sid, cron in rows}
+        for job in s.get_jobs(jobstore="probes"):
+            if job.id not in want:
+                job.remove()
+        for job_id, (sid, cron) in want.items():
+            trigger = probing.cron_trigger(cron, self.zone)
+            job = s.get_job(job_id, jobstore="probes")
+            if job is None:
+                s.add_job("probes.scheduler:fire", trigger, args=[sid], id=job_id,
+                          jobstore="probes", replace_existing=True)  # fmt: skip
+            elif str(job.trigger) != str(trigger):
+                s.reschedule_job(job_id, jobstore="probes", trigger=trigger)
+
+    def wake(self) -> None:
+        """Run the dispatcher now (an embedded "run now" needs no two-second wait)."""
+        if self.scheduler is not None:
+            self.scheduler.modify_job("dispatch", next_run_time=utcnow())
+
+    def stop(self) -> None:
+        global _current
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+        if _current is self:
+            _current = None
+
+
+def current() -> ProbeScheduler | None:
+    return _current
