@@ -174,7 +174,9 @@ class ProbeScheduler:
         self.lease = Lease(self.engine, self.holder)
         self.scheduler: BackgroundScheduler | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._dispatcher: threading.Thread | None = None
         self.zone = app.config.get("IPAM_TIMEZONE", "Asia/Shanghai")
 
     def settings(self) -> runner.Settings:
@@ -189,6 +191,20 @@ class ProbeScheduler:
         _current = self
         self._thread = threading.Thread(target=self._loop, name="probe-scheduler", daemon=True)
         self._thread.start()
+        self._dispatcher = threading.Thread(target=self._dispatch_loop, name="probe-dispatch",
+                                            daemon=True)  # fmt: skip
+        self._dispatcher.start()
+
+    def _dispatch_loop(self) -> None:
+        """Queued "run now" requests, one at a time, every few seconds or when woken."""
+        while not self._stop.is_set():
+            self._wake.wait(DISPATCH_SECONDS)
+            self._wake.clear()
+            if self.active and not self._stop.is_set():
+                try:
+                    dispatch()
+                except Exception:
+                    log.exception("dispatching queued probe runs failed")
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -221,7 +237,6 @@ class ProbeScheduler:
             timezone=self.zone,
         )
         s.add_job(self.sync, "interval", seconds=SYNC_SECONDS, id="sync", next_run_time=utcnow())
-        s.add_job(dispatch, "interval", seconds=DISPATCH_SECONDS, id="dispatch")
         s.add_job(release_quarantine, "interval", minutes=10, id="release_quarantine",
                   next_run_time=utcnow())  # fmt: skip
         s.start()
@@ -258,14 +273,15 @@ class ProbeScheduler:
 
     def wake(self) -> None:
         """Run the dispatcher now (an embedded "run now" needs no two-second wait)."""
-        if self.scheduler is not None:
-            self.scheduler.modify_job("dispatch", next_run_time=utcnow())
+        self._wake.set()
 
     def stop(self) -> None:
         global _current
         self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=10)
+        self._wake.set()
+        for thread in (self._thread, self._dispatcher):
+            if thread:
+                thread.join(timeout=30)
         if _current is self:
             _current = None
 

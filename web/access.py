@@ -101,6 +101,26 @@ RULES: dict[str, frozenset | None] = {
     "api.quarantine_list": READERS,
     "api.quarantine_release": STAFF,
     "api.attribution_get": OWN,
+    # probes (clause 19): investigations are the provider's; auditors read them
+    "ui.probes_page": READERS,
+    "ui.probe_schedule_add": STAFF,
+    "ui.probe_schedule_page": READERS,
+    "ui.probe_schedule_edit": STAFF,
+    "ui.probe_schedule_run": STAFF,
+    "ui.probe_run_page": READERS,
+    "ui.findings_page": READERS,
+    "ui.finding_page": READERS,
+    "ui.finding_resolve": STAFF,
+    "api.probe_schedules_list": READERS,
+    "api.probe_schedule_add": STAFF,
+    "api.probe_schedule": READERS,
+    "api.probe_schedule_update": STAFF,
+    "api.probe_schedule_run": STAFF,
+    "api.probe_runs_list": READERS,
+    "api.probe_run": READERS,
+    "api.findings_list": READERS,
+    "api.finding": READERS,
+    "api.finding_resolve": STAFF,
 }
 
 # Posts that change no ledger data (only the caller's own login), allowed to auditors.

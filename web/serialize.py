@@ -59,6 +59,7 @@ def customer(c) -> dict:
             "psb_filed_on": c.psb_filed_on,
             "responsible_persons": _people(c.responsible_persons),
             "contacts": _people(c.contacts),
+            "domains": c.domains or [],
             "created_at": c.created_at,
             "updated_at": c.updated_at,
             "exited_at": c.exited_at,
@@ -170,4 +171,82 @@ def user(u) -> dict:
 def token(t) -> dict:
     return jsonable(
         {"id": t.id, "name": t.name, "created_at": t.created_at, "revoked_at": t.revoked_at}
+    )
+
+
+def probe_schedule(s) -> dict:
+    return jsonable(
+        {
+            "id": s.id,
+            "name": s.name,
+            "pool_id": s.pool_id,
+            "customer_id": s.customer_id,
+            "cron": s.cron,
+            "methods": s.methods,
+            "tcp_ports": s.tcp_ports,
+            "dark_after": s.dark_after,
+            "enabled": s.enabled,
+            "created_at": s.created_at,
+            "updated_at": s.updated_at,
+        }
+    )
+
+
+def probe_run(r) -> dict:
+    return jsonable(
+        {
+            "id": r.id,
+            "schedule_id": r.schedule_id,
+            "trigger": r.trigger,
+            "status": r.status,
+            "requested_by": r.requested_by,
+            "queued_at": r.queued_at,
+            "started_at": r.started_at,
+            "finished_at": r.finished_at,
+            "targets": r.targets,
+            "answered": r.answered,
+            "findings_raised": r.findings_raised,
+            "error": r.error,
+        }
+    )
+
+
+def observation(o) -> dict:
+    from netaddr import IPAddress
+
+    from ipam.addresses import from_bytes
+
+    return jsonable(
+        {
+            "address": str(IPAddress(from_bytes(o.address), o.family)),
+            "method": o.method,
+            "answered": o.answered,
+            "rtt_ms": o.rtt_ms,
+            "detail": o.detail,
+            "observed_at": o.observed_at,
+        }
+    )
+
+
+def finding(f) -> dict:
+    return jsonable(
+        {
+            "id": f.id,
+            "kind": f.kind.value,
+            "prefix": f.prefix,
+            "status": f.status,
+            "summary": f.summary,
+            "customer_id": f.customer_id,
+            "sublessee_id": f.sublessee_id,
+            "allocation_id": f.allocation_id,
+            "pool_id": f.pool_id,
+            "schedule_id": f.schedule_id,
+            "first_seen": f.first_seen,
+            "last_seen": f.last_seen,
+            "count": f.count,
+            "evidence": f.evidence,
+            "resolved_at": f.resolved_at,
+            "resolved_by": f.resolved_by,
+            "resolution": f.resolution,
+        }
     )

@@ -8,6 +8,7 @@ from flask import Flask, request
 from flask_babel import format_datetime, get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from netaddr import IPAddress
 
 from ipam.models import Role
 from ipam.validation import mask
@@ -20,6 +21,8 @@ NAV = [
     ("ui.customers_page", _l("Customers"), {Role.ADMIN, Role.ENGINEER, Role.AUDITOR}),
     ("ui.change_requests_page", _l("Change requests"), set(Role)),
     ("ui.quarantine", _l("Quarantine"), {Role.ADMIN, Role.ENGINEER, Role.AUDITOR}),
+    ("ui.probes_page", _l("Probes"), {Role.ADMIN, Role.ENGINEER, Role.AUDITOR}),
+    ("ui.findings_page", _l("Findings"), {Role.ADMIN, Role.ENGINEER, Role.AUDITOR}),
     ("ui.attribution_page", _l("Who held it?"), set(Role)),
     ("ui.tokens", _l("API tokens"), set(Role)),
     ("ui.users_page", _l("Users"), {Role.ADMIN}),
@@ -42,6 +45,9 @@ def localtime(value) -> str:
 
 def register(app: Flask) -> None:
     app.jinja_env.filters["localtime"] = localtime
+    app.jinja_env.filters["address"] = lambda value, family: str(
+        IPAddress(int.from_bytes(value, "big"), family)
+    )
     app.jinja_env.filters["mask_id"] = lambda v: mask(v, 4, 4)
     app.jinja_env.filters["mask_phone"] = mask
     app.jinja_env.trim_blocks = True

@@ -611,3 +611,6 @@ def docs():
     from .spec import spec
 
     return render_template("api_docs.html", spec=spec(current_app))
+
+
+from . import probes as _probes  # noqa: E402,F401  (registers the probe routes on `api`)

@@ -715,3 +715,6 @@ def account():
     return render_template("account.html", errors=form_errors(error)), (
         error.status if error else 200
     )
+
+
+from . import probes as _probes  # noqa: E402,F401  (registers the probe pages on `ui`)

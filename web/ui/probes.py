@@ -1,0 +1,168 @@
+"""Probe schedules, runs and findings in the UI (clause 19)."""
+
+from __future__ import annotations
+
+from flask import render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from ipam import findings, pools, probing
+from ipam.errors import IpamError
+from ipam.models import Customer, Finding, FindingKind, ProbeObservation
+
+from ..access import actor
+from ..api import page
+from ..api.probes import findings_query, wake_scheduler
+from ..extensions import db
+from . import act, attempt, form_errors, ui
+
+SCHEDULE_FORM = ("name", "pool", "customer", "cron", "methods", "tcp_ports", "dark_after")
+
+
+def _schedule_data(form, *, edit: bool) -> dict:
+    data = {k: form.get(k, "") for k in SCHEDULE_FORM if k in form}
+    data["methods"] = form.getlist("methods")
+    if edit:
+        data["enabled"] = form.get("enabled") == "on"
+        for key in ("pool", "customer"):
+            data.pop(key, None)
+    else:
+        data["pool"] = form.get("pool") or None
+        data["customer"] = form.get("customer") or None
+    return data
+
+
+def _probes_page(error: IpamError | None = None):
+    runs, _total = probing.list_runs(db.session, limit=20)
+    return render_template(
+        "probes.html",
+        schedules=probing.list_schedules(db.session),
+        runs=runs,
+        pools=pools.list_pools(db.session),
+        customers=db.session.execute(
+            select(Customer).where(Customer.status != "exited").order_by(Customer.name)
+        ).scalars().all(),
+        methods=probing.METHODS,
+        errors=form_errors(error),
+        form=request.form,
+    ), (error.status if error else 200)
+
+
+@ui.get("/probes")
+def probes_page():
+    return _probes_page()
+
+
+@ui.post("/probes")
+def probe_schedule_add():
+    data = _schedule_data(request.form, edit=False)
+    response, error = attempt(
+        lambda s: probing.add_schedule(s, data, actor=actor()),
+        _("Probe schedule added."),
+        url_for("ui.probes_page"),
+    )
+    return response or _probes_page(error)
+
+
+def _schedule_page(schedule, error: IpamError | None = None):
+    runs, _total = probing.list_runs(db.session, schedule_id=schedule.id, limit=30)
+    return render_template(
+        "probe_schedule.html",
+        schedule=schedule,
+        runs=runs,
+        methods=probing.METHODS,
+        errors=form_errors(error),
+        form=request.form,
+    ), (error.status if error else 200)
+
+
+@ui.get("/probes/<int:schedule_id>")
+def probe_schedule_page(schedule_id):
+    return _schedule_page(probing.get_schedule(db.session, schedule_id))
+
+
+@ui.post("/probes/<int:schedule_id>")
+def probe_schedule_edit(schedule_id):
+    schedule = probing.get_schedule(db.session, schedule_id)
+    data = _schedule_data(request.form, edit=True)
+    response, error = attempt(
+        lambda s: probing.update_schedule(s, schedule.id, data, actor=actor()),
+        _("Probe schedule saved."),
+        url_for("ui.probe_schedule_page", schedule_id=schedule.id),
+    )
+    if error is not None:
+        db.session.expire_all()
+        schedule = probing.get_schedule(db.session, schedule_id)
+    return response or _schedule_page(schedule, error)
+
+
+@ui.post("/probes/<int:schedule_id>/run")
+def probe_schedule_run(schedule_id):
+    response = act(
+        lambda s: probing.request_run(s, schedule_id, actor=actor()),
+        _("Run queued: the scheduler starts it within seconds."),
+        request.form.get("next") or url_for("ui.probe_schedule_page", schedule_id=schedule_id),
+    )
+    wake_scheduler()
+    return response
+
+
+@ui.get("/probes/runs/<int:run_id>")
+def probe_run_page(run_id):
+    r = probing.get_run(db.session, run_id)
+    obs = db.session.execute(
+        select(ProbeObservation).where(ProbeObservation.run_id == r.id)
+        .order_by(ProbeObservation.answered.desc(), ProbeObservation.family,
+                  ProbeObservation.address, ProbeObservation.method)
+        .limit(1000)
+    ).scalars().all()  # fmt: skip
+    raised = db.session.execute(
+        select(Finding).where(Finding.schedule_id == r.schedule_id,
+                              Finding.first_seen >= r.started_at)
+        .order_by(Finding.id) if r.started_at else select(Finding).where(False)
+    ).scalars().all()  # fmt: skip
+    return render_template("probe_run.html", run=r, observations=obs, raised=raised)
+
+
+@ui.get("/findings")
+def findings_page():
+    listing = page(findings_query(), lambda f: f)
+    return render_template(
+        "findings.html",
+        listing=listing,
+        kinds=[k.value for k in FindingKind],
+        counts=findings.open_counts(db.session),
+        args=request.args,
+        pools=pools.list_pools(db.session),
+    )
+
+
+def _finding_page(f, error: IpamError | None = None):
+    return render_template(
+        "finding.html", finding=f, errors=form_errors(error), form=request.form
+    ), (error.status if error else 200)
+
+
+@ui.get("/findings/<int:finding_id>")
+def finding_page(finding_id):
+    return _finding_page(findings.get_finding(db.session, finding_id))
+
+
+@ui.post("/findings/<int:finding_id>/resolve")
+def finding_resolve(finding_id):
+    f = findings.get_finding(db.session, finding_id)
+    response, error = attempt(
+        lambda s: findings.resolve_finding(s, f.id, request.form.get("comment"), actor=actor()),
+        _("Finding resolved."),
+        url_for("ui.finding_page", finding_id=f.id),
+    )
+    return response or _finding_page(f, error)
+
+
+@ui.app_template_global()
+def open_findings(*, customer_id=None, pool_id=None, limit=20):
+    """Open findings of one customer or pool, for their pages: (rows, total)."""
+    rows, total = findings.list_findings(db.session, status="open", customer_id=customer_id,
+                                         pool_id=pool_id, limit=limit)  # fmt: skip
+    return rows, total
+
