@@ -331,21 +331,40 @@ def seed(session: Session, *, actor: str = "demo", echo=print) -> bool:
     # Clause 19 investigations; `ipam lab up` gives them a network to probe.
     probing.add_schedule(
         session,
-        {"name": "DC1 sweep", "pool": dc1.id, "cron": "*/2 * * * *", "dark_after": 2,
-         "methods": ["icmp", "tcp", "dns", "blocklist"], "tcp_ports": [22, 80, 443]},
+        {
+            "name": "DC1 sweep",
+            "pool": dc1.id,
+            "cron": "*/2 * * * *",
+            "dark_after": 2,
+            "methods": ["icmp", "tcp", "dns", "blocklist"],
+            "tcp_ports": [22, 80, 443],
+        },
         actor=actor,
-    )  # fmt: skip
+    )
     probing.add_schedule(
         session,
-        {"name": "DC2 sweep", "pool": dc2.id, "cron": "*/2 * * * *", "dark_after": 2,
-         "methods": ["icmp", "dns", "blocklist"]},
+        {
+            "name": "DC2 sweep",
+            "pool": dc2.id,
+            "cron": "*/2 * * * *",
+            "dark_after": 2,
+            "methods": ["icmp", "dns", "blocklist"],
+        },
         actor=actor,
-    )  # fmt: skip
+    )
     probing.add_schedule(
         session,
-        {"name": "星河 IPv6", "pool": v6.id, "cron": "*/5 * * * *",
-         "methods": ["icmp", "tcp", "dns"], "tcp_ports": [443]},
+        {
+            "name": "星河 IPv6",
+            "pool": v6.id,
+            "cron": "*/5 * * * *",
+            "methods": ["icmp", "tcp", "dns"],
+            "tcp_ports": [443],
+        },
         actor=actor,
-    )  # fmt: skip
-    echo("demo seeded: 5 pools, 4 customers, 2 sublessees, 5 users, 3 probe schedules, history since 2025-03")
+    )
+    echo(
+        "demo seeded: 5 pools, 4 customers, 2 sublessees, 5 users, 3 probe schedules, "
+        "history since 2025-03"
+    )
     return True

@@ -50,8 +50,9 @@ class _Spans:
     """Non-overlapping (first, last, item) spans with bisect lookup."""
 
     def __init__(self, items: Iterable):
-        rows = sorted(((from_bytes(i.first), from_bytes(i.last), i) for i in items),
-                      key=lambda r: r[0])  # fmt: skip
+        rows = sorted(
+            ((from_bytes(i.first), from_bytes(i.last), i) for i in items), key=lambda r: r[0]
+        )
         self.starts = [r[0] for r in rows]
         self.rows = rows
 
@@ -66,8 +67,9 @@ class _History:
     """Past (ended) allocations, possibly nested: the latest one covering an address."""
 
     def __init__(self, items: Iterable[Allocation]):
-        self.rows = sorted(((from_bytes(a.first), from_bytes(a.last), a) for a in items),
-                           key=lambda r: r[0])  # fmt: skip
+        self.rows = sorted(
+            ((from_bytes(a.first), from_bytes(a.last), a) for a in items), key=lambda r: r[0]
+        )
         self.starts = [r[0] for r in self.rows]
         self.widest = max((r[1] - r[0] for r in self.rows), default=0)
 
@@ -108,8 +110,9 @@ class _Ledger:
         )
         self.subleases = _Spans(
             session.execute(
-                select(Sublease).where(*_in_range(Sublease, family, lo, hi),
-                                       Sublease.valid_to.is_(None))  # fmt: skip
+                select(Sublease).where(
+                    *_in_range(Sublease, family, lo, hi), Sublease.valid_to.is_(None)
+                )
             ).scalars()
         )
 
@@ -131,23 +134,48 @@ class _Raised:
     def __init__(self):
         self.items: dict[str, dict] = {}
 
-    def add(self, kind: FindingKind, family: int, first: int, prefixlen: int, *, summary: str,
-            evidence: list[dict], customer_id=None, sublessee_id=None, allocation_id=None,
-            pool_id=None) -> None:  # fmt: skip
+    def add(
+        self,
+        kind: FindingKind,
+        family: int,
+        first: int,
+        prefixlen: int,
+        *,
+        summary: str,
+        evidence: list[dict],
+        customer_id=None,
+        sublessee_id=None,
+        allocation_id=None,
+        pool_id=None,
+    ) -> None:
         key = f"{kind.value}|{family}|{first:x}|{prefixlen}|{customer_id or '-'}"
         item = self.items.get(key)
         if item:
             item["evidence"] = (evidence + item["evidence"])[:EVIDENCE_KEPT]
             return
         self.items[key] = dict(
-            kind=kind, family=family, first=first, prefixlen=prefixlen, summary=summary,
-            evidence=evidence[:EVIDENCE_KEPT], customer_id=customer_id,
-            sublessee_id=sublessee_id, allocation_id=allocation_id, pool_id=pool_id,
-        )  # fmt: skip
+            kind=kind,
+            family=family,
+            first=first,
+            prefixlen=prefixlen,
+            summary=summary,
+            evidence=evidence[:EVIDENCE_KEPT],
+            customer_id=customer_id,
+            sublessee_id=sublessee_id,
+            allocation_id=allocation_id,
+            pool_id=pool_id,
+        )
 
 
-def record_results(session: Session, run_id: int, observations, reverse=(), listings=(), *,
-                   at: datetime | None = None) -> ProbeRun:  # fmt: skip
+def record_results(
+    session: Session,
+    run_id: int,
+    observations,
+    reverse=(),
+    listings=(),
+    *,
+    at: datetime | None = None,
+) -> ProbeRun:
     """Store a run's observations, apply the rules, raise or update findings, close the run."""
     run = session.get(ProbeRun, run_id)
     if run is None:
@@ -156,11 +184,11 @@ def record_results(session: Session, run_id: int, observations, reverse=(), list
         raise StateConflict(f"probe run {run_id} is already {run.status}", "run")
     at = at or utcnow()
     schedule = run.schedule
-    observations = list(observations)
+    observations, reverse, listings = list(observations), list(reverse), list(listings)
     by_family: dict[int, list] = {}
     for o in observations:
         by_family.setdefault(o.family, []).append(o)
-    for r in reverse:
+    for r in [*reverse, *listings]:
         by_family.setdefault(r.family, [])
     raised = _Raised()
     answered_total = 0
@@ -223,37 +251,61 @@ def _usage_rules(session, raised: _Raised, family, answered, ledger: _Ledger, sc
         addr = _text(family, value)
         if q is not None:
             prev = session.get(Allocation, q.allocation_id) if q.allocation_id else None
-            raised.add(FindingKind.QUARANTINED_IN_USE, family, value, _host(family),
-                       summary=f"{addr} answers while {q.prefix} is in quarantine",
-                       evidence=ev, customer_id=prev.customer_id if prev else None,
-                       allocation_id=q.allocation_id, pool_id=q.pool_id)  # fmt: skip
+            raised.add(
+                FindingKind.QUARANTINED_IN_USE,
+                family,
+                value,
+                _host(family),
+                summary=f"{addr} answers while {q.prefix} is in quarantine",
+                evidence=ev,
+                customer_id=prev.customer_id if prev else None,
+                allocation_id=q.allocation_id,
+                pool_id=q.pool_id,
+            )
             continue
         past = ledger.past.latest(value)
         if past is not None:
-            raised.add(FindingKind.RECLAIMED_IN_USE, family, value, _host(family),
-                       summary=f"{addr} answers after {past.prefix} was ended "
-                               f"({past.end_reason.value if past.end_reason else 'ended'})",
-                       evidence=ev, customer_id=past.customer_id, allocation_id=past.id,
-                       pool_id=past.pool_id)  # fmt: skip
+            raised.add(
+                FindingKind.RECLAIMED_IN_USE,
+                family,
+                value,
+                _host(family),
+                summary=f"{addr} answers after {past.prefix} was ended "
+                f"({past.end_reason.value if past.end_reason else 'ended'})",
+                evidence=ev,
+                customer_id=past.customer_id,
+                allocation_id=past.id,
+                pool_id=past.pool_id,
+            )
         else:
-            raised.add(FindingKind.UNALLOCATED_IN_USE, family, value, _host(family),
-                       summary=f"{addr} answers but was never allocated", evidence=ev,
-                       pool_id=schedule.pool_id)  # fmt: skip
+            raised.add(
+                FindingKind.UNALLOCATED_IN_USE,
+                family,
+                value,
+                _host(family),
+                summary=f"{addr} answers but was never allocated",
+                evidence=ev,
+                pool_id=schedule.pool_id,
+            )
 
 
 def _host(family: int) -> int:
     return 32 if family == 4 else 128
 
 
-def _dark_rule(session, raised: _Raised, family, probed, answered, ledger: _Ledger, run,
-               schedule) -> None:  # fmt: skip
+def _dark_rule(
+    session, raised: _Raised, family, probed, answered, ledger: _Ledger, run, schedule
+) -> None:
     """A held block none of whose probed addresses answered, this run and the N-1 before."""
     need = schedule.dark_after
     previous = list(
         session.execute(
             select(ProbeRun.id)
-            .where(ProbeRun.schedule_id == schedule.id, ProbeRun.status == "done",
-                   ProbeRun.id != run.id)  # fmt: skip
+            .where(
+                ProbeRun.schedule_id == schedule.id,
+                ProbeRun.status == "done",
+                ProbeRun.id != run.id,
+            )
             .order_by(ProbeRun.id.desc())
             .limit(need - 1)
         ).scalars()
@@ -272,8 +324,11 @@ def _dark_rule(session, raised: _Raised, family, probed, answered, ledger: _Ledg
             continue
         if previous:
             rows = session.execute(
-                select(ProbeObservation.run_id, func.max(cast(ProbeObservation.answered, Integer)),
-                       func.count())  # fmt: skip
+                select(
+                    ProbeObservation.run_id,
+                    func.max(cast(ProbeObservation.answered, Integer)),
+                    func.count(),
+                )
                 .where(
                     ProbeObservation.run_id.in_(previous),
                     ProbeObservation.family == family,
@@ -285,80 +340,145 @@ def _dark_rule(session, raised: _Raised, family, probed, answered, ledger: _Ledg
             if len(rows) < len(previous) or any(r[1] for r in rows):
                 continue
         ev = [_evidence(o) for v in inside[:3] for o in probed[v]]
-        raised.add(FindingKind.ALLOCATED_DARK, family, lo, alloc.prefixlen,
-                   summary=f"{alloc.prefix} ({len(inside)} addresses probed) did not answer in "
-                           f"{need} consecutive run(s)",
-                   evidence=ev, customer_id=alloc.customer_id, allocation_id=alloc.id,
-                   pool_id=alloc.pool_id)  # fmt: skip
+        raised.add(
+            FindingKind.ALLOCATED_DARK,
+            family,
+            lo,
+            alloc.prefixlen,
+            summary=f"{alloc.prefix} ({len(inside)} addresses probed) did not answer in "
+            f"{need} consecutive run(s)",
+            evidence=ev,
+            customer_id=alloc.customer_id,
+            allocation_id=alloc.id,
+            pool_id=alloc.pool_id,
+        )
 
 
 def _registered(name: str, domains: Iterable[str]) -> bool:
     return any(name == d or name.endswith("." + d) for d in domains)
 
 
-def _dns_rules(session, raised: _Raised, family, results, ledger: _Ledger, at, obs_rows,
-               run_id) -> None:  # fmt: skip
+def _dns_rules(
+    session, raised: _Raised, family, results, ledger: _Ledger, at, obs_rows, run_id
+) -> None:
     for r in results:
         addr = _text(family, r.address)
         detail = " ".join(r.ptr) if r.ptr else (r.error or "no PTR")
         if r.ptr:
             fwd = ", ".join(_text(family, v) for v in r.forward) or "nothing"
             detail += f" -> {fwd}"
-        row = {"run_id": run_id, "family": family, "address": to_bytes(r.address),
-               "method": "ptr", "answered": bool(r.ptr), "rtt_ms": None, "detail": detail,
-               "observed_at": at}  # fmt: skip
+        row = {
+            "run_id": run_id,
+            "family": family,
+            "address": to_bytes(r.address),
+            "method": "ptr",
+            "answered": bool(r.ptr),
+            "rtt_ms": None,
+            "detail": detail,
+            "observed_at": at,
+        }
         alloc = ledger.current.find(r.address)
         if alloc is None or not r.ptr:
             if r.ptr:
                 obs_rows.append(row)
             continue
         obs_rows.append(row)
-        ev = [{"address": addr, "method": "ptr", "answered": True, "rtt_ms": None,
-               "detail": detail, "at": at.isoformat()}]  # fmt: skip
+        ev = [
+            {
+                "address": addr,
+                "method": "ptr",
+                "answered": True,
+                "rtt_ms": None,
+                "detail": detail,
+                "at": at.isoformat(),
+            }
+        ]
         customer = session.get(Customer, alloc.customer_id)
         domains = list(customer.domains or [])
         sub = ledger.subleases.find(r.address)
         sublessee = session.get(Sublessee, sub.sublessee_id) if sub else None
         if sublessee:
             domains += list(sublessee.domains or [])
-        who = dict(customer_id=alloc.customer_id, allocation_id=alloc.id, pool_id=alloc.pool_id,
-                   sublessee_id=sublessee.id if sublessee else None)  # fmt: skip
+        who = dict(
+            customer_id=alloc.customer_id,
+            allocation_id=alloc.id,
+            pool_id=alloc.pool_id,
+            sublessee_id=sublessee.id if sublessee else None,
+        )
         if not any(_registered(n, domains) for n in r.ptr):
             holders = customer.name + (f" / {sublessee.name}" if sublessee else "")
-            raised.add(FindingKind.PTR_UNREGISTERED, family, r.address, _host(family),
-                       summary=f"{addr} PTR {r.ptr[0]} is no domain registered by {holders}",
-                       evidence=ev, **who)  # fmt: skip
+            raised.add(
+                FindingKind.PTR_UNREGISTERED,
+                family,
+                r.address,
+                _host(family),
+                summary=f"{addr} PTR {r.ptr[0]} is no domain registered by {holders}",
+                evidence=ev,
+                **who,
+            )
         if r.confirmed is False:
-            raised.add(FindingKind.PTR_MISMATCH, family, r.address, _host(family),
-                       summary=f"{addr} PTR {r.ptr[0]} resolves to "
-                               f"{', '.join(_text(family, v) for v in r.forward) or 'nothing'}",
-                       evidence=ev, **who)  # fmt: skip
+            raised.add(
+                FindingKind.PTR_MISMATCH,
+                family,
+                r.address,
+                _host(family),
+                summary=f"{addr} PTR {r.ptr[0]} resolves to "
+                f"{', '.join(_text(family, v) for v in r.forward) or 'nothing'}",
+                evidence=ev,
+                **who,
+            )
 
 
-def _blocklist_rule(raised: _Raised, family, listings, ledger: _Ledger, at, obs_rows,
-                    run_id) -> None:  # fmt: skip
+def _blocklist_rule(
+    raised: _Raised, family, listings, ledger: _Ledger, at, obs_rows, run_id
+) -> None:
     for x in listings:
         if not x.listed and not x.error:
             continue
         addr = _text(family, x.address)
-        detail = (f"{x.zone}: " + (", ".join(x.codes) + (f" {x.reason}" if x.reason else ""))
-                  if x.listed else f"{x.zone}: {x.error}")  # fmt: skip
-        obs_rows.append({"run_id": run_id, "family": family, "address": to_bytes(x.address),
-                         "method": f"dnsbl:{x.zone}"[:32], "answered": x.listed,
-                         "rtt_ms": None, "detail": detail, "observed_at": at})  # fmt: skip
+        detail = (
+            f"{x.zone}: " + (", ".join(x.codes) + (f" {x.reason}" if x.reason else ""))
+            if x.listed
+            else f"{x.zone}: {x.error}"
+        )
+        obs_rows.append(
+            {
+                "run_id": run_id,
+                "family": family,
+                "address": to_bytes(x.address),
+                "method": f"dnsbl:{x.zone}"[:32],
+                "answered": x.listed,
+                "rtt_ms": None,
+                "detail": detail,
+                "observed_at": at,
+            }
+        )
         if not x.listed:
             continue
         alloc = ledger.current.find(x.address)
         sub = ledger.subleases.find(x.address)
-        raised.add(FindingKind.BLOCKLISTED, family, x.address, _host(family),
-                   summary=f"{addr} is listed on {x.zone} ({', '.join(x.codes)})"
-                           + (f": {x.reason}" if x.reason else ""),
-                   evidence=[{"address": addr, "method": f"dnsbl:{x.zone}", "answered": True,
-                              "rtt_ms": None, "detail": detail, "at": at.isoformat()}],
-                   customer_id=alloc.customer_id if alloc else None,
-                   allocation_id=alloc.id if alloc else None,
-                   pool_id=alloc.pool_id if alloc else None,
-                   sublessee_id=sub.sublessee_id if sub else None)  # fmt: skip
+        raised.add(
+            FindingKind.BLOCKLISTED,
+            family,
+            x.address,
+            _host(family),
+            summary=f"{addr} is listed on {x.zone} ({', '.join(x.codes)})"
+            + (f": {x.reason}" if x.reason else ""),
+            evidence=[
+                {
+                    "address": addr,
+                    "method": f"dnsbl:{x.zone}",
+                    "answered": True,
+                    "rtt_ms": None,
+                    "detail": detail,
+                    "at": at.isoformat(),
+                }
+            ],
+            customer_id=alloc.customer_id if alloc else None,
+            allocation_id=alloc.id if alloc else None,
+            pool_id=alloc.pool_id if alloc else None,
+            sublessee_id=sub.sublessee_id if sub else None,
+        )
 
 
 def _upsert(session: Session, raised: _Raised, at: datetime, schedule_id: int) -> int:
@@ -382,12 +502,25 @@ def _upsert(session: Session, raised: _Raised, at: datetime, schedule_id: int) -
         width = 32 if family == 4 else 128
         last = first | ((1 << (width - plen)) - 1)
         session.add(
-            Finding(kind=item["kind"], open_key=key, family=family, first=to_bytes(first),
-                    last=to_bytes(last), prefixlen=plen, pool_id=item["pool_id"],
-                    customer_id=item["customer_id"], sublessee_id=item["sublessee_id"],
-                    allocation_id=item["allocation_id"], schedule_id=schedule_id,
-                    summary=item["summary"], evidence=item["evidence"], first_seen=at,
-                    last_seen=at, count=1, status="open")  # fmt: skip
+            Finding(
+                kind=item["kind"],
+                open_key=key,
+                family=family,
+                first=to_bytes(first),
+                last=to_bytes(last),
+                prefixlen=plen,
+                pool_id=item["pool_id"],
+                customer_id=item["customer_id"],
+                sublessee_id=item["sublessee_id"],
+                allocation_id=item["allocation_id"],
+                schedule_id=schedule_id,
+                summary=item["summary"],
+                evidence=item["evidence"],
+                first_seen=at,
+                last_seen=at,
+                count=1,
+                status="open",
+            )
         )
         new += 1
     session.flush()
@@ -416,13 +549,26 @@ def resolve_finding(session: Session, ref, comment, *, actor: str) -> Finding:
     f.resolved_by = actor
     f.resolution = text
     session.flush()
-    audit.record(session, actor, "finding.resolve", f,
-                 {"kind": f.kind.value, "prefix": f.prefix, "comment": text})  # fmt: skip
+    audit.record(
+        session,
+        actor,
+        "finding.resolve",
+        f,
+        {"kind": f.kind.value, "prefix": f.prefix, "comment": text},
+    )
     return f
 
 
-def list_findings(session: Session, *, status=None, kind=None, customer_id=None, pool_id=None,
-                  limit: int = 50, offset: int = 0):  # fmt: skip
+def list_findings(
+    session: Session,
+    *,
+    status=None,
+    kind=None,
+    customer_id=None,
+    pool_id=None,
+    limit: int = 50,
+    offset: int = 0,
+):
     q = select(Finding)
     if status:
         q = q.where(Finding.status == status)

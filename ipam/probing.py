@@ -34,8 +34,15 @@ def cron_trigger(text: str, timezone=None) -> CronTrigger:
     parts = text.split()
     if len(parts) == 6:
         second, minute, hour, day, month, dow = parts
-        return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
-                           day_of_week=dow, timezone=timezone)  # fmt: skip
+        return CronTrigger(
+            second=second,
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=dow,
+            timezone=timezone,
+        )
     return CronTrigger.from_crontab(text, timezone=timezone)
 
 
@@ -197,7 +204,7 @@ def list_schedules(session: Session) -> list[ProbeSchedule]:
 
 
 def request_run(session: Session, ref, *, actor: str) -> ProbeRun:
-    """"Run now": queue a run the scheduler picks up within seconds."""
+    """ "Run now": queue a run the scheduler picks up within seconds."""
     schedule = get_schedule(session, ref)
     waiting = session.execute(
         select(ProbeRun.id).where(
@@ -205,9 +212,16 @@ def request_run(session: Session, ref, *, actor: str) -> ProbeRun:
         )
     ).scalar()
     if waiting is not None:
-        raise StateConflict(f"run {waiting} of this schedule is already waiting or running", "schedule")
-    run = ProbeRun(schedule_id=schedule.id, trigger="manual", status="queued", requested_by=actor,
-                   queued_at=utcnow())  # fmt: skip
+        raise StateConflict(
+            f"run {waiting} of this schedule is already waiting or running", "schedule"
+        )
+    run = ProbeRun(
+        schedule_id=schedule.id,
+        trigger="manual",
+        status="queued",
+        requested_by=actor,
+        queued_at=utcnow(),
+    )
     session.add(run)
     session.flush()
     audit.record(session, actor, "probe_run.request", run, {"schedule_id": schedule.id})
@@ -218,8 +232,14 @@ def start_run(session: Session, schedule_id: int, *, trigger: str, actor: str) -
     """A run fired by the schedule's timer (or the CLI), started at once."""
     schedule = get_schedule(session, schedule_id)
     now = utcnow()
-    run = ProbeRun(schedule_id=schedule.id, trigger=trigger, status="running", requested_by=actor,
-                   queued_at=now, started_at=now)  # fmt: skip
+    run = ProbeRun(
+        schedule_id=schedule.id,
+        trigger=trigger,
+        status="running",
+        requested_by=actor,
+        queued_at=now,
+        started_at=now,
+    )
     session.add(run)
     session.flush()
     return run

@@ -136,8 +136,15 @@ def parse_answer(buf: bytes) -> Answer:
 class Resolver:
     """Many queries in flight to one server over UDP, TCP when an answer is truncated."""
 
-    def __init__(self, server: str, *, port: int = 53, timeout: float = 1.0, retries: int = 3,
-                 window: int = 2000):  # fmt: skip
+    def __init__(
+        self,
+        server: str,
+        *,
+        port: int = 53,
+        timeout: float = 1.0,
+        retries: int = 3,
+        window: int = 2000,
+    ):
         self.server = (server, port)
         self.family = socket.AF_INET6 if ":" in server else socket.AF_INET
         self.timeout = timeout
@@ -272,9 +279,16 @@ class ReverseResult:
 
 
 def check_reverse(
-    family: int, targets: Sequence[int], *, server: str, scope: ProbeScope | None = None,
-    timeout: float = 1.0, retries: int = 3, window: int = 2000, port: int = 53,
-) -> list[ReverseResult]:  # fmt: skip
+    family: int,
+    targets: Sequence[int],
+    *,
+    server: str,
+    scope: ProbeScope | None = None,
+    timeout: float = 1.0,
+    retries: int = 3,
+    window: int = 2000,
+    port: int = 53,
+) -> list[ReverseResult]:
     """PTR for every target, then the forward lookup of every distinct PTR name."""
     if scope is not None:  # DNS goes to the server, but only about addresses in scope
         scope.check_targets(family, targets)
@@ -335,9 +349,15 @@ def classify_dnsbl(values: Iterable[int]) -> tuple[bool, tuple[str, ...], str]:
 
 
 def check_blocklists(
-    family: int, targets: Sequence[int], zones: Sequence[str], *, server: str,
-    timeout: float = 1.0, retries: int = 3, port: int = 53,
-) -> list[Listing]:  # fmt: skip
+    family: int,
+    targets: Sequence[int],
+    zones: Sequence[str],
+    *,
+    server: str,
+    timeout: float = 1.0,
+    retries: int = 3,
+    port: int = 53,
+) -> list[Listing]:
     """A (and, for listed entries, TXT) under every zone for every target."""
     res = Resolver(server, port=port, timeout=timeout, retries=retries)
     questions, keys = [], []
@@ -370,9 +390,15 @@ def check_blocklists(
 
 
 def reverse_by_transfer(
-    family: int, targets: Sequence[int], zones: Sequence[str], forward_zones: Sequence[str], *,
-    server: str, timeout: float = 10.0, port: int = 53,
-) -> list[ReverseResult]:  # fmt: skip
+    family: int,
+    targets: Sequence[int],
+    zones: Sequence[str],
+    forward_zones: Sequence[str],
+    *,
+    server: str,
+    timeout: float = 10.0,
+    port: int = 53,
+) -> list[ReverseResult]:
     """The same answers as check_reverse, from zone transfers (dnspython) where allowed."""
     ptr: dict[int, list[str]] = {}
     fwd: dict[str, list[int]] = {}

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shlex
 import shutil
 import signal
 import socket
@@ -263,18 +264,36 @@ class Lab:
             _ip("netns", "add", ns)
             _ip("link", "set", "lo", "up", ns=ns)
         _ip(
-            "link", "add", self.veth_probe, "netns", self.probe_ns,
-            "type", "veth", "peer", "name", self.veth_lab, "netns", self.lab_ns,
-        )  # fmt: skip
+            "link",
+            "add",
+            self.veth_probe,
+            "netns",
+            self.probe_ns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            self.veth_lab,
+            "netns",
+            self.lab_ns,
+        )
         for ns, dev, ll in (
             (self.probe_ns, self.veth_probe, _LL_PROBE),
             (self.lab_ns, self.veth_lab, _LL_LAB),
         ):
             subprocess.run(
-                ["ip", "netns", "exec", ns, "sysctl", "-qw",
-                 f"net.ipv6.conf.{dev}.addr_gen_mode=1", f"net.ipv6.conf.{dev}.accept_dad=0"],
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns,
+                    "sysctl",
+                    "-qw",
+                    f"net.ipv6.conf.{dev}.addr_gen_mode=1",
+                    f"net.ipv6.conf.{dev}.accept_dad=0",
+                ],
                 check=True,
-            )  # fmt: skip
+            )
             _ip("addr", "add", f"{ll}/64", "dev", dev, "nodad", ns=ns)
             _ip("link", "set", dev, "up", ns=ns)
         p = self.probe_ns
@@ -304,31 +323,54 @@ class Lab:
         # Echo replies are never rate limited by the kernel; keep the ICMP error
         # limit too so blackholed space stays silent rather than "unreachable".
         subprocess.run(
-            ["ip", "netns", "exec", self.lab_ns, "sysctl", "-qw",
-             "net.ipv4.icmp_echo_ignore_broadcasts=0", "net.core.somaxconn=4096"],
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.lab_ns,
+                "sysctl",
+                "-qw",
+                "net.ipv4.icmp_echo_ignore_broadcasts=0",
+                "net.core.somaxconn=4096",
+            ],
             check=True,
-        )  # fmt: skip
+        )
 
     def _listeners(self, profile: Profile) -> None:
         if not profile.open_ports:
             return
         spec = [f"{a}|{p}" for a, ports in profile.open_ports.items() for p in ports]
-        log = open(self.state / "listen.log", "w")  # noqa: SIM115 (the child keeps it)
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.lab_ns, sys.executable, "-m", "probes.lab", "listen"]
-            + spec,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        log = self.state / "listen.log"
+        # Detached through the shell (it exits at once), so no child is left to reap here.
+        cmd = " ".join(
+            shlex.quote(x)
+            for x in [
+                "ip",
+                "netns",
+                "exec",
+                self.lab_ns,
+                sys.executable,
+                "-m",
+                "probes.lab",
+                "listen",
+                *spec,
+            ]
+        )
+        started = subprocess.run(
+            ["sh", "-c", f"setsid {cmd} > {shlex.quote(str(log))} 2>&1 < /dev/null & echo $!"],
+            capture_output=True,
+            text=True,
+            check=True,
             cwd=str(Path(__file__).resolve().parent.parent),
         )
-        (self.state / "listen.pid").write_text(str(proc.pid))
+        pid = int(started.stdout.strip())
+        (self.state / "listen.pid").write_text(str(pid))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            if "listening" in (self.state / "listen.log").read_text():
+            if "listening" in log.read_text():
                 return
-            if proc.poll() is not None:
-                raise RuntimeError("lab listener failed: " + (self.state / "listen.log").read_text())
+            if not os.path.exists(f"/proc/{pid}"):
+                raise RuntimeError("lab listener failed: " + log.read_text())
             time.sleep(0.05)
         raise RuntimeError("lab listener did not start")
 
@@ -374,9 +416,7 @@ class Lab:
             if path.exists():
                 try:
                     pid = int(path.read_text().strip())
-                    os.killpg(pid, signal.SIGTERM) if pidfile == "listen.pid" else os.kill(
-                        pid, signal.SIGTERM
-                    )
+                    os.kill(pid, signal.SIGTERM)
                 except (ValueError, ProcessLookupError, PermissionError):
                     pass
                 path.unlink(missing_ok=True)

@@ -53,8 +53,9 @@ def probe(plan: probing.Plan, settings: Settings):
     for family, targets in plan.targets.items():  # the whole run is refused before any send
         settings.scope.check_targets(family, targets)
     observations, reverse, listings = [], [], []
-    kw = dict(scope=settings.scope, timeout=settings.timeout, retries=settings.retries,
-              rate=settings.rate)  # fmt: skip
+    kw = dict(
+        scope=settings.scope, timeout=settings.timeout, retries=settings.retries, rate=settings.rate
+    )
     with netns.entered(settings.netns):
         own = netns.own_addresses()
         for family, targets in plan.targets.items():
@@ -78,11 +79,13 @@ def probe(plan: probing.Plan, settings: Settings):
                 continue
             server = settings.dns_servers[0]
             if "dns" in plan.methods:
-                reverse.extend(dnscheck.check_reverse(family, checked, server=server,
-                                                      scope=settings.scope))  # fmt: skip
+                reverse.extend(
+                    dnscheck.check_reverse(family, checked, server=server, scope=settings.scope)
+                )
             if "blocklist" in plan.methods and settings.blocklists:
-                listings.extend(dnscheck.check_blocklists(family, checked, settings.blocklists,
-                                                          server=server))  # fmt: skip
+                listings.extend(
+                    dnscheck.check_blocklists(family, checked, settings.blocklists, server=server)
+                )
     return observations, reverse, listings
 
 

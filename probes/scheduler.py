@@ -25,6 +25,7 @@ import os
 import socket
 import threading
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -78,8 +79,9 @@ class Lease:
             return False
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(t).values(name=LEASE_NAME, holder=self.holder,
-                                              expires_at=until))  # fmt: skip
+                conn.execute(
+                    insert(t).values(name=LEASE_NAME, holder=self.holder, expires_at=until)
+                )
             return True
         except IntegrityError:
             return False
@@ -110,15 +112,17 @@ def fire(schedule_id: int) -> None:
     sched = _current
     if sched is None:
         return
-    with sched.app.app_context():
+    with sched.busy(), sched.app.app_context():
         if not sched.lease.held():
-            log.warning("schedule %s not fired: this scheduler no longer holds the lease",
-                        schedule_id)  # fmt: skip
+            log.warning(
+                "schedule %s not fired: this scheduler no longer holds the lease", schedule_id
+            )
             return
         session = sched.db.session
         try:
-            run = probing.start_run(session, schedule_id, trigger="schedule",
-                                    actor=f"scheduler:{sched.holder}")  # fmt: skip
+            run = probing.start_run(
+                session, schedule_id, trigger="schedule", actor=f"scheduler:{sched.holder}"
+            )
             run.stats = {"executed_by": sched.holder}
             session.commit()
         except Exception:
@@ -133,7 +137,7 @@ def dispatch() -> None:
     sched = _current
     if sched is None:
         return
-    with sched.app.app_context():
+    with sched.busy(), sched.app.app_context():
         if not sched.lease.held():
             return
         session = sched.db.session
@@ -148,7 +152,7 @@ def release_quarantine() -> None:
     sched = _current
     if sched is None:
         return
-    with sched.app.app_context():
+    with sched.busy(), sched.app.app_context():
         if not sched.lease.held():
             return
         session = sched.db.session
@@ -171,10 +175,14 @@ class ProbeScheduler:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         with app.app_context():
             self.engine = db.engine
-        self.lease = Lease(self.engine, self.holder)
+        self.lease = Lease(
+            self.engine, self.holder, int(app.config.get("IPAM_SCHEDULER_LEASE") or LEASE_SECONDS)
+        )
         self.scheduler: BackgroundScheduler | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._busy = 0
+        self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
         self._dispatcher: threading.Thread | None = None
         self.zone = app.config.get("IPAM_TIMEZONE", "Asia/Shanghai")
@@ -191,8 +199,9 @@ class ProbeScheduler:
         _current = self
         self._thread = threading.Thread(target=self._loop, name="probe-scheduler", daemon=True)
         self._thread.start()
-        self._dispatcher = threading.Thread(target=self._dispatch_loop, name="probe-dispatch",
-                                            daemon=True)  # fmt: skip
+        self._dispatcher = threading.Thread(
+            target=self._dispatch_loop, name="probe-dispatch", daemon=True
+        )
         self._dispatcher.start()
 
     def _dispatch_loop(self) -> None:
@@ -219,7 +228,7 @@ class ProbeScheduler:
                 log.warning("scheduler lease lost to another process: standing by")
                 self._stop_apscheduler()
             self._stop.wait(self.lease.seconds / 3)
-        self._stop_apscheduler()
+        self._stop_apscheduler(wait=True)  # a run in progress finishes and records itself
         try:
             self.lease.release()
         except Exception:
@@ -227,29 +236,60 @@ class ProbeScheduler:
 
     def _start_apscheduler(self) -> None:
         url = self.engine.url.render_as_string(hide_password=False)
+        self.jobstore = SQLAlchemyJobStore(url=url, tablename="apscheduler_jobs")
         s = BackgroundScheduler(
-            jobstores={
-                "default": MemoryJobStore(),
-                "probes": SQLAlchemyJobStore(url=url, tablename="apscheduler_jobs"),
-            },
+            jobstores={"default": MemoryJobStore(), "probes": self.jobstore},
             executors={"default": ThreadPoolExecutor(4)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
             timezone=self.zone,
         )
         s.add_job(self.sync, "interval", seconds=SYNC_SECONDS, id="sync", next_run_time=utcnow())
-        s.add_job(release_quarantine, "interval", minutes=10, id="release_quarantine",
-                  next_run_time=utcnow())  # fmt: skip
+        s.add_job(
+            release_quarantine,
+            "interval",
+            minutes=10,
+            id="release_quarantine",
+            next_run_time=utcnow(),
+        )
         s.start()
         self.scheduler = s
         log.info("probe scheduler %s holds the lease and fires jobs", self.holder)
 
-    def _stop_apscheduler(self) -> None:
-        if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
-            self.scheduler = None
+    @contextmanager
+    def busy(self):
+        """Count a job in progress, so that stopping can wait for it to record its run."""
+        with self._idle:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def _stop_apscheduler(self, wait: bool = False) -> None:
+        s = self.scheduler
+        if s is None:
+            return
+        self.scheduler = None
+        s.pause()  # nothing new starts
+        if wait:
+            # APScheduler 3's shutdown(wait=True) holds its job-store lock while it waits,
+            # and a job that needs that lock then never finishes: wait here instead.
+            with self._idle:
+                self._idle.wait_for(lambda: self._busy == 0, timeout=300)
+        s.shutdown(wait=False)
+        if wait:  # a job submitted just before the pause may have run since
+            with self._idle:
+                self._idle.wait_for(lambda: self._busy == 0, timeout=300)
+            self.jobstore.engine.dispose()
 
     def sync(self) -> None:
         """Mirror enabled probe schedules into the persistent job store."""
+        with self.busy():
+            self._sync()
+
+    def _sync(self) -> None:
         s = self.scheduler
         if s is None:
             return
@@ -266,8 +306,14 @@ class ProbeScheduler:
             trigger = probing.cron_trigger(cron, self.zone)
             job = s.get_job(job_id, jobstore="probes")
             if job is None:
-                s.add_job("probes.scheduler:fire", trigger, args=[sid], id=job_id,
-                          jobstore="probes", replace_existing=True)  # fmt: skip
+                s.add_job(
+                    "probes.scheduler:fire",
+                    trigger,
+                    args=[sid],
+                    id=job_id,
+                    jobstore="probes",
+                    replace_existing=True,
+                )
             elif str(job.trigger) != str(trigger):
                 s.reschedule_job(job_id, jobstore="probes", trigger=trigger)
 
@@ -281,7 +327,7 @@ class ProbeScheduler:
         self._wake.set()
         for thread in (self._thread, self._dispatcher):
             if thread:
-                thread.join(timeout=30)
+                thread.join(timeout=120)
         if _current is self:
             _current = None
 

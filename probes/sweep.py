@@ -246,8 +246,17 @@ class TcpSweep(_Sweep):
         t = self._templates.get(port)
         if t is None:
             opts = [("MSS", 1460)]
-            raw = bytes(TCP(sport=self.sport, dport=port, flags="S", seq=self.isn, window=1024,
-                            options=opts, chksum=0))  # fmt: skip
+            raw = bytes(
+                TCP(
+                    sport=self.sport,
+                    dport=port,
+                    flags="S",
+                    seq=self.isn,
+                    window=1024,
+                    options=opts,
+                    chksum=0,
+                )
+            )
             words = sum(struct.unpack(f"!{len(raw) // 2}H", raw))
             t = self._templates[port] = (raw[:16], raw[18:], words, len(raw))
         return t
@@ -337,15 +346,21 @@ def sweep(
             rtt = s.got.get(key)
             out.append(
                 Observation(
-                    family, key[0], f"tcp:{key[1]}", rtt is not None, _ms(rtt), at,
+                    family,
+                    key[0],
+                    f"tcp:{key[1]}",
+                    rtt is not None,
+                    _ms(rtt),
+                    at,
                     s.detail.get(key, ""),
                 )
-            )  # fmt: skip
+            )
     return out
 
 
-def icmp_answering(family: int, targets: Sequence[int], *, scope: ProbeScope, timeout=1.0,
-                   retries=0, rate=None) -> dict[int, float]:  # fmt: skip
+def icmp_answering(
+    family: int, targets: Sequence[int], *, scope: ProbeScope, timeout=1.0, retries=0, rate=None
+) -> dict[int, float]:
     """The fast path the benchmark measures: address -> rtt seconds for those that answered."""
     scope.check_targets(family, targets)
     s = IcmpSweep(family, timeout, retries, rate)

@@ -88,6 +88,7 @@ def load_config(app: Flask, config: dict | None) -> None:
         BABEL_TRANSLATION_DIRECTORIES=TRANSLATIONS,
         JSON_AS_ASCII=False,
         IPAM_SCHEDULER=env("IPAM_SCHEDULER", "on"),
+        IPAM_SCHEDULER_LEASE=int(env("IPAM_SCHEDULER_LEASE", "30")),
         **probe_settings(app),
     )
     if config:

@@ -500,7 +500,6 @@ def register(app) -> None:
             users.revoke_token(s, token_id, actor=actor)
         click.echo(f"token {token_id} revoked")
 
-
     from .cli_probes import register as register_probes
 
     register_probes(cli)

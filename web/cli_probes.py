@@ -30,8 +30,9 @@ def register(cli) -> None:
         """The network-namespace probe lab (root only; 198.18.0.0/15 and 2001:db8::/32)."""
 
     @lab_group.command("up")
-    @click.option("--profile", type=click.Choice(["demo", "bench"]), default="demo",
-                  show_default=True)  # fmt: skip
+    @click.option(
+        "--profile", type=click.Choice(["demo", "bench"]), default="demo", show_default=True
+    )
     @click.option("--rrl", default=0, show_default=True, help="NSD answers per second per client")
     def lab_up(profile, rrl):
         """Build the lab and point this instance's probes at it."""
@@ -95,16 +96,29 @@ def register(cli) -> None:
     @click.option("--dark-after", default=3, show_default=True)
     @actor_option
     def probe_add(name, pool, customer, cron, methods, tcp_ports, dark_after, actor):
-        data = {"name": name, "pool": pool, "customer": customer, "cron": cron,
-                "methods": methods, "tcp_ports": tcp_ports, "dark_after": dark_after}  # fmt: skip
+        data = {
+            "name": name,
+            "pool": pool,
+            "customer": customer,
+            "cron": cron,
+            "methods": methods,
+            "tcp_ports": tcp_ports,
+            "dark_after": dark_after,
+        }
         with transaction() as s:
             sched = probing.add_schedule(s, data, actor=actor)
             click.echo(f"probe schedule {sched.id} ({sched.name}) added")
 
     @probe_group.command("update")
     @click.argument("schedule")
-    @click.option("--set", "pairs", multiple=True, required=True, metavar="FIELD=VALUE",
-                  help="e.g. --set cron='0 * * * *' --set enabled=false")  # fmt: skip
+    @click.option(
+        "--set",
+        "pairs",
+        multiple=True,
+        required=True,
+        metavar="FIELD=VALUE",
+        help="e.g. --set cron='0 * * * *' --set enabled=false",
+    )
     @actor_option
     def probe_update(schedule, pairs, actor):
         with transaction() as s:
@@ -134,8 +148,10 @@ def register(cli) -> None:
             sched = probing.get_schedule(s, schedule)
             run = probing.start_run(s, sched.id, trigger="manual", actor=actor)
         run = runner.execute(db.session, run.id, runner.Settings.from_config(current_app.config))
-        click.echo(f"run {run.id}: {run.status}; {run.targets} targets, {run.answered} answered, "
-                   f"{run.findings_raised} new finding(s)" + (f"; {run.error}" if run.error else ""))  # fmt: skip
+        click.echo(
+            f"run {run.id}: {run.status}; {run.targets} targets, {run.answered} answered, "
+            f"{run.findings_raised} new finding(s)" + (f"; {run.error}" if run.error else "")
+        )
         if run.status != "done":
             raise SystemExit(1)
 
@@ -145,9 +161,11 @@ def register(cli) -> None:
         sid = probing.get_schedule(db.session, schedule).id if schedule else None
         runs, _ = probing.list_runs(db.session, schedule_id=sid, limit=50)
         for r in runs:
-            click.echo(f"{r.id:5} {r.schedule.name:20} {r.trigger:8} {r.status:7} "
-                       f"{r.queued_at:%Y-%m-%d %H:%M:%S} targets={r.targets} answered={r.answered} "
-                       f"new_findings={r.findings_raised}" + (f" error={r.error}" if r.error else ""))  # fmt: skip
+            click.echo(
+                f"{r.id:5} {r.schedule.name:20} {r.trigger:8} {r.status:7} "
+                f"{r.queued_at:%Y-%m-%d %H:%M:%S} targets={r.targets} answered={r.answered} "
+                f"new_findings={r.findings_raised}" + (f" error={r.error}" if r.error else "")
+            )
 
     @cli.group("finding")
     def finding_group():
@@ -161,8 +179,9 @@ def register(cli) -> None:
         from ipam.customers import get_customer
 
         cid = get_customer(db.session, customer).id if customer else None
-        rows, total = findings.list_findings(db.session, status=status or None, kind=kind,
-                                             customer_id=cid, limit=1000)  # fmt: skip
+        rows, total = findings.list_findings(
+            db.session, status=status or None, kind=kind, customer_id=cid, limit=1000
+        )
         for f in rows:
             who = f.customer.name if f.customer else "-"
             click.echo(f"{f.id:5} {f.kind.value:20} {f.prefix:22} x{f.count:<4} {who}  {f.summary}")
@@ -176,5 +195,3 @@ def register(cli) -> None:
         with transaction() as s:
             f = findings.resolve_finding(s, finding_id, comment, actor=actor)
         click.echo(f"finding {f.id} resolved")
-
-

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import pytest
+from netaddr import IPAddress
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ipam import demo
+from ipam import demo, findings, probing
 from ipam.models import (
     Allocation,
     ChangeRequest,
     Customer,
+    Finding,
     Pool,
+    ProbeSchedule,
     Quarantine,
     Sublease,
     Sublessee,
@@ -82,8 +86,28 @@ def world(web_app, engine):
             "b_request": first(ChangeRequest, ChangeRequest.customer_id == b.id),
             "quarantine_id": first(Quarantine, Quarantine.released_at.is_(None)),
             "user_id": first(User, User.username == "auditor"),
+            "schedule_id": first(ProbeSchedule, ProbeSchedule.name == "DC1 sweep"),
         }
+        # One finished run with one finding, as probes/runner would leave them.
+        run = probing.start_run(s, ids["schedule_id"], trigger="manual", actor="test")
+        squatter = Observation(4, int(IPAddress("198.18.9.20")), "icmp", True, 0.3)
+        findings.record_results(s, run.id, [squatter])
+        s.commit()
+        ids["run_id"] = run.id
+        ids["finding_id"] = first(Finding, Finding.status == "open")
     return ids
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The shape probes/sweep.py hands to ipam.findings (fields it reads)."""
+
+    family: int
+    address: int
+    method: str
+    answered: bool
+    rtt_ms: float | None
+    detail: str = ""
 
 
 class Client:

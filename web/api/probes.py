@@ -67,8 +67,9 @@ def probe_schedule_run(schedule_id):
 def probe_runs_list():
     q = select(ProbeRun).order_by(ProbeRun.id.desc())
     if request.args.get("schedule"):
-        q = q.where(ProbeRun.schedule_id == probing.get_schedule(db.session,
-                                                                 request.args["schedule"]).id)  # fmt: skip
+        q = q.where(
+            ProbeRun.schedule_id == probing.get_schedule(db.session, request.args["schedule"]).id
+        )
     if request.args.get("status"):
         status = request.args["status"]
         if status not in ("queued", "running", "done", "failed"):
@@ -83,11 +84,14 @@ def probe_run(run_id):
     r = probing.get_run(db.session, run_id)
     limit = int_arg("limit", 500, 1, 5000)
     obs = db.session.execute(
-        select(ProbeObservation).where(ProbeObservation.run_id == r.id)
+        select(ProbeObservation)
+        .where(ProbeObservation.run_id == r.id)
         .order_by(ProbeObservation.family, ProbeObservation.address, ProbeObservation.method)
         .limit(limit)
-    ).scalars()  # fmt: skip
-    return jsonify({**serialize.probe_run(r), "observations": [serialize.observation(o) for o in obs]})
+    ).scalars()
+    return jsonify(
+        {**serialize.probe_run(r), "observations": [serialize.observation(o) for o in obs]}
+    )
 
 
 def findings_query():

@@ -194,12 +194,57 @@ DOCS: dict[str, tuple[str, dict, dict | None]] = {
         {"prefix": "CIDR (required)"},
         None,
     ),
+    "api.probe_schedules_list": ("Probe schedules (clause 19)", LIST, None),
+    "api.probe_schedule_add": (
+        "Add a probe schedule for a pool or a customer",
+        {},
+        _body(
+            name="*",
+            pool="pool id, name or prefix (or customer)",
+            customer="customer id or name (or pool)",
+            cron="five fields, or six with seconds first*",
+            methods="list of icmp, tcp, dns, blocklist (default icmp, dns, blocklist)",
+            tcp_ports="list of ports (for tcp)",
+            dark_after="silent runs before a held block is reported dark (default 3)",
+        ),
+    ),
+    "api.probe_schedule": ("A probe schedule", {}, None),
+    "api.probe_schedule_update": (
+        "Change a probe schedule (cron, methods, ports, dark_after, enabled, name)",
+        {},
+        _body(**{"<field>": "any schedule field", "enabled": "true | false"}),
+    ),
+    "api.probe_schedule_run": ("Run now: queue a run for the scheduler", {}, None),
+    "api.probe_runs_list": (
+        "Probe runs, newest first",
+        {**LIST, "schedule": "schedule id or name", "status": "queued | running | done | failed"},
+        None,
+    ),
+    "api.probe_run": (
+        "A probe run with the observations kept",
+        {"limit": "observations, 1-5000 (default 500)"},
+        None,
+    ),
+    "api.findings_list": (
+        "Probe findings, latest first",
+        {
+            **LIST,
+            "status": "open (default) | resolved | all",
+            "kind": "unallocated_in_use | quarantined_in_use | reclaimed_in_use | "
+            "allocated_dark | ptr_unregistered | ptr_mismatch | blocklisted",
+            "customer": "customer id or name",
+            "pool": "pool id, name or prefix",
+        },
+        None,
+    ),
+    "api.finding": ("A finding with its evidence", {}, None),
+    "api.finding_resolve": ("Resolve a finding", {}, _body(comment="what was done*")),
     "api.openapi": ("This document", {}, None),
     "api.docs": ("Browsable documentation (HTML)", {}, None),
 }
 
 STATUS = {"get": "200", "post": "201", "patch": "200", "delete": "200"}
-ACTIONS = ("end", "exit", "reclaim", "approve", "reject", "release")
+ACTIONS = ("end", "exit", "reclaim", "approve", "reject", "release", "resolve")
 
 
 def spec(app: Flask) -> dict:

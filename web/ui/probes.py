@@ -41,7 +41,9 @@ def _probes_page(error: IpamError | None = None):
         pools=pools.list_pools(db.session),
         customers=db.session.execute(
             select(Customer).where(Customer.status != "exited").order_by(Customer.name)
-        ).scalars().all(),
+        )
+        .scalars()
+        .all(),
         methods=probing.METHODS,
         errors=form_errors(error),
         form=request.form,
@@ -110,17 +112,32 @@ def probe_schedule_run(schedule_id):
 @ui.get("/probes/runs/<int:run_id>")
 def probe_run_page(run_id):
     r = probing.get_run(db.session, run_id)
-    obs = db.session.execute(
-        select(ProbeObservation).where(ProbeObservation.run_id == r.id)
-        .order_by(ProbeObservation.answered.desc(), ProbeObservation.family,
-                  ProbeObservation.address, ProbeObservation.method)
-        .limit(1000)
-    ).scalars().all()  # fmt: skip
-    raised = db.session.execute(
-        select(Finding).where(Finding.schedule_id == r.schedule_id,
-                              Finding.first_seen >= r.started_at)
-        .order_by(Finding.id) if r.started_at else select(Finding).where(False)
-    ).scalars().all()  # fmt: skip
+    obs = (
+        db.session.execute(
+            select(ProbeObservation)
+            .where(ProbeObservation.run_id == r.id)
+            .order_by(
+                ProbeObservation.answered.desc(),
+                ProbeObservation.family,
+                ProbeObservation.address,
+                ProbeObservation.method,
+            )
+            .limit(1000)
+        )
+        .scalars()
+        .all()
+    )
+    raised = (
+        db.session.execute(
+            select(Finding)
+            .where(Finding.schedule_id == r.schedule_id, Finding.first_seen >= r.started_at)
+            .order_by(Finding.id)
+            if r.started_at
+            else select(Finding).where(False)
+        )
+        .scalars()
+        .all()
+    )
     return render_template("probe_run.html", run=r, observations=obs, raised=raised)
 
 
@@ -162,7 +179,7 @@ def finding_resolve(finding_id):
 @ui.app_template_global()
 def open_findings(*, customer_id=None, pool_id=None, limit=20):
     """Open findings of one customer or pool, for their pages: (rows, total)."""
-    rows, total = findings.list_findings(db.session, status="open", customer_id=customer_id,
-                                         pool_id=pool_id, limit=limit)  # fmt: skip
+    rows, total = findings.list_findings(
+        db.session, status="open", customer_id=customer_id, pool_id=pool_id, limit=limit
+    )
     return rows, total
-

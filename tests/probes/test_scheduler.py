@@ -1,0 +1,199 @@
+"""Scheduling: probe runs fired by APScheduler end to end, and one scheduler at a time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from ipam import demo, probing
+from ipam.models import Customer, Finding, ProbeRun, SchedulerLease
+from tests.conftest import clear
+from web import create_app
+from web.extensions import db
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_for(condition, timeout: float, what: str):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def seed(engine, crons: dict[str, str | None]) -> None:
+    """The demo ledger, with the given schedules set to fire fast and the others disabled."""
+    with Session(engine) as s:
+        demo.seed(s, echo=lambda *_: None)
+        for sched in probing.list_schedules(s):
+            cron = crons.get(sched.name)
+            data = {"cron": cron, "enabled": True} if cron else {"enabled": False}
+            probing.update_schedule(s, sched.id, data, actor="test")
+        s.commit()
+
+
+def runs(engine, **where) -> list[ProbeRun]:
+    with Session(engine) as s:
+        q = select(ProbeRun).order_by(ProbeRun.id)
+        for key, value in where.items():
+            q = q.where(getattr(ProbeRun, key) == value)
+        return list(s.execute(q).scalars())
+
+
+@pytest.fixture
+def probe_app(db_url, engine, lab):
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": db_url,
+            "SECRET_KEY": "test",
+            **lab.settings(),
+            "IPAM_PROBE_RATE": "0",
+            "IPAM_PROBE_RETRIES": "0",
+            "IPAM_PROBE_TIMEOUT": "0.5",
+            "IPAM_SCHEDULER_LEASE": "4",
+        }
+    )
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    clear(engine)
+
+
+def test_scheduled_runs_raise_each_finding_for_the_right_address_and_holder(probe_app, engine):
+    from probes.scheduler import ProbeScheduler
+
+    every3 = "*/3 * * * * *"
+    seed(engine, {"DC1 sweep": every3, "DC2 sweep": every3})
+    sched = ProbeScheduler(probe_app, db)
+    sched.start()
+    try:
+
+        def enough():
+            done = runs(engine, status="done")
+            per = {r.schedule_id for r in done}
+            return (
+                len(done) >= 4
+                and len(per) == 2
+                and all(sum(r.schedule_id == sid for r in done) >= 2 for sid in per)
+            )
+
+        wait_for(enough, 120, "two finished runs of each schedule")
+    finally:
+        sched.stop()
+    assert [r.error for r in runs(engine) if r.status == "failed"] == []
+    assert {r.trigger for r in runs(engine)} == {"schedule"}
+    with Session(engine) as s:
+        names = dict(s.execute(select(Customer.id, Customer.name)).all())
+        found = {
+            (f.kind.value, f.prefix, names.get(f.customer_id, "-"))
+            for f in s.execute(select(Finding).where(Finding.status == "open")).scalars()
+        }
+    assert found == {
+        ("reclaimed_in_use", "198.18.7.200", "北京云帆网络科技有限公司"),
+        ("unallocated_in_use", "198.18.9.20", "-"),
+        ("ptr_unregistered", "198.18.7.10", "上海星河数据服务有限公司"),
+        ("ptr_mismatch", "198.18.7.11", "上海星河数据服务有限公司"),
+        ("blocklisted", "198.18.7.12", "上海星河数据服务有限公司"),
+        ("blocklisted", "198.18.9.20", "-"),  # 198.18.7.13's error answer is no listing
+        ("quarantined_in_use", "198.19.10.5", "深圳远航信息技术有限公司"),
+        ("allocated_dark", "198.19.4.0/28", "杭州青木电子商务有限公司"),
+    }
+
+
+def test_run_now_through_the_embedded_scheduler(probe_app, engine):
+    from probes.scheduler import ProbeScheduler
+
+    seed(engine, {})
+    sched = ProbeScheduler(probe_app, db)
+    sched.start()
+    try:
+        wait_for(lambda: sched.active, 10, "the lease")
+        with Session(engine) as s:
+            run_id = probing.request_run(s, "DC2 sweep", actor="user:engineer").id
+            s.commit()
+        sched.wake()
+        done = wait_for(lambda: runs(engine, id=run_id, status="done"), 60, "the run")
+    finally:
+        sched.stop()
+    assert done[0].trigger == "manual" and done[0].targets == 65536
+    assert done[0].answered == 65  # the demo profile's answering addresses in 198.19.0.0/16
+
+
+def _scheduler(db_url: str, instance: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "IPAM_DATABASE_URL": db_url,
+        "IPAM_INSTANCE_PATH": str(instance),
+        "IPAM_SCHEDULER_LEASE": "3",
+        "IPAM_PROBE_SCOPE": "",  # loopback only: every run is refused, and says so
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", "from web.cli import main; main()", "scheduler"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_one_scheduler_fires_however_many_are_started(db_url, engine, tmp_path):
+    """Two `ipam scheduler` processes on one database: one fires, the other stands by."""
+    seed(engine, {"DC1 sweep": "* * * * * *"})  # every second
+    first = _scheduler(db_url, tmp_path / "a")
+    second = None
+    try:
+
+        def holder():
+            with Session(engine) as s:
+                return s.execute(select(SchedulerLease.holder)).scalar()
+
+        a = wait_for(holder, 30, "the first scheduler's lease")
+        second = _scheduler(db_url, tmp_path / "b")
+        wait_for(lambda: len(runs(engine)) >= 6, 60, "six runs")
+        time.sleep(3)
+        assert holder() == a
+        fired = runs(engine)
+        assert {r.requested_by for r in fired} == {f"scheduler:{a}"}
+        seconds = [r.started_at.replace(microsecond=0) for r in fired]
+        assert len(seconds) == len(set(seconds)), "a fire time ran twice"
+        assert all(r.status == "failed" and "outside the probe scope" in r.error for r in fired)
+        first.send_signal(signal.SIGKILL)  # no goodbye: the lease must run out
+        first.wait(10)
+        b = wait_for(lambda: holder() if holder() != a else None, 30, "the standby to take over")
+        wait_for(
+            lambda: any(r.requested_by == f"scheduler:{b}" for r in runs(engine)),
+            30,
+            "a run fired by the standby",
+        )
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(15)
+        for proc in (first, second):
+            if proc is not None and proc.stdout:
+                proc.stdout.close()
+        clear(engine)
+
+
+def test_the_wsgi_app_never_starts_a_scheduler(db_url, engine):
+    from probes import scheduler
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "SECRET_KEY": "test"})
+    app.test_client().get("/login")
+    assert scheduler.current() is None
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM scheduler_lease")).scalar() == 0
