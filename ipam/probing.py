@@ -135,6 +135,9 @@ def _clean(session: Session, data: dict, *, partial: bool) -> dict:
 
 
 def _check_whole(values: dict) -> None:
+    """Cross-field rules (on the merged values; ports without tcp are dropped)."""
+    if "tcp" not in values.get("methods", []):
+        values["tcp_ports"] = []
     if (values.get("pool_id") is None) == (values.get("customer_id") is None):
         raise ValidationError("name either a pool or a customer to probe", "pool")
     if "tcp" in values.get("methods", []) and not values.get("tcp_ports"):
@@ -186,6 +189,7 @@ def update_schedule(session: Session, ref, data: dict, *, actor: str) -> ProbeSc
     values = _clean(session, data, partial=True)
     merged = {**_snapshot(schedule), **values}
     _check_whole(merged)
+    values["tcp_ports"] = merged["tcp_ports"]
     if "name" in values:
         _unique_name(session, values["name"], schedule.id)
     for key, value in values.items():

@@ -45,11 +45,9 @@ _V6_ARPA = b"\x03ip6\x04arpa\x00"
 
 
 def encode_name(name: str) -> bytes:
-    out = b""
-    for label in name.rstrip(".").split("."):
-        raw = label.encode("idna") if not label.isascii() else label.encode()
-        out += bytes([len(raw)]) + raw
-    return out + b"\0"
+    name = name.rstrip(".")
+    raw = name.encode() if name.isascii() else name.encode("idna")
+    return b"".join([bytes((len(label),)) + label for label in raw.split(b".")]) + b"\0"
 
 
 def reverse_qname(family: int, value: int, zone: bytes | None = None) -> bytes:
@@ -102,15 +100,22 @@ class Answer:
     records: list[tuple[int, object]] = field(default_factory=list)  # (type, value)
 
 
-def parse_answer(buf: bytes) -> Answer:
-    """Header flags and the answer section's PTR / A / AAAA / TXT / CNAME values."""
+def parse_answer(buf: bytes, question_end: int | None = None) -> Answer:
+    """Header flags and the answer section's PTR / A / AAAA / TXT / CNAME values.
+
+    question_end: where the answer section starts, when the caller knows (it
+    checked that the answer repeats its one-question query byte for byte).
+    """
     _qid, flags, qd, an = struct.unpack_from("!HHHH", buf)
-    off = 12
-    for _ in range(qd):
-        off = _skip_name(buf, off) + 4
+    if question_end is None:
+        off = 12
+        for _ in range(qd):
+            off = _skip_name(buf, off) + 4
+    else:
+        off = question_end
     out = Answer(flags & 0xF, bool(flags & 0x0200))
     for _ in range(an):
-        off = _skip_name(buf, off)
+        off = off + 2 if buf[off] >= 0xC0 else _skip_name(buf, off)
         rtype, _cls, _ttl, rdlen = struct.unpack_from("!HHIH", buf, off)
         off += 10
         if rtype in (PTR, 5):
@@ -143,7 +148,7 @@ class Resolver:
         port: int = 53,
         timeout: float = 1.0,
         retries: int = 3,
-        window: int = 2000,
+        window: int = 1000,
     ):
         self.server = (server, port)
         self.family = socket.AF_INET6 if ":" in server else socket.AF_INET
@@ -167,6 +172,7 @@ class Resolver:
         free_ids = deque(range(65536))
         window = float(min(self.max_window, 64))
         truncated: list[int] = []
+        next_check = 0.0
         recv, send, clock = sock.recv, sock.send, time.monotonic
         stats = self.stats
         try:
@@ -207,7 +213,7 @@ class Resolver:
                         free_ids.append(qid)
                         stats["answers"] += 1
                         try:
-                            ans = parse_answer(buf)
+                            ans = parse_answer(buf, len(q))
                         except (IndexError, struct.error, ValueError):
                             ans = None
                         if ans is not None and ans.tc:
@@ -218,6 +224,9 @@ class Resolver:
                         if window < self.max_window:
                             window += 1.0
                 now = clock()
+                if now < next_check:
+                    continue
+                next_check = now + 0.02  # scanning the window costs: not on every answer
                 expired = [qid for qid, item in inflight.items() if item[2] <= now]
                 for qid in expired:
                     i, tries, _due, _q = inflight.pop(qid)
@@ -286,7 +295,7 @@ def check_reverse(
     scope: ProbeScope | None = None,
     timeout: float = 1.0,
     retries: int = 3,
-    window: int = 2000,
+    window: int = 1000,
     port: int = 53,
 ) -> list[ReverseResult]:
     """PTR for every target, then the forward lookup of every distinct PTR name."""

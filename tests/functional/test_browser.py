@@ -157,3 +157,33 @@ def test_engineer_allocates_the_next_free_29(browser, server):
     prefix = flash.removeprefix("已分配 ").removesuffix("。")
     assert prefix in browser.find_element(By.ID, "recent").text
     shot(browser, "engineer-allocated-29")
+
+
+def test_engineer_schedules_a_probe_fixes_the_cron_and_runs_it_now(browser, server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    log_in(browser, server, "engineer", "demo-engineer-pass")
+    browser.find_element(By.LINK_TEXT, "探测").click()
+    browser.find_element(By.ID, "name").send_keys("青木 web shop")
+    Select(browser.find_element(By.ID, "customer")).select_by_visible_text(
+        "杭州青木电子商务有限公司"
+    )
+    cron = browser.find_element(By.ID, "cron")
+    cron.clear()
+    cron.send_keys("every ten minutes")
+    browser.find_element(By.CSS_SELECTOR, "#schedule-form button[type=submit]").click()
+    error = browser.find_element(By.ID, "cron-error")
+    assert "cron" in error.text
+    shot(browser, "probe-schedule-bad-cron")
+    cron = browser.find_element(By.ID, "cron")
+    cron.clear()
+    cron.send_keys("*/10 * * * *")
+    browser.find_element(By.CSS_SELECTOR, "#schedule-form button[type=submit]").click()
+    assert browser.find_element(By.CLASS_NAME, "flash").text == "探测计划已添加。"
+    row = browser.find_element(By.CSS_SELECTOR, '[data-schedule="青木 web shop"]')
+    row.find_element(By.TAG_NAME, "button").click()
+    assert "运行已排队" in browser.find_element(By.CLASS_NAME, "flash").text
+    runs = browser.find_element(By.CLASS_NAME, "runs").text
+    assert "青木 web shop" in runs and "手动" in runs
+    shot(browser, "probe-run-queued")

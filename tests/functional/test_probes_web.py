@@ -1,0 +1,142 @@
+"""Probe schedules, runs and findings through the API and the UI."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.functional.test_api import error_of
+
+
+@pytest.fixture
+def engineer(login):
+    return login("engineer")
+
+
+@pytest.fixture
+def same(engine):
+    from contextlib import contextmanager
+
+    from sqlalchemy.orm import Session
+
+    from tests.conftest import table_contents
+
+    @contextmanager
+    def check():
+        with Session(engine) as s:
+            before = table_contents(s)
+        yield
+        with Session(engine) as s:
+            assert table_contents(s) == before
+
+    return check
+
+
+def test_schedule_input_errors_name_the_field_and_change_nothing(engineer, world, same):
+    good = {"name": "edge", "pool": "Beijing DC1", "cron": "*/10 * * * *"}
+    cases = [
+        ({**good, "cron": "sometimes"}, 422, "cron"),
+        ({**good, "methods": ["icmp", "ssh"]}, 422, "methods"),
+        ({**good, "methods": ["tcp"]}, 422, "tcp_ports"),
+        ({**good, "tcp_ports": [70000], "methods": ["tcp"]}, 422, "tcp_ports"),
+        ({**good, "pool": None}, 422, "pool"),
+        ({**good, "name": "DC1 sweep"}, 422, "name"),
+        ({**good, "pool": "no such pool"}, 404, "pool"),
+        ({**good, "dark_after": "many"}, 422, "dark_after"),
+    ]
+    with same():
+        for body, status, field in cases:
+            r = engineer.api("POST", "/api/v1/probe-schedules", json=body)
+            assert error_of(r, status)["field"] == field, body
+        r = engineer.api(
+            "PATCH", f"/api/v1/probe-schedules/{world['schedule_id']}", json={"enabled": "perhaps"}
+        )
+        assert error_of(r, 422)["field"] == "enabled"
+        assert (
+            error_of(engineer.api("GET", "/api/v1/findings?status=closed"), 422)["field"]
+            == "status"
+        )
+        assert error_of(engineer.api("GET", "/api/v1/findings?kind=odd"), 422)["field"] == "kind"
+
+
+def test_schedule_crud_and_run_now(engineer, world):
+    r = engineer.api(
+        "POST",
+        "/api/v1/probe-schedules",
+        json={
+            "name": "星河 web",
+            "customer": world["b"],
+            "cron": "0 * * * *",
+            "methods": ["icmp", "tcp"],
+            "tcp_ports": [443, 80],
+        },
+    )
+    assert r.status_code == 201, r.get_data(as_text=True)
+    made = r.get_json()
+    assert made["customer_id"] == world["b"] and made["tcp_ports"] == [80, 443]
+    r = engineer.api(
+        "PATCH",
+        f"/api/v1/probe-schedules/{made['id']}",
+        json={"cron": "*/15 * * * *", "enabled": False},
+    )
+    assert r.get_json()["cron"] == "*/15 * * * *" and r.get_json()["enabled"] is False
+    r = engineer.api("POST", f"/api/v1/probe-schedules/{made['id']}/run")
+    assert r.status_code == 201 and r.get_json()["status"] == "queued"
+    again = engineer.api("POST", f"/api/v1/probe-schedules/{made['id']}/run")
+    assert error_of(again, 409)["field"] == "schedule"
+    runs = engineer.api("GET", f"/api/v1/probe-runs?schedule={made['id']}").get_json()
+    assert [x["status"] for x in runs["items"]] == ["queued"] and runs["total"] == 1
+
+
+def test_findings_are_listed_filtered_shown_and_resolved(engineer, login, world, same):
+    listed = engineer.api("GET", "/api/v1/findings").get_json()
+    assert [(f["kind"], f["prefix"]) for f in listed["items"]] == [
+        ("unallocated_in_use", "198.18.9.20")
+    ]
+    assert engineer.api("GET", "/api/v1/findings?kind=allocated_dark").get_json()["total"] == 0
+    one = engineer.api("GET", f"/api/v1/findings/{world['finding_id']}").get_json()
+    assert one["evidence"][0]["address"] == "198.18.9.20" and one["count"] == 1
+    run = engineer.api("GET", f"/api/v1/probe-runs/{world['run_id']}").get_json()
+    assert run["status"] == "done" and run["observations"][0]["address"] == "198.18.9.20"
+    with same():
+        r = engineer.api("POST", f"/api/v1/findings/{world['finding_id']}/resolve", json={})
+        assert error_of(r, 422)["field"] == "comment"
+        auditor = login("auditor")
+        r = auditor.api(
+            "POST", f"/api/v1/findings/{world['finding_id']}/resolve", json={"comment": "x"}
+        )
+        assert r.status_code == 403
+    r = engineer.api(
+        "POST",
+        f"/api/v1/findings/{world['finding_id']}/resolve",
+        json={"comment": "a test host; removed"},
+    )
+    assert r.get_json()["status"] == "resolved" and r.get_json()["resolved_by"] == "user:engineer"
+    assert engineer.api("GET", "/api/v1/findings").get_json()["total"] == 0
+    assert engineer.api("GET", "/api/v1/findings?status=resolved").get_json()["total"] == 1
+
+
+def test_ui_pages_show_schedules_runs_and_findings(engineer, login, world):
+    page = engineer.get("/probes").get_data(as_text=True)
+    assert 'data-schedule="DC1 sweep"' in page and ("Run now" in page or "立即运行" in page)
+    page = engineer.get("/findings").get_data(as_text=True)
+    assert 'data-prefix="198.18.9.20"' in page
+    page = engineer.get(f"/probes/runs/{world['run_id']}").get_data(as_text=True)
+    assert "198.18.9.20" in page
+    page = engineer.get(f"/pools/{world['pool_id']}").get_data(as_text=True)
+    assert 'id="pool-findings"' in page and 'data-prefix="198.18.9.20"' in page
+    r = engineer.form(f"/findings/{world['finding_id']}/resolve", {"comment": ""})
+    assert r.status_code == 422 and 'data-field="comment"' in r.get_data(as_text=True)
+    r = engineer.form(f"/findings/{world['finding_id']}/resolve", {"comment": "fixed"})
+    assert r.status_code == 302
+    page = engineer.get(f"/findings/{world['finding_id']}").get_data(as_text=True)
+    assert "fixed" in page and 'id="resolve"' not in page
+    r = engineer.form(
+        "/probes", {"name": "x", "cron": "nope", "pool": str(world["pool_id"]), "methods": "icmp"}
+    )
+    assert r.status_code == 422 and 'data-field="cron"' in r.get_data(as_text=True)
+    assert 'value="x"' in r.get_data(as_text=True)  # what was typed stays
+    # A customer's own page shows no probe findings (investigations are the provider's).
+    customer = login("yunfan")
+    assert 'id="customer-findings"' not in customer.get(f"/customers/{world['a']}").get_data(
+        as_text=True
+    )
