@@ -169,3 +169,13 @@ def test_the_engine_copes_with_a_rate_limited_server():
     assert res.stats["truncated"] + res.stats["timeouts"] > 0  # the limit did bite
     named = {targets[i]: a.records for i, a in enumerate(answers) if a.records}
     assert named[ip("198.18.7.9")] == [(12, "www.liming-blog.example")]
+
+
+def test_a_split_sweep_with_retries_still_hears_every_answer(lab, inside):
+    """16,384 targets take the two-process path; the retry then runs in one process."""
+    expected = lab_module.demo_profile().answering_set()
+    targets = span("198.19.0.0/18")
+    with inside():
+        obs = sweep.sweep(4, targets, scope=LAB, timeout=0.3, retries=1)
+    assert {o.address for o in obs if o.answered} == {v for v in expected if v in set(targets)}
+    assert len(obs) == len(targets)
