@@ -501,6 +501,7 @@ CUSTOMER_CHANGE_FIELDS = (
     "connected_on",
     "psb_filing_number",
     "psb_filed_on",
+    "domains",
 )
 
 
