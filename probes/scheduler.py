@@ -107,23 +107,28 @@ class Lease:
 # Job functions are module-level so the persistent job store can name them.
 
 
-def fire(schedule_id: int) -> None:
-    """A schedule's timer went off: start a run and carry it out."""
+@contextmanager
+def _as_leader():
+    """This process's scheduler, inside its app, while it holds the lease; else None."""
     sched = _current
     if sched is None:
+        yield None
         return
     with sched.busy(), sched.app.app_context():
-        if not sched.lease.held():
-            log.warning(
-                "schedule %s not fired: this scheduler no longer holds the lease", schedule_id
-            )
+        yield sched if sched.lease.held() else None
+
+
+def fire(schedule_id: int) -> None:
+    """A schedule's timer went off: start a run and carry it out."""
+    with _as_leader() as sched:
+        if sched is None:
+            log.warning("schedule %s not fired: this process holds no lease", schedule_id)
             return
         session = sched.db.session
         try:
             run = probing.start_run(
                 session, schedule_id, trigger="schedule", actor=f"scheduler:{sched.holder}"
             )
-            run.stats = {"executed_by": sched.holder}
             session.commit()
         except Exception:
             session.rollback()
@@ -134,11 +139,8 @@ def fire(schedule_id: int) -> None:
 
 def dispatch() -> None:
     """Carry out queued "run now" requests."""
-    sched = _current
-    if sched is None:
-        return
-    with sched.busy(), sched.app.app_context():
-        if not sched.lease.held():
+    with _as_leader() as sched:
+        if sched is None:
             return
         session = sched.db.session
         ids = probing.claim_queued(session)
@@ -149,11 +151,8 @@ def dispatch() -> None:
 
 def release_quarantine() -> None:
     """Blocks whose cool-down has ended go back to free space (was a manual command)."""
-    sched = _current
-    if sched is None:
-        return
-    with sched.busy(), sched.app.app_context():
-        if not sched.lease.held():
+    with _as_leader() as sched:
+        if sched is None:
             return
         session = sched.db.session
         try:

@@ -161,3 +161,26 @@ def login(web_app, world):
         return made[username]
 
     return client
+
+
+@pytest.fixture
+def engineer(login):
+    return login("engineer")
+
+
+@pytest.fixture
+def same(engine):
+    """`with same(): ...` asserts the block changed no row of any table."""
+    from contextlib import contextmanager
+
+    from tests.conftest import table_contents
+
+    @contextmanager
+    def check():
+        with Session(engine) as s:
+            before = table_contents(s)
+        yield
+        with Session(engine) as s:
+            assert table_contents(s) == before
+
+    return check

@@ -2,32 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy.orm import Session
 
 from ipam import audit
-from tests.conftest import table_contents
-
-
-@pytest.fixture
-def engineer(login):
-    return login("engineer")
-
-
-@pytest.fixture
-def same(engine):
-    """`with same(): ...` asserts the block changed no row of any table."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def check():
-        with Session(engine) as s:
-            before = table_contents(s)
-        yield
-        with Session(engine) as s:
-            assert table_contents(s) == before
-
-    return check
 
 
 def error_of(response, status: int) -> dict:

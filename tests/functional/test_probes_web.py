@@ -2,33 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.functional.test_api import error_of
-
-
-@pytest.fixture
-def engineer(login):
-    return login("engineer")
-
-
-@pytest.fixture
-def same(engine):
-    from contextlib import contextmanager
-
-    from sqlalchemy.orm import Session
-
-    from tests.conftest import table_contents
-
-    @contextmanager
-    def check():
-        with Session(engine) as s:
-            before = table_contents(s)
-        yield
-        with Session(engine) as s:
-            assert table_contents(s) == before
-
-    return check
 
 
 def test_schedule_input_errors_name_the_field_and_change_nothing(engineer, world, same):
