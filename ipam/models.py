@@ -551,3 +551,97 @@ class SchedulerJob(Base):
     id: Mapped[str] = mapped_column(String(191), primary_key=True)
     next_run_time: Mapped[float | None] = mapped_column(index=True)
     job_state: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AbuseCategory(enum.StrEnum):
+    """Clauses 7-14 of the agreement, plus "other"."""
+
+    ILLEGAL_CONTENT = "illegal_content"  # 7
+    STATE_SECRETS = "state_secrets"  # 8
+    PUBLIC_ORDER = "public_order"  # 9 (public order, obscene content)
+    ATTACK = "attack"  # 10
+    SPAM = "spam"  # 11
+    INFRINGEMENT = "infringement"  # 12
+    MALWARE = "malware"  # 13
+    UNAPPROVED_CONTENT = "unapproved_content"  # 14
+    OTHER = "other"
+
+
+class AbuseReport(AddressMixin, Base):
+    """One complaint about an address or prefix at an instant, with its original bytes."""
+
+    __tablename__ = "abuse_report"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    source: Mapped[str] = mapped_column(String(16))  # arf | xarf | csv | drop | form | probe
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    event_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    category: Mapped[AbuseCategory] = mapped_column(_enum(AbuseCategory, "abuse_category"))
+    reporter: Mapped[str] = mapped_column(String(320), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict] = mapped_column(JSON, default=dict)  # the parsed fields
+    # Who held it at event_at: "held" (see the cases), "unallocated" or "quarantined".
+    holding: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (
+        *_address_checks(),
+        CheckConstraint("holding IN ('held', 'unallocated', 'quarantined')", name="holding"),
+        Index("ix_abuse_report_family_first", "family", "first"),
+        Index("ix_abuse_report_event_at", "event_at"),
+    )
+
+
+class AbuseCase(AddressMixin, Base):
+    """Reports about one holder, category and address, grouped within a window."""
+
+    __tablename__ = "abuse_case"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
+    sublessee_id: Mapped[int | None] = mapped_column(ForeignKey("sublessee.id"))
+    allocation_id: Mapped[int] = mapped_column(ForeignKey("allocation.id"))
+    category: Mapped[AbuseCategory] = mapped_column(_enum(AbuseCategory, "abuse_category"))
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    customer_status: Mapped[str] = mapped_column(String(16), default="none")
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    first_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime)
+    report_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    customer: Mapped[Customer] = relationship()
+    sublessee: Mapped[Sublessee | None] = relationship()
+
+    __table_args__ = (
+        *_address_checks(),
+        CheckConstraint(
+            "state IN ('open', 'notified', 'acknowledged', 'resolved', 'escalated')", name="state"
+        ),
+        Index("ix_abuse_case_grouping", "customer_id", "category", "family", "first", "state"),
+    )
+
+
+class AbuseReportCase(Base):
+    """Which cases a report belongs to (a report on a prefix reaches every holder inside)."""
+
+    __tablename__ = "abuse_report_case"
+    report_id: Mapped[int] = mapped_column(ForeignKey("abuse_report.id"), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("abuse_case.id"), primary_key=True, index=True)
+
+
+class RejectedReport(Base):
+    """Input that could not be taken, kept byte for byte for an engineer to inspect and re-run."""
+
+    __tablename__ = "rejected_report"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    source: Mapped[str] = mapped_column(String(16))
+    field: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="rejected")  # rejected | accepted
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("abuse_report.id"))
+
+    __table_args__ = (CheckConstraint("status IN ('rejected', 'accepted')", name="status"),)

@@ -500,9 +500,11 @@ def register(app) -> None:
             users.revoke_token(s, token_id, actor=actor)
         click.echo(f"token {token_id} revoked")
 
+    from .cli_abuse import register as register_abuse
     from .cli_probes import register as register_probes
 
     register_probes(cli)
+    register_abuse(cli)
 
 
 def _days(value):

@@ -201,3 +201,28 @@ def test_audit_verify_fails_on_tampering(run, engine):
         conn.execute(text("UPDATE audit_log SET data = '{}' WHERE seq = 7"))
     broken = run("audit", "verify", ok=False)
     assert broken.exit_code == 1 and "BROKEN at entry 7" in broken.output
+
+
+def test_abuse_ingest_of_an_arf_file_and_a_maildir(run, tmp_path):
+    from pathlib import Path
+
+    samples = Path(__file__).resolve().parents[1] / "samples" / "abuse"
+    run("demo")
+    out = run("abuse", "ingest", samples / "arf-spam.eml").output
+    assert "spam 198.18.7.9 at 2026-01-01 02:30Z (held)" in out and "1 new case(s)" in out
+    cases = run("abuse", "cases").output
+    assert "北京云帆网络科技有限公司 / 北京蜂巢创意文化传媒有限公司" in cases
+    box = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (box / sub).mkdir(parents=True)
+    (box / "new" / "1.eml").write_bytes((samples / "xarf-0.2.eml").read_bytes())
+    (box / "new" / "2.eml").write_bytes((samples / "arf-spam.eml").read_bytes())
+    out = run("abuse", "ingest", box).output
+    assert "1 report(s)" in out and "1 duplicate(s)" in out
+    assert "上海星河数据服务有限公司 / 李明" in run("abuse", "cases").output
+    broken = tmp_path / "broken.eml"
+    broken.write_bytes(b"From: a@b.example\nSubject: hi\n\nplain mail\n")
+    out = run("abuse", "ingest", "--format", "arf", broken).output
+    assert "1 rejected" in out
+    listed = run("abuse", "rejected").output
+    assert "Content-Type: is not multipart/report" in listed

@@ -1,0 +1,422 @@
+"""Complaint formats → plain records: ARF (RFC 5965), X-ARF (YAML mail and v4 JSON),
+CSV batches and Spamhaus DROP feeds (text and JSON lines).
+
+Each record keeps its own original bytes (a mail whole; one line of a batch or
+feed), so the same complaint arriving twice has the same SHA-256. Anything
+that cannot be read raises FormatError naming the field and the reason; the
+caller keeps those bytes in the rejected store. Attachments are never
+decompressed, MIME nesting and header sizes are capped, so a hostile message
+costs no more than its size.
+"""
+
+from __future__ import annotations
+
+import csv
+import email.utils
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+import yaml
+
+from ..addresses import Block, parse_block
+from ..errors import IpamError
+from ..models import AbuseCategory
+
+MAX_MESSAGE_BYTES = 10 << 20
+MAX_HEADER_BYTES = 256 << 10
+MAX_DEPTH = 8
+CSV_COLUMNS = ("address", "time", "category", "description", "reporter")
+
+
+class FormatError(IpamError):
+    code = "unreadable_report"
+    status = 422
+
+
+@dataclass
+class Record:
+    """One complaint, read but not yet attributed."""
+
+    source: str
+    raw: bytes
+    block: Block
+    event_at: datetime
+    category: AbuseCategory
+    reporter: str = ""
+    description: str = ""
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class Rejected:
+    """One unreadable record (or a whole unreadable input)."""
+
+    source: str
+    raw: bytes
+    field: str | None
+    reason: str
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _when(text, fieldname: str) -> datetime:
+    """An RFC 5322 or ISO 8601 date with its zone, as UTC ("-0000" and no zone: UTC)."""
+    if isinstance(text, datetime):
+        value = text
+    else:
+        text = " ".join(str(text or "").split())
+        if not text:
+            raise FormatError("is required", fieldname)
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            try:
+                value = email.utils.parsedate_to_datetime(text)
+            except (TypeError, ValueError, IndexError):
+                raise FormatError(f"{text!r} is not a date", fieldname) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _block(text, fieldname: str) -> Block:
+    text = str(text or "").strip()
+    if not text:
+        raise FormatError("is required", fieldname)
+    try:
+        return parse_block(text, fieldname)
+    except IpamError as exc:
+        raise FormatError(exc.message, fieldname) from None
+
+
+def category(text, fieldname: str = "category") -> AbuseCategory:
+    """A category by its name, or by the words reports use for it."""
+    key = str(text or "").strip().lower().replace("-", "_").replace(" ", "_")
+    for member in AbuseCategory:
+        if key == member.value:
+            return member
+    for words, member in _WORDS:
+        if key in words:
+            return member
+    raise FormatError(f"{text!r} is not a known abuse category", fieldname)
+
+
+_WORDS = [
+    ({"abuse", "spam", "unsolicited"}, AbuseCategory.SPAM),
+    ({"virus", "malware", "botnet", "trojan", "c2", "cnc"}, AbuseCategory.MALWARE),
+    (
+        {
+            "login_attack",
+            "loginattack",
+            "portscan",
+            "port_scan",
+            "ddos",
+            "attack",
+            "ids_alert",
+            "bruteforce",
+            "brute_force",
+            "scan",
+            "exploit",
+            "hacking",
+        },
+        AbuseCategory.ATTACK,
+    ),
+    ({"copyright", "infringement", "trademark", "dmca"}, AbuseCategory.INFRINGEMENT),
+    ({"phishing", "fraud", "auth_failure", "other", "info"}, AbuseCategory.OTHER),
+]
+
+
+# --------------------------------------------------------------------------- mail
+
+
+def _parse_mail(raw: bytes) -> EmailMessage:
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise FormatError(f"is over the {MAX_MESSAGE_BYTES >> 20} MiB limit", "message")
+    head_end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=-1)
+    if (head_end < 0 and len(raw) > MAX_HEADER_BYTES) or head_end > MAX_HEADER_BYTES:
+        raise FormatError(f"headers are over {MAX_HEADER_BYTES >> 10} KiB", "message")
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    _check_depth(msg, 0)
+    return msg
+
+
+def _check_depth(part, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise FormatError(f"MIME parts are nested deeper than {MAX_DEPTH}", "message")
+    if part.is_multipart():
+        for sub in part.get_payload():
+            _check_depth(sub, depth + 1)
+
+
+def _text_of(part) -> str:
+    try:
+        return part.get_content() if part.get_content_maintype() == "text" else ""
+    except LookupError:
+        raise FormatError(f"unknown charset {part.get_content_charset()!r}", "charset") from None
+
+
+def _headers_of(part) -> dict:
+    """The fields of a message/feedback-report part (parsed as a message of headers)."""
+    payload = part.get_payload()
+    inner = payload[0] if isinstance(payload, list) and payload else None
+    if inner is None:
+        raise FormatError("the feedback-report part is empty", "message/feedback-report")
+    return {k.lower(): str(v) for k, v in inner.items()}
+
+
+def parse_arf(raw: bytes) -> Record:
+    """RFC 5965: multipart/report; report-type=feedback-report."""
+    msg = _parse_mail(raw)
+    if msg.get_content_type() != "multipart/report" or (
+        (msg.get_param("report-type") or "").lower() != "feedback-report"
+    ):
+        raise FormatError("is not multipart/report; report-type=feedback-report", "Content-Type")
+    parts = list(msg.iter_parts())
+    report = next((p for p in parts if p.get_content_type() == "message/feedback-report"), None)
+    if report is None:
+        raise FormatError("the message/feedback-report part is missing", "message/feedback-report")
+    fields = _headers_of(report)
+    for name in ("feedback-type", "user-agent", "version"):
+        if not fields.get(name):
+            raise FormatError("is required", name.title())
+    kind = fields["feedback-type"].strip().lower()
+    if kind == "not-spam":
+        raise FormatError("not-spam is no complaint", "Feedback-Type")
+    block = _block(fields.get("source-ip"), "Source-IP")
+    if "arrival-date" in fields:
+        at = _when(fields["arrival-date"], "Arrival-Date")
+    elif "received-date" in fields:
+        at = _when(fields["received-date"], "Received-Date")
+    else:
+        raise FormatError("is required (the time of the event)", "Arrival-Date")
+    human = next((p for p in parts if p.get_content_type() == "text/plain"), None)
+    original = next(
+        (p for p in parts if p.get_content_type() in ("message/rfc822", "text/rfc822-headers")),
+        None,
+    )
+    details = {
+        k: v
+        for k, v in fields.items()
+        if k
+        in (
+            "feedback-type",
+            "user-agent",
+            "version",
+            "reported-domain",
+            "reported-uri",
+            "original-mail-from",
+            "original-rcpt-to",
+            "incidents",
+            "source-ip",
+            "arrival-date",
+            "authentication-results",
+        )
+    }
+    if original is not None:
+        payload = original.get_payload()
+        inner = payload[0] if isinstance(payload, list) and payload else None
+        if inner is not None:
+            details["original_subject"] = str(inner.get("Subject", ""))
+            details["original_from"] = str(inner.get("From", ""))
+    return Record(
+        source="arf",
+        raw=raw,
+        block=block,
+        event_at=at,
+        category=category("virus" if kind == "virus" else kind, "Feedback-Type"),
+        reporter=str(msg.get("From", "")),
+        description=(_text_of(human) if human is not None else "").strip()[:4000],
+        details=details,
+    )
+
+
+def parse_xarf_mail(raw: bytes) -> Record:
+    """X-ARF 0.1/0.2: a mail marked X-ARF: YES whose second part is the YAML report."""
+    msg = _parse_mail(raw)
+    parts = list(msg.iter_parts()) if msg.is_multipart() else []
+    if len(parts) < 2:
+        raise FormatError("an X-ARF mail needs a text part and a YAML report part", "message")
+    text = _text_of(parts[1])
+    if len(text) > 1 << 20:
+        raise FormatError("the YAML report is over 1 MiB", "report")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        kind = exc.__class__.__name__
+        raise FormatError(f"the YAML report does not parse ({kind})", "report") from None
+    if not isinstance(data, dict):
+        raise FormatError("the YAML report is not a mapping", "report")
+    get = {str(k).lower(): v for k, v in data.items()}.get
+    kind = get("report-type") or get("category")
+    return Record(
+        source="xarf",
+        raw=raw,
+        block=_block(get("source"), "Source"),
+        event_at=_when(get("date"), "Date"),
+        category=category(kind, "Report-Type"),
+        reporter=str(get("reported-from") or msg.get("From", "")),
+        description=_text_of(parts[0]).strip()[:4000],
+        details={str(k): str(v) for k, v in data.items() if not isinstance(v, (dict, list))},
+    )
+
+
+def parse_xarf_json(raw: bytes) -> Record:
+    """XARF v4: a JSON document with Reporter and Report objects."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise FormatError("is not valid JSON", "report") from None
+    report = data.get("Report") if isinstance(data, dict) else None
+    if not isinstance(report, dict):
+        raise FormatError("the Report object is missing", "Report")
+    reporter = data.get("Reporter") or data.get("ReporterInfo") or {}
+    source = report.get("SourceIp") or report.get("Source") or report.get("SourceIP")
+    return Record(
+        source="xarf",
+        raw=raw,
+        block=_block(source, "Report.SourceIp"),
+        event_at=_when(report.get("Date"), "Report.Date"),
+        category=category(
+            report.get("ReportType") or report.get("ReportClass"), "Report.ReportType"
+        ),
+        reporter=str(
+            reporter.get("ReporterOrgEmail")
+            or reporter.get("ReporterContactEmail")
+            or reporter.get("ReporterOrg")
+            or ""
+        ),
+        description=str(report.get("Description") or ""),
+        details={
+            "Version": str(data.get("Version", "")),
+            **{k: str(v) for k, v in report.items() if not isinstance(v, (dict, list))},
+        },
+    )
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def parse_csv(raw: bytes) -> tuple[list[Record], list[Rejected]]:
+    """Rows of address,time,category,description,reporter; bad rows rejected one by one."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise FormatError("is not UTF-8", "csv") from None
+    lines = text.splitlines(keepends=True)
+    if not lines:
+        raise FormatError("is empty", "csv")
+    header = [h.strip().lower() for h in next(csv.reader([lines[0]]))]
+    missing = [c for c in CSV_COLUMNS[:3] if c not in header]
+    if missing:
+        raise FormatError(f"the header lacks {', '.join(missing)}", "csv")
+    records, rejected = [], []
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        row = dict(zip(header, next(csv.reader([line])), strict=False))
+        raw_line = line.encode()
+        try:
+            records.append(
+                Record(
+                    source="csv",
+                    raw=raw_line,
+                    block=_block(row.get("address"), "address"),
+                    event_at=_when(row.get("time"), "time"),
+                    category=category(row.get("category")),
+                    reporter=(row.get("reporter") or "").strip()[:320],
+                    description=(row.get("description") or "").strip()[:4000],
+                    details={"line": number},
+                )
+            )
+        except FormatError as exc:
+            rejected.append(Rejected("csv", raw_line, exc.field, f"line {number}: {exc.message}"))
+    return records, rejected
+
+
+def parse_drop(raw: bytes, received_at: datetime) -> tuple[list[Record], list[Rejected]]:
+    """Spamhaus DROP: `prefix ; SBLnnn` lines (comments start with ;), or JSON lines."""
+    text = raw.decode("utf-8", "replace")
+    feed_time = received_at
+    records, rejected = [], []
+    rows = []
+    for line in text.splitlines(keepends=True):
+        s = line.strip()
+        if not s:
+            continue
+        if s.startswith("{"):
+            try:
+                obj = json.loads(s)
+            except ValueError:
+                rejected.append(Rejected("drop", line.encode(), "line", "is not valid JSON"))
+                continue
+            if obj.get("type") == "metadata":
+                if obj.get("timestamp"):
+                    feed_time = datetime.fromtimestamp(int(obj["timestamp"]), UTC)
+                continue
+            rows.append((line, obj.get("cidr"), obj.get("sblid", "")))
+        elif s.startswith(";"):
+            if s.lower().startswith("; last-modified:"):
+                try:
+                    feed_time = _when(s.split(":", 1)[1], "Last-Modified")
+                except FormatError:
+                    pass
+        else:
+            prefix, _, sbl = s.partition(";")
+            rows.append((line, prefix.strip(), sbl.strip()))
+    for line, prefix, sbl in rows:
+        try:
+            block = _block(prefix, "cidr")
+        except FormatError as exc:
+            rejected.append(Rejected("drop", line.encode(), exc.field, exc.message))
+            continue
+        records.append(
+            Record(
+                source="drop",
+                raw=line.encode(),
+                block=block,
+                event_at=feed_time,
+                category=AbuseCategory.SPAM,
+                reporter="Spamhaus DROP",
+                description=f"Spamhaus DROP listing {sbl}".strip(),
+                details={"sblid": sbl},
+            )
+        )
+    return records, rejected
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def detect(raw: bytes) -> str:
+    """Which format arrived: arf, xarf-mail, xarf-json, csv or drop."""
+    head = raw[:4096].lstrip()
+    if head.startswith(b"{"):
+        first = head.split(b"\n", 1)[0]
+        return "drop" if b'"cidr"' in first or b'"sblid"' in first else "xarf-json"
+    if head.startswith(b";") or (b";" in head.split(b"\n", 1)[0] and b"SBL" in head[:200]):
+        return "drop"
+    top = head.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
+    if b":" in top.split(b"\n", 1)[0] and not top.lower().startswith(b"address,"):
+        return "xarf-mail" if b"\nx-arf:" in b"\n" + top.lower() else "arf"
+    return "csv"
+
+
+def read(raw: bytes, received_at: datetime, kind: str | None = None):
+    """(records, rejected) of one input; an unreadable whole input raises FormatError."""
+    kind = kind or detect(raw)
+    if kind == "arf":
+        return [parse_arf(raw)], []
+    if kind == "xarf-mail":
+        return [parse_xarf_mail(raw)], []
+    if kind == "xarf-json":
+        return [parse_xarf_json(raw)], []
+    if kind == "csv":
+        return parse_csv(raw)
+    if kind == "drop":
+        return parse_drop(raw, received_at)
+    raise FormatError(f"{kind!r} is not a known format", "format")

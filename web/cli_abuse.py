@@ -1,0 +1,98 @@
+"""`ipam abuse`: ingest complaint files and maildirs, list cases and rejected input."""
+
+from __future__ import annotations
+
+import mailbox
+from pathlib import Path
+
+import click
+from sqlalchemy import select
+
+from ipam.abuse import ingest
+from ipam.models import AbuseCase, RejectedReport
+
+from .cli import actor_option, transaction
+from .extensions import db
+
+
+def _inputs(paths):
+    """(name, bytes) of every file given, and of every message in a maildir given."""
+    for path in map(Path, paths):
+        if path.is_dir() and (path / "cur").is_dir() and (path / "new").is_dir():
+            box = mailbox.Maildir(str(path), factory=None, create=False)
+            for key in sorted(box.keys()):
+                yield f"{path}/{key}", box.get_bytes(key)
+        elif path.is_dir():
+            for item in sorted(p for p in path.iterdir() if p.is_file()):
+                yield str(item), item.read_bytes()
+        else:
+            yield str(path), path.read_bytes()
+
+
+def register(cli) -> None:
+    @cli.group("abuse")
+    def abuse_group():
+        """Abuse complaints (clauses 7-14): ingest, cases, rejected input."""
+
+    @abuse_group.command("ingest")
+    @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+    @click.option(
+        "--format",
+        "kind",
+        type=click.Choice(["arf", "xarf-mail", "xarf-json", "csv", "drop"]),
+        help="default: detected",
+    )
+    @actor_option
+    def abuse_ingest(paths, kind, actor):
+        """Read ARF / X-ARF mails, XARF JSON, CSV batches, DROP feeds, or maildirs of mails."""
+        totals = {"reports": 0, "duplicates": 0, "rejected": 0, "cases": 0}
+        for name, raw in _inputs(paths):
+            with transaction() as s:
+                result = ingest.ingest(s, raw, actor=actor, kind=kind)
+            totals["reports"] += len(result.reports)
+            totals["duplicates"] += result.duplicates
+            totals["rejected"] += len(result.rejected)
+            totals["cases"] += result.cases_opened
+            for r in result.reports:
+                click.echo(
+                    f"{name}: report {r.id} {r.category.value} {r.prefix} at "
+                    f"{r.event_at:%Y-%m-%d %H:%M}Z ({r.holding})"
+                )
+            for r in result.rejected:
+                click.echo(f"{name}: rejected {r.id}: {r.field or '-'}: {r.reason}", err=True)
+        click.echo(
+            f"{totals['reports']} report(s), {totals['cases']} new case(s), "
+            f"{totals['duplicates']} duplicate(s), {totals['rejected']} rejected"
+        )
+
+    @abuse_group.command("cases")
+    @click.option("--state", default=None, help="open, notified, acknowledged, resolved, escalated")
+    def abuse_cases(state):
+        q = select(AbuseCase).order_by(AbuseCase.id)
+        if state:
+            q = q.where(AbuseCase.state == state)
+        for c in db.session.execute(q).scalars():
+            sub = f" / {c.sublessee.name}" if c.sublessee else ""
+            click.echo(
+                f"{c.id:5} {c.state:12} {c.category.value:18} {c.prefix:20} "
+                f"x{c.report_count:<4} {c.customer.name}{sub}"
+            )
+
+    @abuse_group.command("rejected")
+    def abuse_rejected():
+        q = select(RejectedReport).where(RejectedReport.status == "rejected")
+        for r in db.session.execute(q.order_by(RejectedReport.id)).scalars():
+            click.echo(
+                f"{r.id:5} {r.source:10} {r.received_at:%Y-%m-%d %H:%M} "
+                f"{r.field or '-'}: {r.reason}"
+            )
+
+    @abuse_group.command("retry")
+    @click.argument("rejected_id", type=int)
+    @click.option("--format", "kind", default=None)
+    @actor_option
+    def abuse_retry(rejected_id, kind, actor):
+        """Run a rejected input again (e.g. with the right --format)."""
+        with transaction() as s:
+            result = ingest.retry_rejected(s, rejected_id, actor=actor, kind=kind)
+        click.echo(f"{len(result.reports)} report(s), {len(result.rejected)} rejected again")
