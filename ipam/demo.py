@@ -23,7 +23,7 @@ from . import (
     reclamation,
     users,
 )
-from .models import Pool
+from .models import AbuseCase, Pool
 
 
 def _t(text: str) -> datetime:
@@ -363,8 +363,47 @@ def seed(session: Session, *, actor: str = "demo", echo=print) -> bool:
         },
         actor=actor,
     )
+    _abuse(session, actor)
     echo(
         "demo seeded: 5 pools, 4 customers, 2 sublessees, 5 users, 3 probe schedules, "
-        "history since 2025-03"
+        "4 abuse cases, history since 2025-03"
     )
     return True
+
+
+DEMO_COMPLAINTS = """address,time,category,description,reporter
+198.18.7.9,2026-01-01T10:30:00+08:00,spam,bulk mail for a loan scheme,abuse@mailbox.example
+198.18.7.9,2026-01-01T11:45:00+08:00,spam,same campaign,abuse@mailbox.example
+198.18.7.9,2026-07-02T03:00:00+08:00,attack,SSH password guessing,soc@cert.example
+198.19.0.1,2026-11-20T10:00:00+08:00,malware,C2 beacon observed,cert@cert.example
+198.19.4.5,2026-10-01T09:00:00+08:00,infringement,pirated video streams,legal@studio.example
+198.18.9.20,2026-11-01T00:00:00+08:00,attack,port scans from unallocated space,soc@cert.example
+"""
+
+
+def _abuse(session: Session, actor: str) -> None:
+    """Complaints attributed at their own times, and cases in several states."""
+    from .abuse import cases, ingest
+
+    ingest.ingest(session, DEMO_COMPLAINTS.encode(), actor=actor, kind="csv")
+    by_note = {c.category.value: c for c in session.execute(select(AbuseCase)).scalars()}
+    cases.transition(session, by_note["spam"].id, "notify", actor=actor)
+    cases.transition(
+        session,
+        by_note["spam"].id,
+        "resolve",
+        actor=actor,
+        comment="sublessee 北京蜂巢 removed the mailer; addresses later reclaimed",
+    )
+    cases.transition(session, by_note["attack"].id, "notify", actor=actor)
+    cases.customer_answer(
+        session,
+        by_note["attack"].id,
+        "answered",
+        "李明's server was compromised; rebuilt",
+        actor="user:xinghe",
+    )
+    cases.transition(session, by_note["malware"].id, "notify", actor=actor)
+    cases.propose_sanction(
+        session, by_note["infringement"].id, "repeated infringement notices", actor=actor
+    )

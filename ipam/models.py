@@ -645,3 +645,47 @@ class RejectedReport(Base):
     report_id: Mapped[int | None] = mapped_column(ForeignKey("abuse_report.id"))
 
     __table_args__ = (CheckConstraint("status IN ('rejected', 'accepted')", name="status"),)
+
+
+class AbuseCaseEvent(Base):
+    """A case's history: every transition and answer, with who and why."""
+
+    __tablename__ = "abuse_case_event"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("abuse_case.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str | None] = mapped_column(String(16))
+    comment: Mapped[str] = mapped_column(Text, default="")
+
+
+class SanctionKind(enum.StrEnum):
+    WARNING = "warning"
+    SUSPENSION = "suspension"
+    RECLAMATION = "reclamation"
+    TERMINATION = "termination"
+
+
+class Sanction(Base):
+    """A step of the escalation ladder against a customer, with its reason and evidence."""
+
+    __tablename__ = "sanction"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("abuse_case.id"))
+    kind: Mapped[SanctionKind] = mapped_column(_enum(SanctionKind, "sanction_kind"))
+    status: Mapped[str] = mapped_column(String(16))  # proposed | confirmed | cancelled
+    reason: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[list] = mapped_column(JSON, default=list)
+    proposed_by: Mapped[str] = mapped_column(String(200))
+    proposed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmed_by: Mapped[str | None] = mapped_column(String(200))
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    customer: Mapped[Customer] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("status IN ('proposed', 'confirmed', 'cancelled')", name="status"),
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -202,3 +202,74 @@ def test_a_rejected_input_can_be_run_again(ledger):
     s.commit()
     assert row.status == "accepted" and row.report_id == done.reports[0].id
     assert holders(s, done.reports[0]) == {("上海星河数据服务有限公司", None)}
+
+
+def test_case_lifecycle_and_the_ladder_to_termination(ledger):
+    from ipam.abuse import cases
+    from ipam.errors import StateConflict, ValidationError
+    from ipam.models import AbuseCaseEvent, Allocation, CustomerStatus, Quarantine, Sanction
+
+    s = ledger
+    later = NOW.replace(year=2026, month=11, day=29)
+    raw = sample("xarf-v4.json")  # 198.19.0.1 of 上海星河, malware
+    ingest.ingest(s, raw, actor="test", now=later)
+    (case,) = s.execute(select(AbuseCase)).scalars()
+    with pytest.raises(ValidationError):
+        cases.transition(s, case.id, "resolve", actor="user:engineer")  # needs a comment
+    cases.transition(s, case.id, "notify", actor="user:engineer")
+    with pytest.raises(StateConflict):
+        cases.transition(s, case.id, "notify", actor="user:engineer")
+    cases.customer_answer(s, case.id, "answered", "host cleaned, C2 removed", actor="user:xinghe")
+    assert (case.state, case.customer_status) == ("acknowledged", "answered")
+    assert cases.overdue(s, now=case.deadline + timedelta(hours=1)) == []
+    xinghe = case.customer_id
+    steps = []
+    for n in range(4):
+        ingest.ingest(
+            s, raw.replace(b"C2 beacon", f"C2 beacon {n}".encode()), actor="test", now=later
+        )
+        open_case = (
+            s.execute(
+                select(AbuseCase).where(AbuseCase.state != "resolved").order_by(AbuseCase.id.desc())
+            )
+            .scalars()
+            .first()
+        )
+        sanction = cases.propose_sanction(s, open_case.id, f"repeat {n}", actor="user:engineer")
+        if sanction.kind.value != "warning":
+            assert sanction.status == "proposed"  # waits for a person
+            with pytest.raises(ValidationError):
+                cases.confirm_sanction(s, sanction.id, actor="scheduler:host")
+            cases.confirm_sanction(s, sanction.id, actor="user:engineer")
+        steps.append((sanction.kind.value, sanction.status))
+        cases.transition(s, open_case.id, "resolve", actor="user:engineer", comment="sanctioned")
+        s.commit()
+    assert steps == [
+        ("warning", "confirmed"),
+        ("suspension", "confirmed"),
+        ("reclamation", "confirmed"),
+        ("termination", "confirmed"),
+    ]
+    customer = s.get(Customer, xinghe)
+    assert customer.status == CustomerStatus.EXITED
+    held = s.execute(
+        select(Allocation).where(Allocation.customer_id == xinghe, Allocation.valid_to.is_(None))
+    ).all()
+    assert held == []
+    assert (
+        s.scalar(
+            select(func.count()).select_from(Quarantine).where(Quarantine.released_at.is_(None))
+        )
+        >= 3
+    )
+    assert s.scalar(select(func.count()).select_from(Sanction)) == 4
+    events = (
+        s.execute(
+            select(AbuseCaseEvent.action)
+            .where(AbuseCaseEvent.case_id == case.id)
+            .order_by(AbuseCaseEvent.id)
+        )
+        .scalars()
+        .all()
+    )
+    assert events[:3] == ["notify", "customer_answered", "escalate"]

@@ -1,0 +1,219 @@
+"""Abuse cases from open to a recorded sanction (clauses 15, 19 and the closing paragraph).
+
+States: open → notified → acknowledged → resolved, or escalated (from any
+unresolved state) and then resolved. The customer keeps its own status
+(none, acknowledged, answered, disputed). Every transition is a case event
+and an audit entry.
+
+Escalation ladder: warning → suspension → reclamation → termination, the
+next step counted from the customer's confirmed sanctions of the past year.
+A warning may be confirmed on proposal; every later step waits for an
+engineer to confirm it, and only then acts: suspension sets the customer's
+status, reclamation ends its allocations into quarantine through the core's
+reclamation, termination ends everything (exit).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .. import audit, reclamation, validation
+from ..customers import get_customer, set_status
+from ..db import utcnow
+from ..errors import NotFound, StateConflict, ValidationError
+from ..models import (
+    AbuseCase,
+    AbuseCaseEvent,
+    AbuseReportCase,
+    CustomerStatus,
+    Sanction,
+    SanctionKind,
+)
+
+LADDER = (
+    SanctionKind.WARNING,
+    SanctionKind.SUSPENSION,
+    SanctionKind.RECLAMATION,
+    SanctionKind.TERMINATION,
+)
+LADDER_MEMORY = timedelta(days=365)
+TRANSITIONS = {
+    "notify": ({"open"}, "notified"),
+    "acknowledge": ({"notified", "open"}, "acknowledged"),
+    "resolve": ({"open", "notified", "acknowledged", "escalated"}, "resolved"),
+    "escalate": ({"open", "notified", "acknowledged"}, "escalated"),
+}
+CUSTOMER_STATUSES = ("acknowledged", "answered", "disputed")
+
+
+def get_case(session: Session, ref) -> AbuseCase:
+    case = session.get(AbuseCase, int(ref)) if str(ref).strip().isdigit() else None
+    if case is None:
+        raise NotFound(f"no abuse case {ref!r}", "case")
+    return case
+
+
+def _event(session, case, actor, action, before, after, comment="", at=None) -> None:
+    at = at or utcnow()
+    session.add(
+        AbuseCaseEvent(
+            case_id=case.id,
+            at=at,
+            actor=actor,
+            action=action,
+            from_state=before,
+            to_state=after,
+            comment=comment or "",
+        )
+    )
+    case.updated_at = at
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        f"abuse_case.{action}",
+        case,
+        {"from": before, "to": after, "comment": comment or ""},
+    )
+
+
+def transition(
+    session: Session, ref, action: str, *, actor: str, comment: str = "", at: datetime | None = None
+) -> AbuseCase:
+    """Move a case along (notify, acknowledge, resolve, escalate); resolve needs a comment."""
+    if action not in TRANSITIONS:
+        raise ValidationError(f"{action!r} is not one of {', '.join(TRANSITIONS)}", "action")
+    case = get_case(session, ref)
+    allowed, target = TRANSITIONS[action]
+    if case.state not in allowed:
+        raise StateConflict(f"case {case.id} is {case.state}: it cannot {action}", "state")
+    if action in ("resolve", "escalate"):
+        comment = validation.required(comment, "comment", 4000)
+    before = case.state
+    case.state = target
+    if action == "acknowledge" and case.customer_status == "none":
+        case.customer_status = "acknowledged"
+    _event(session, case, actor, action, before, target, comment, at)
+    return case
+
+
+def customer_answer(session: Session, ref, status: str, text: str, *, actor: str) -> AbuseCase:
+    """The customer's side: acknowledge, answer or dispute, with what it says."""
+    case = get_case(session, ref)
+    if status not in CUSTOMER_STATUSES:
+        raise ValidationError(
+            f"{status!r} is not one of {', '.join(CUSTOMER_STATUSES)}", "customer_status"
+        )
+    text = validation.required(text, "answer", 4000)
+    if case.state == "resolved":
+        raise StateConflict(f"case {case.id} is resolved", "state")
+    case.customer_status = status
+    before = case.state
+    if case.state in ("open", "notified"):
+        case.state = "acknowledged"
+    _event(session, case, actor, f"customer_{status}", before, case.state, text)
+    return case
+
+
+def overdue(session: Session, now: datetime | None = None) -> list[AbuseCase]:
+    """Unanswered cases past their deadline (to escalate or remind)."""
+    now = now or utcnow()
+    return list(
+        session.execute(
+            select(AbuseCase)
+            .where(AbuseCase.state.in_(("open", "notified")), AbuseCase.deadline < now)
+            .order_by(AbuseCase.deadline)
+        ).scalars()
+    )
+
+
+def next_step(session: Session, customer_id: int, now: datetime | None = None) -> SanctionKind:
+    """The ladder's next rung for a customer (its confirmed sanctions of the past year)."""
+    now = now or utcnow()
+    done = session.scalar(
+        select(func.count()).where(
+            Sanction.customer_id == customer_id,
+            Sanction.status == "confirmed",
+            Sanction.confirmed_at >= now - LADDER_MEMORY,
+        )
+    )
+    return LADDER[min(done, len(LADDER) - 1)]
+
+
+def propose_sanction(
+    session: Session, case_ref, reason: str, *, actor: str, confirm_warning: bool = True
+) -> Sanction:
+    """Propose the next rung for the case's customer; a warning is confirmed at once."""
+    case = get_case(session, case_ref)
+    reason = validation.required(reason, "reason", 4000)
+    waiting = session.execute(
+        select(Sanction.id).where(
+            Sanction.customer_id == case.customer_id, Sanction.status == "proposed"
+        )
+    ).scalar()
+    if waiting is not None:
+        raise StateConflict(f"sanction {waiting} waits for confirmation", "sanction")
+    kind = next_step(session, case.customer_id)
+    reports = session.execute(
+        select(AbuseReportCase.report_id).where(AbuseReportCase.case_id == case.id)
+    ).scalars()
+    now = utcnow()
+    sanction = Sanction(
+        customer_id=case.customer_id,
+        case_id=case.id,
+        kind=kind,
+        status="proposed",
+        reason=reason,
+        evidence=[{"case": case.id, "reports": list(reports)}],
+        proposed_by=actor,
+        proposed_at=now,
+    )
+    session.add(sanction)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "sanction.propose",
+        sanction,
+        {"kind": kind.value, "customer_id": case.customer_id, "reason": reason},
+    )
+    if case.state != "escalated" and case.state != "resolved":
+        transition(session, case.id, "escalate", actor=actor, comment=f"{kind.value}: {reason}")
+    if kind == SanctionKind.WARNING and confirm_warning:
+        confirm_sanction(session, sanction.id, actor=actor)
+    return sanction
+
+
+def confirm_sanction(session: Session, ref, *, actor: str) -> Sanction:
+    """An engineer confirms a proposed sanction, which then takes effect."""
+    sanction = session.get(Sanction, int(ref)) if str(ref).strip().isdigit() else None
+    if sanction is None:
+        raise NotFound(f"no sanction {ref!r}", "sanction")
+    if sanction.status != "proposed":
+        raise StateConflict(f"sanction {sanction.id} is {sanction.status}", "sanction")
+    if sanction.kind != SanctionKind.WARNING and not actor.startswith(("user:", "cli:")):
+        raise ValidationError("beyond a warning, an engineer confirms", "actor")
+    customer = get_customer(session, sanction.customer_id)
+    now = utcnow()
+    why = f"sanction {sanction.id} ({sanction.kind.value}): {sanction.reason}"
+    if sanction.kind == SanctionKind.SUSPENSION:
+        set_status(session, customer, CustomerStatus.SUSPENDED, now, actor, why)
+    elif sanction.kind == SanctionKind.RECLAMATION:
+        reclamation.reclaim(session, customer, reason=why, actor=actor, at=now)
+    elif sanction.kind == SanctionKind.TERMINATION:
+        reclamation.customer_exit(session, customer, actor=actor, at=now, note=why)
+    sanction.status = "confirmed"
+    sanction.confirmed_by = actor
+    sanction.confirmed_at = now
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "sanction.confirm",
+        sanction,
+        {"kind": sanction.kind.value, "customer_id": customer.id},
+    )
+    return sanction
