@@ -44,8 +44,11 @@ DEMO_USERS = (
 )
 
 
-def seed(session: Session, *, actor: str = "demo", echo=print) -> bool:
-    """Seed the demo unless pools exist already; return whether it seeded."""
+def seed(session: Session, *, actor: str = "demo", echo=print, abuse: bool = True) -> bool:
+    """Seed the demo unless pools exist already; return whether it seeded.
+
+    abuse=False leaves out the demo's complaints and cases (for tests of the intake).
+    """
     if session.execute(select(Pool.id).limit(1)).first():
         return False
     now = datetime.now(UTC)
@@ -363,7 +366,8 @@ def seed(session: Session, *, actor: str = "demo", echo=print) -> bool:
         },
         actor=actor,
     )
-    _abuse(session, actor)
+    if abuse:
+        _abuse(session, actor)
     echo(
         "demo seeded: 5 pools, 4 customers, 2 sublessees, 5 users, 3 probe schedules, "
         "4 abuse cases, history since 2025-03"

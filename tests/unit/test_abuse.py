@@ -30,7 +30,7 @@ def sample(name: str) -> bytes:
 
 @pytest.fixture
 def ledger(session):
-    demo.seed(session, echo=lambda *_: None)
+    demo.seed(session, echo=lambda *_: None, abuse=False)
     session.commit()
     return session
 
@@ -273,3 +273,64 @@ def test_case_lifecycle_and_the_ladder_to_termination(ledger):
         .all()
     )
     assert events[:3] == ["notify", "customer_answered", "escalate"]
+
+
+class Inbox:
+    """A real SMTP server (aiosmtpd) that keeps what it receives."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.rcpt_tos, envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp():
+    from aiosmtpd.controller import Controller
+
+    import socket
+
+    with socket.socket() as probe:  # a free port (the controller checks it by connecting)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+def test_the_notification_reaches_the_abuse_contact_of_the_holder_then(ledger, smtp):
+    import email
+    import smtplib
+
+    from ipam.abuse import notify
+
+    inbox, port = smtp
+    s = ledger
+    ingest.ingest(s, sample("arf-spam.eml"), actor="test", now=NOW)
+    (case,) = s.execute(select(AbuseCase)).scalars()
+
+    def send(msg):
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as conn:
+            conn.send_message(msg)
+
+    notify.notify(
+        s,
+        case.id,
+        actor="user:engineer",
+        sender="abuse@provider.example",
+        send=send,
+        with_sublessee=True,
+    )
+    s.commit()
+    assert case.state == "notified"
+    ((rcpts, content),) = inbox.messages
+    # 北京云帆's abuse contact, and 北京蜂巢 (the sublessee of 198.18.7.9 on 2026-01-01).
+    assert rcpts == ["abuse@yunfan.example", "ops@fengchao.example"]
+    mail = email.message_from_bytes(content, policy=email.policy.default)
+    assert mail["Subject"] == f"[abuse case {case.id}] spam from 198.18.7.9"
+    body = mail.get_content()
+    assert "2026-01-01 02:30:00 UTC 198.18.7.9 spam (arf" in body and "北京蜂巢" in body
