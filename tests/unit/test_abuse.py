@@ -288,9 +288,9 @@ class Inbox:
 
 @pytest.fixture
 def smtp():
-    from aiosmtpd.controller import Controller
-
     import socket
+
+    from aiosmtpd.controller import Controller
 
     with socket.socket() as probe:  # a free port (the controller checks it by connecting)
         probe.bind(("127.0.0.1", 0))
