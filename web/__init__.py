@@ -88,6 +88,9 @@ def load_config(app: Flask, config: dict | None) -> None:
         BABEL_TRANSLATION_DIRECTORIES=TRANSLATIONS,
         JSON_AS_ASCII=False,
         IPAM_SCHEDULER=env("IPAM_SCHEDULER", "on"),
+        IPAM_SMTP_HOST=env("IPAM_SMTP_HOST", "127.0.0.1"),
+        IPAM_SMTP_PORT=int(env("IPAM_SMTP_PORT", "25")),
+        IPAM_ABUSE_SENDER=env("IPAM_ABUSE_SENDER", "abuse@localhost"),
         IPAM_SCHEDULER_LEASE=int(env("IPAM_SCHEDULER_LEASE", "30")),
         **probe_settings(app),
     )

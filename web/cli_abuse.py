@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import mailbox
+import smtplib
 from pathlib import Path
 
 import click
+from flask import current_app
 from sqlalchemy import select
 
-from ipam.abuse import ingest
+from ipam.abuse import cases, ingest, notify
 from ipam.models import AbuseCase, RejectedReport
 
 from .cli import actor_option, transaction
@@ -96,3 +98,53 @@ def register(cli) -> None:
         with transaction() as s:
             result = ingest.retry_rejected(s, rejected_id, actor=actor, kind=kind)
         click.echo(f"{len(result.reports)} report(s), {len(result.rejected)} rejected again")
+
+    @abuse_group.command("case")
+    @click.argument("case_id", type=int)
+    @click.argument("action", type=click.Choice(sorted(cases.TRANSITIONS)))
+    @click.option("--comment", default="", help="required to resolve or escalate")
+    @actor_option
+    def abuse_case(case_id, action, comment, actor):
+        """Move a case: notify (without mail), acknowledge, resolve, escalate."""
+        with transaction() as s:
+            case = cases.transition(s, case_id, action, actor=actor, comment=comment)
+        click.echo(f"case {case.id} is {case.state}")
+
+    @abuse_group.command("notify")
+    @click.argument("case_id", type=int)
+    @click.option("--with-sublessee", is_flag=True, help="copy the sublessee")
+    @actor_option
+    def abuse_notify(case_id, with_sublessee, actor):
+        """Mail the case to the holder's abuse contact (IPAM_SMTP_HOST), then mark it notified."""
+        config = current_app.config
+
+        def send(msg):
+            with smtplib.SMTP(
+                config["IPAM_SMTP_HOST"], int(config["IPAM_SMTP_PORT"]), timeout=30
+            ) as conn:
+                conn.send_message(msg)
+
+        with transaction() as s:
+            case = notify.notify(
+                s,
+                case_id,
+                actor=actor,
+                sender=config["IPAM_ABUSE_SENDER"],
+                send=send,
+                with_sublessee=with_sublessee,
+            )
+        click.echo(f"case {case.id} is {case.state}")
+
+    @abuse_group.command("sanction")
+    @click.argument("what", type=click.Choice(["propose", "confirm"]))
+    @click.argument("ref", type=int)
+    @click.option("--reason", default="", help="why (to propose)")
+    @actor_option
+    def abuse_sanction(what, ref, reason, actor):
+        """propose CASE --reason R: the next rung of the ladder; confirm SANCTION: apply it."""
+        with transaction() as s:
+            if what == "propose":
+                sanction = cases.propose_sanction(s, ref, reason, actor=actor)
+            else:
+                sanction = cases.confirm_sanction(s, ref, actor=actor)
+        click.echo(f"sanction {sanction.id}: {sanction.kind.value} {sanction.status}")

@@ -226,3 +226,16 @@ def test_abuse_ingest_of_an_arf_file_and_a_maildir(run, tmp_path):
     assert "1 rejected" in out
     listed = run("abuse", "rejected").output
     assert "Content-Type: is not multipart/report" in listed
+
+
+def test_abuse_case_commands_take_a_case_to_a_warning(run):
+    run("demo")
+    cases = run("abuse", "cases", "--state", "notified").output
+    case_id = cases.split()[0]  # 上海星河's malware case, notified in the demo
+    out = run("abuse", "case", case_id, "resolve", ok=False)
+    assert out.exit_code == 1 and "comment: is required" in out.output
+    out = run("abuse", "sanction", "propose", case_id, "--reason", "C2 traffic").output
+    assert "warning confirmed" in out
+    assert "escalated" in run("abuse", "cases", "--state", "escalated").output
+    out = run("abuse", "case", case_id, "resolve", "--comment", "cleaned").output
+    assert "is resolved" in out
