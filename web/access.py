@@ -15,7 +15,16 @@ from sqlalchemy import select
 
 from ipam import allocation, change_requests, customers, leasing, users
 from ipam.errors import NotFound
-from ipam.models import Allocation, ApiToken, ChangeRequest, Role, Sublease, Sublessee, User
+from ipam.models import (
+    AbuseCase,
+    Allocation,
+    ApiToken,
+    ChangeRequest,
+    Role,
+    Sublease,
+    Sublessee,
+    User,
+)
 
 from .extensions import csrf, db, login_manager
 
@@ -121,6 +130,11 @@ RULES: dict[str, frozenset | None] = {
     "api.findings_list": READERS,
     "api.finding": READERS,
     "api.finding_resolve": STAFF,
+    # abuse desk
+    "ui.abuse_cases_page": READERS,
+    "ui.abuse_case_page": OWN,
+    "ui.abuse_case_action": STAFF,
+    "ui.abuse_case_answer": frozenset({CUSTOMER}),
 }
 
 # Posts that change no ledger data (only the caller's own login), allowed to auditors.
@@ -145,6 +159,7 @@ OWNER_OF = {
         .where(Sublease.id == i)
     ).scalar(),
     "request_id": _owner(ChangeRequest, ChangeRequest.customer_id),
+    "case_id": _owner(AbuseCase, AbuseCase.customer_id),
 }
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from ipam import demo, findings, probing
 from ipam.models import (
+    AbuseCase,
     Allocation,
     ChangeRequest,
     Customer,
@@ -95,6 +96,7 @@ def world(web_app, engine):
         s.commit()
         ids["run_id"] = run.id
         ids["finding_id"] = first(Finding, Finding.status == "open")
+        ids["a_case"] = first(AbuseCase, AbuseCase.customer_id == a.id)
     return ids
 
 

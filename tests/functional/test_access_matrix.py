@@ -174,6 +174,11 @@ MATRIX = [
     ("GET", "/api/v1/findings", "api.findings_list", READERS, None),
     ("GET", "/api/v1/findings/{finding_id}", "api.finding", READERS, None),
     ("POST", "/api/v1/findings/{finding_id}/resolve", "api.finding_resolve", STAFF, {}),
+    # abuse desk
+    ("GET", "/abuse/cases", "ui.abuse_cases_page", READERS, None),
+    ("GET", "/abuse/cases/{a_case}", "ui.abuse_case_page", READERS | {"A"}, None),
+    ("POST", "/abuse/cases/{a_case}/action", "ui.abuse_case_action", STAFF, {"action": "x"}),
+    ("POST", "/abuse/cases/{a_case}/answer", "ui.abuse_case_answer", {"A"}, {"answer": ""}),
     # Last: these end or revoke things the rows above use.
     ("POST", "/subleases/{a_sublease}/end", "ui.sublease_end", STAFF | {"A"}, {}),
     ("POST", "/api/v1/subleases/{a_sublease}/end", "api.sublease_end", STAFF | {"A"}, {}),
