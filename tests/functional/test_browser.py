@@ -187,3 +187,20 @@ def test_engineer_schedules_a_probe_fixes_the_cron_and_runs_it_now(browser, serv
     runs = browser.find_element(By.CLASS_NAME, "runs").text
     assert "青木 web shop" in runs and "手动" in runs
     shot(browser, "probe-run-queued")
+
+
+def test_customer_answers_an_abuse_case(browser, server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    log_in(browser, server, "xinghe", "demo-customer-pass")
+    row = browser.find_element(By.CSS_SELECTOR, "#customer-abuse + table tr.case-notified")
+    row.find_element(By.TAG_NAME, "a").click()
+    assert browser.find_element(By.ID, "case-state").text == "已通知"
+    Select(browser.find_element(By.ID, "customer_status")).select_by_value("answered")
+    browser.find_element(By.ID, "answer").send_keys("已清除木马并重装系统")
+    browser.find_element(By.CSS_SELECTOR, "#answer-form button[type=submit]").click()
+    assert browser.find_element(By.CLASS_NAME, "flash").text == "您的答复已记录。"
+    assert browser.find_element(By.ID, "customer-status").text == "已答复"
+    assert "已清除木马并重装系统" in browser.find_element(By.ID, "events").text
+    shot(browser, "customer-answered-abuse-case")
