@@ -119,13 +119,15 @@ def _append_pending(session: Session) -> None:
         )
         rows.append({**e, "seq": seq, "prev_hash": prev, "hash": digest})
         prev = digest
-    if session.get_bind().dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql" and len(rows) <= PG_ROWS_PER_STATEMENT:
         # One round trip while the head is locked: the rows go in a CTE of the head update.
         session.execute(_pg_append_sql(len(rows)), _pg_append_params(rows, prev))
-    else:
+    else:  # SQLite, and big PostgreSQL transactions (a statement takes at most 65,535 values)
         session.execute(insert(AuditLog), rows)
         session.execute(text("UPDATE audit_head SET last_hash = :h WHERE id = 1"), {"h": prev})
 
+
+PG_ROWS_PER_STATEMENT = 1000
 
 _COLUMNS = (
     "seq",

@@ -4,7 +4,7 @@ import json
 
 from sqlalchemy import text
 
-from ipam import allocation, audit
+from ipam import allocation, audit, pools
 from tests import factories as f
 
 
@@ -83,3 +83,14 @@ def test_entries_are_written_at_commit_in_one_step(session):
     session.commit()
     assert session.execute(text("SELECT count(*) FROM audit_log")).scalar() == 3
     assert session.execute(text("SELECT seq FROM audit_head")).scalar() == 3
+
+
+def test_a_transaction_with_thousands_of_entries_is_chained_and_verifies(session):
+    """PostgreSQL takes at most 65,535 values per statement: big transactions must still work."""
+    audit_module = audit
+    pool = pools.add_pool(session, "198.18.0.0/16", "big", actor="test")
+    for i in range(audit_module.PG_ROWS_PER_STATEMENT * 8):
+        audit_module.record(session, "test", "bulk.touch", pool, {"i": i})
+    session.commit()
+    result = audit_module.verify(session)
+    assert result.ok and result.checked == audit_module.PG_ROWS_PER_STATEMENT * 8 + 1
