@@ -135,6 +135,9 @@ RULES: dict[str, frozenset | None] = {
     "ui.abuse_case_page": OWN,
     "ui.abuse_case_action": STAFF,
     "ui.abuse_case_answer": frozenset({CUSTOMER}),
+    "api.abuse_report_add": STAFF,
+    "api.abuse_cases_list": OWN,
+    "api.abuse_case": OWN,
 }
 
 # Posts that change no ledger data (only the caller's own login), allowed to auditors.

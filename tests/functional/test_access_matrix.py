@@ -179,6 +179,9 @@ MATRIX = [
     ("GET", "/abuse/cases/{a_case}", "ui.abuse_case_page", READERS | {"A"}, None),
     ("POST", "/abuse/cases/{a_case}/action", "ui.abuse_case_action", STAFF, {"action": "x"}),
     ("POST", "/abuse/cases/{a_case}/answer", "ui.abuse_case_answer", {"A"}, {"answer": ""}),
+    ("POST", "/api/v1/abuse/reports", "api.abuse_report_add", STAFF, {}),
+    ("GET", "/api/v1/abuse/cases", "api.abuse_cases_list", ALL, None),
+    ("GET", "/api/v1/abuse/cases/{a_case}", "api.abuse_case", READERS | {"A"}, None),
     # Last: these end or revoke things the rows above use.
     ("POST", "/subleases/{a_sublease}/end", "ui.sublease_end", STAFF | {"A"}, {}),
     ("POST", "/api/v1/subleases/{a_sublease}/end", "api.sublease_end", STAFF | {"A"}, {}),

@@ -128,3 +128,26 @@ def test_abuse_case_pages_for_staff_and_for_the_customer(engineer, login, world)
     assert 'id="case-state"' in page and 'id="sanctions"' not in page
     other = login("xinghe")
     assert other.get(f"/abuse/cases/{world['a_case']}").status_code == 404
+
+
+def test_a_complaint_posted_to_the_api_lands_on_the_holder_at_its_time(engineer, login, same):
+    from pathlib import Path
+
+    arf = (Path(__file__).resolve().parents[1] / "samples" / "abuse" / "arf-spam.eml").read_bytes()
+    r = engineer.api("POST", "/api/v1/abuse/reports", data=arf, content_type="message/rfc822")
+    assert r.status_code == 201, r.get_data(as_text=True)
+    (report,) = r.get_json()["reports"]
+    assert report["holding"] == "held" and r.get_json()["cases_opened"] == 1
+    again = engineer.api("POST", "/api/v1/abuse/reports", data=arf, content_type="message/rfc822")
+    assert again.status_code == 200 and again.get_json()["duplicates"] == 1
+    with same():
+        bad = engineer.api("POST", "/api/v1/abuse/reports", data=b"x", content_type="text/plain")
+        assert error_of(bad, 422)["field"] == "Content-Type"
+    yunfan = login("yunfan")  # 北京云帆 held 198.18.7.9 on 2026-01-01
+    cases = yunfan.api("GET", "/api/v1/abuse/cases").get_json()["items"]
+    assert any(c["prefix"] == "198.18.7.9" and c["state"] == "open" for c in cases)
+    xinghe = login("xinghe")
+    mine = xinghe.api("GET", "/api/v1/abuse/cases").get_json()["items"]
+    assert {c["customer_id"] for c in mine} == {
+        xinghe.api("GET", "/api/v1/me").get_json()["customer_id"]
+    }

@@ -613,4 +613,5 @@ def docs():
     return render_template("api_docs.html", spec=spec(current_app))
 
 
+from . import abuse as _abuse  # noqa: E402,F401  (registers the abuse routes on `api`)
 from . import probes as _probes  # noqa: E402,F401  (registers the probe routes on `api`)

@@ -239,6 +239,13 @@ DOCS: dict[str, tuple[str, dict, dict | None]] = {
     ),
     "api.finding": ("A finding with its evidence", {}, None),
     "api.finding_resolve": ("Resolve a finding", {}, _body(comment="what was done*")),
+    "api.abuse_report_add": (
+        "Ingest a complaint: message/rfc822 (ARF, X-ARF), application/json (XARF v4), text/csv",
+        {},
+        None,
+    ),
+    "api.abuse_cases_list": ("Abuse cases (customers: their own)", {**LIST, "state": ""}, None),
+    "api.abuse_case": ("An abuse case", {}, None),
     "api.openapi": ("This document", {}, None),
     "api.docs": ("Browsable documentation (HTML)", {}, None),
 }

@@ -1,0 +1,85 @@
+"""The abuse desk in the JSON API: complaints in, cases out."""
+
+from __future__ import annotations
+
+from flask import jsonify, request
+from sqlalchemy import select
+
+from ipam.abuse import cases, ingest
+from ipam.audit import jsonable
+from ipam.errors import ValidationError
+from ipam.models import AbuseCase
+
+from ..access import actor, customer_scope
+from ..extensions import db
+from ..usecase import run
+from . import api, page
+
+FORMATS = {
+    "message/rfc822": None,  # ARF or X-ARF mail: detected
+    "text/csv": "csv",
+    "application/json": "xarf-json",
+}
+
+
+def _case(c: AbuseCase) -> dict:
+    return jsonable(
+        {
+            "id": c.id,
+            "state": c.state,
+            "customer_status": c.customer_status,
+            "category": c.category.value,
+            "prefix": c.prefix,
+            "customer_id": c.customer_id,
+            "sublessee_id": c.sublessee_id,
+            "report_count": c.report_count,
+            "first_event_at": c.first_event_at,
+            "last_event_at": c.last_event_at,
+            "deadline": c.deadline,
+        }
+    )
+
+
+@api.post("/abuse/reports")
+def abuse_report_add():
+    """A complaint as it arrived: a mail (message/rfc822), XARF v4 JSON or a CSV batch."""
+    ctype = (request.mimetype or "").lower()
+    if ctype not in FORMATS:
+        raise ValidationError(
+            f"send one of {', '.join(FORMATS)} (got {ctype or 'nothing'})", "Content-Type"
+        )
+    raw = request.get_data(cache=False)
+    result = run(lambda s: ingest.ingest(s, raw, actor=actor(), kind=FORMATS[ctype]))
+    body = {
+        "reports": [
+            {
+                "id": r.id,
+                "prefix": r.prefix,
+                "event_at": r.event_at.isoformat(),
+                "category": r.category.value,
+                "holding": r.holding,
+            }
+            for r in result.reports
+        ],
+        "duplicates": result.duplicates,
+        "cases_opened": result.cases_opened,
+        "rejected": [{"id": r.id, "field": r.field, "reason": r.reason} for r in result.rejected],
+    }
+    status = 201 if result.reports else (200 if result.duplicates else 422)
+    return jsonify(body), status
+
+
+@api.get("/abuse/cases")
+def abuse_cases_list():
+    q = select(AbuseCase).order_by(AbuseCase.id.desc())
+    scope = customer_scope()
+    if scope is not None:
+        q = q.where(AbuseCase.customer_id == scope)
+    if request.args.get("state"):
+        q = q.where(AbuseCase.state == request.args["state"])
+    return jsonify(page(q, _case))
+
+
+@api.get("/abuse/cases/<int:case_id>")
+def abuse_case(case_id):
+    return jsonify(_case(cases.get_case(db.session, case_id)))
