@@ -9,8 +9,8 @@ Two namespaces joined by one veth pair:
                      addresses listen on TCP ports; NSD (Debian's package)
                      serves the reverse, forward and blocklist zones.
 
-Only 198.18.0.0/15 and 2001:db8::/32 are used (never 192.0.2.0/24 or
-fd00::/64: on these machines those are the real network). The two sides
+Only 198.18.0.0/15 and 2001:db8::/32 are used (never the machines' own
+networks; see DESIGN.md, "Probe safety"). The two sides
 talk over IPv6 link-local next hops, so no address outside the lab ranges
 is configured anywhere, and one neighbour entry serves every target.
 
