@@ -250,3 +250,21 @@ def finding(f) -> dict:
             "resolution": f.resolution,
         }
     )
+
+
+def abuse_case(c) -> dict:
+    return jsonable(
+        {
+            "id": c.id,
+            "state": c.state,
+            "customer_status": c.customer_status,
+            "category": c.category.value,
+            "prefix": c.prefix,
+            "customer_id": c.customer_id,
+            "sublessee_id": c.sublessee_id,
+            "report_count": c.report_count,
+            "first_event_at": c.first_event_at,
+            "last_event_at": c.last_event_at,
+            "deadline": c.deadline,
+        }
+    )

@@ -6,10 +6,10 @@ from flask import jsonify, request
 from sqlalchemy import select
 
 from ipam.abuse import cases, ingest
-from ipam.audit import jsonable
 from ipam.errors import ValidationError
 from ipam.models import AbuseCase
 
+from .. import serialize
 from ..access import actor, customer_scope
 from ..extensions import db
 from ..usecase import run
@@ -20,24 +20,6 @@ FORMATS = {
     "text/csv": "csv",
     "application/json": "xarf-json",
 }
-
-
-def _case(c: AbuseCase) -> dict:
-    return jsonable(
-        {
-            "id": c.id,
-            "state": c.state,
-            "customer_status": c.customer_status,
-            "category": c.category.value,
-            "prefix": c.prefix,
-            "customer_id": c.customer_id,
-            "sublessee_id": c.sublessee_id,
-            "report_count": c.report_count,
-            "first_event_at": c.first_event_at,
-            "last_event_at": c.last_event_at,
-            "deadline": c.deadline,
-        }
-    )
 
 
 @api.post("/abuse/reports")
@@ -77,9 +59,9 @@ def abuse_cases_list():
         q = q.where(AbuseCase.customer_id == scope)
     if request.args.get("state"):
         q = q.where(AbuseCase.state == request.args["state"])
-    return jsonify(page(q, _case))
+    return jsonify(page(q, serialize.abuse_case))
 
 
 @api.get("/abuse/cases/<int:case_id>")
 def abuse_case(case_id):
-    return jsonify(_case(cases.get_case(db.session, case_id)))
+    return jsonify(serialize.abuse_case(cases.get_case(db.session, case_id)))
