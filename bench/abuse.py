@@ -3,23 +3,27 @@
 Loads the core benchmark's ledger (bench/ledger.py: --held single-address
 allocations in 10.0.0.0/8 with earlier holders), then ingests CSV reports and
 ARF messages about addresses in it, at times spread over the ledger's history,
-through ipam.abuse.ingest (parse, attribute at the event's time, case, store),
-one transaction per batch. Prints reports per second and the peak memory of
-the process for two batch sizes (flat memory means the batch size does not
-matter). Nothing is asserted.
+through ipam.abuse.ingest (parse, attribute at the event's time, case, store):
+CSV streamed from a file (ingest_stream), ARF mails from a maildir
+(poll_maildir), each ingest in a fresh process. Prints reports per second and
+the ingest process's peak memory for a tenth of the batch and the whole batch
+(flat memory: the batch size does not matter). Nothing is asserted.
 
 Usage: python bench/abuse.py [--backend sqlite|postgresql|both] [--held 1000000]
-       [--csv 100000] [--arf 10000] [--batch 5000]
+       [--csv 100000] [--arf 10000]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
-import resource
+import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,8 +62,24 @@ Arrival-Date: {date}
 """
 
 
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class AnonPeak(threading.Thread):
+    """Samples RssAnon every 20 ms: the process's own memory, without the database
+    file pages SQLite maps in (those count in VmHWM but are cache, not ours)."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.peak, self.stop = 0.0, threading.Event()
+
+    def run(self):
+        while not self.stop.wait(0.02):
+            self.peak = max(self.peak, status_mb("RssAnon"))
 
 
 def addresses(span: int, n: int, rng) -> list[str]:
@@ -70,55 +90,88 @@ def addresses(span: int, n: int, rng) -> list[str]:
     ]
 
 
-def bench_csv(engine, span, n, batch, rng) -> dict:
+def write_csv(path: Path, span: int, n: int, rng) -> None:
     now = datetime.now(UTC)
-    t0, done = time.perf_counter(), 0
-    while done < n:
-        size = min(batch, n - done)
-        rows = ["address,time,category,description,reporter"]
-        for i, ip in enumerate(addresses(span, size, rng)):
-            at = now - timedelta(days=rng.uniform(1, 700), seconds=done + i)
-            rows.append(f"{ip},{at.isoformat()},spam,bench row {done + i},bench@example.org")
-        with Session(engine) as s:
-            ingest.ingest(s, ("\n".join(rows) + "\n").encode(), actor="bench", kind="csv")
-            s.commit()
-        done += size
-    wall = time.perf_counter() - t0
-    return {"reports": n, "wall_s": round(wall, 2), "per_s": round(n / wall)}
-
-
-def bench_arf(engine, span, n, rng) -> dict:
-    now = datetime.now(UTC)
-    t0 = time.perf_counter()
-    with Session(engine) as s:
+    with path.open("w") as fh:
+        fh.write("address,time,category,description,reporter\n")
         for i, ip in enumerate(addresses(span, n, rng)):
             at = now - timedelta(days=rng.uniform(1, 700), seconds=i)
-            raw = ARF.format(n=i, ip=ip, date=at.strftime("%a, %d %b %Y %H:%M:%S +0000"))
-            ingest.ingest(s, raw.encode(), actor="bench", kind="arf")
-            if i % 500 == 499:
-                s.commit()
+            fh.write(f"{ip},{at.isoformat()},spam,bench row {i},bench@example.org\n")
+
+
+def write_maildir(box: Path, span: int, n: int, rng) -> None:
+    now = datetime.now(UTC)
+    for sub in ("new", "cur", "tmp"):
+        (box / sub).mkdir(parents=True, exist_ok=True)
+    for i, ip in enumerate(addresses(span, n, rng)):
+        at = now - timedelta(days=rng.uniform(1, 700), seconds=i)
+        raw = ARF.format(n=i, ip=ip, date=at.strftime("%a, %d %b %Y %H:%M:%S +0000"))
+        (box / "new" / f"{i:08d}.bench").write_text(raw)
+
+
+def child(kind: str, url: str, path: str) -> None:
+    """Run one ingest in a fresh process, so its peak memory is the ingest's own."""
+    engine = create_engine(url)
+    sampler = AnonPeak()
+    sampler.start()
+    t0 = time.perf_counter()
+    with Session(engine) as s:
+        if kind == "csv":
+            with open(path, "rb") as fh:
+                result = ingest.ingest_stream(s, fh, actor="bench")
+        else:
+            result = ingest.poll_maildir(s, path, actor="bench", limit=10**9)
         s.commit()
     wall = time.perf_counter() - t0
-    return {"messages": n, "wall_s": round(wall, 2), "per_s": round(n / wall)}
+    sampler.stop.set()
+    sampler.join()
+    print(
+        json.dumps(
+            {
+                "stored": result.stored,
+                "cases_opened": result.cases_opened,
+                "rejected": result.rejected_count,
+                "wall_s": round(wall, 2),
+                "per_s": round(result.stored / wall),
+                "peak_anon_mb": round(max(sampler.peak, status_mb("RssAnon")), 1),
+                "peak_rss_mb": round(status_mb("VmHWM"), 1),
+            }
+        )
+    )
+
+
+def measure(kind: str, url: str, path: Path) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--url", url, "--path", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def run(backend: str, url: str, args) -> dict:
     migrate(url)
     engine = create_engine(url)
     info = load(engine, args.held)
+    engine.dispose()
     span = info["span"]
     print(f"{backend}: ledger of {args.held} held loaded in {info['load_s']:.0f} s", flush=True)
     rng = random.Random(5)
     out = {"backend": backend}
-    before = rss_mb()
-    out["csv_small_batch"] = bench_csv(engine, span, args.csv // 2, args.batch // 5, rng)
-    out["rss_after_small_mb"] = round(rss_mb(), 1)
-    out["csv"] = bench_csv(engine, span, args.csv, args.batch, rng)
-    out["rss_after_large_mb"] = round(rss_mb(), 1)
-    out["rss_before_mb"] = round(before, 1)
-    out["arf"] = bench_arf(engine, span, args.arf, rng)
-    engine.dispose()
-    print(f"  {out}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, n in (("csv_tenth", args.csv // 10), ("csv", args.csv)):
+            path = Path(tmp) / f"{label}.csv"
+            write_csv(path, span, n, rng)
+            out[label] = measure("csv", url, path)
+            print(f"  {label}: {out[label]}", flush=True)
+            path.unlink()
+        for label, n in (("arf_tenth", args.arf // 10), ("arf", args.arf)):
+            box = Path(tmp) / label
+            write_maildir(box, span, n, rng)
+            out[label] = measure("maildir", url, box)
+            print(f"  {label}: {out[label]}", flush=True)
+            shutil.rmtree(box)
     return out
 
 
@@ -128,14 +181,19 @@ def main() -> None:
     parser.add_argument("--held", type=int, default=1_000_000)
     parser.add_argument("--csv", type=int, default=100_000)
     parser.add_argument("--arf", type=int, default=10_000)
-    parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument(
         "--pg-url",
         default=os.environ.get(
             "IPAM_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         ),
     )
+    parser.add_argument("--child", choices=["csv", "maildir"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--path", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(args.child, args.url, args.path)
+        return
     print(f"machine: {os.cpu_count()} cores")
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:

@@ -85,6 +85,18 @@ def _holder_sql(masks: int) -> str:
     LIMIT 1"""
 
 
+def _ids_sql(masks: int) -> str:
+    # The holder's keys only: what abuse intake needs, without the revision look-ups.
+    return f"""
+    SELECT a.id, a.customer_id, s.id, s.sublessee_id
+    FROM allocation a
+    LEFT JOIN sublease s ON s.allocation_id = a.id AND s.first <= :a AND s.last >= :a
+         AND s.valid_from <= :t AND (s.valid_to IS NULL OR s.valid_to > :t)
+    WHERE a.family = :f AND a.first IN ({_masks("m", masks)}) AND a.last >= :a
+      AND a.valid_from <= :t AND (a.valid_to IS NULL OR a.valid_to > :t)
+    LIMIT 1"""
+
+
 def _unheld_sql(masks: int, pool_masks: int) -> str:
     # The innermost pool, and a quarantine in force at :t if there is one.
     return f"""
@@ -106,8 +118,15 @@ def _positional(sql: str, style: str) -> tuple[str, tuple[str, ...]]:
 
 @lru_cache(maxsize=512)
 def _driver_sql(kind: str, style: str, masks: int, pool_masks: int = 0):
-    sql = _holder_sql(masks) if kind == "holder" else _unheld_sql(max(masks, 1), pool_masks)
-    return _positional(sql, style)
+    return _positional(_sql(kind, masks, pool_masks), style)
+
+
+def _sql(kind: str, masks: int, pool_masks: int) -> str:
+    if kind == "holder":
+        return _holder_sql(masks)
+    if kind == "ids":
+        return _ids_sql(masks)
+    return _unheld_sql(max(masks, 1), pool_masks)
 
 
 class _Driver:
@@ -273,8 +292,7 @@ def _attribute(drv: _Driver, address, at) -> Attribution:
 @lru_cache(maxsize=64)
 def _batch_sql(kind: str, masks: int, pool_masks: int) -> tuple[str, tuple[str, ...]]:
     """PostgreSQL: answer a whole chunk of questions in one round trip (unnest + LATERAL)."""
-    inner = _holder_sql(masks) if kind == "holder" else _unheld_sql(max(masks, 1), pool_masks)
-    inner = re.sub(r"(?<![:\w]):(\w+)", r"ask.\1", inner)
+    inner = re.sub(r"(?<![:\w]):(\w+)", r"ask.\1", _sql(kind, masks, pool_masks))
     cols = (
         "i",
         "a",
@@ -304,35 +322,80 @@ def _batch(drv: _Driver, kind: str, questions: list, masks: int, pool_masks: int
         cur.close()
 
 
-def attribute_many(session: Session, items, chunk: int = 1000) -> list[Attribution]:
-    """Attribute many (address, at) pairs (abuse batches, reports), in input order.
+def _answer_many(drv: _Driver, items, kind: str, chunk: int):
+    """(block, at, held row or None, unheld row or None) per (address, at), in input order.
 
-    On PostgreSQL each chunk is answered in one or two round trips; SQLite,
+    `kind` is the statement for held addresses ("holder" or "ids"). On
+    PostgreSQL each chunk is answered in one or two round trips; SQLite,
     in-process, answers each question directly.
     """
-    drv = _Driver(session)
     items = list(items)
-    if drv.sqlite:
-        return [_attribute(drv, address, at) for address, at in items]
-    out: list[Attribution] = []
     for start in range(0, len(items), chunk):
         asked = [_question(drv, address, at) for address, at in items[start : start + chunk]]
+        if drv.sqlite:
+            for block, at, values, held, pooled in asked:
+                row = drv.fetch(kind, values, held) if held else None
+                if row is not None:
+                    yield block, at, row, None
+                else:
+                    yield (
+                        block,
+                        at,
+                        None,
+                        (drv.fetch("unheld", values, held, pooled) if pooled else None),
+                    )
+            continue
         by_family: dict[int, list[int]] = {}
         for i, (block, *_rest) in enumerate(asked):
             by_family.setdefault(block.family, []).append(i)
-        answers: dict[int, Attribution] = {}
+        answers: dict[int, tuple] = {}
         for idx in by_family.values():
             _, _, _, held, pooled = asked[idx[0]]
             questions = [(i, asked[i][2]) for i in idx]
-            rows = _batch(drv, "holder", questions, held, pooled) if held else {}
+            rows = _batch(drv, kind, questions, held, pooled) if held else {}
             for i, row in rows.items():
-                answers[i] = _held(drv, asked[i][0], asked[i][1], row)
+                answers[i] = (row, None)
             rest = [(i, v) for i, v in questions if i not in rows]
             if rest:
                 rows = _batch(drv, "unheld", rest, held, pooled) if pooled else {}
                 for i, _values in rest:
-                    answers[i] = _unheld(drv, asked[i][0], asked[i][1], rows.get(i))
-        out.extend(answers[i] for i in range(len(asked)))
+                    answers[i] = (None, rows.get(i))
+        for i, (block, at, *_rest) in enumerate(asked):
+            yield block, at, *answers[i]
+
+
+def attribute_many(session: Session, items, chunk: int = 1000) -> list[Attribution]:
+    """Attribute many (address, at) pairs (abuse batches, reports), in input order."""
+    drv = _Driver(session)
+    return [
+        _held(drv, block, at, held) if held is not None else _unheld(drv, block, at, unheld)
+        for block, at, held, unheld in _answer_many(drv, items, "holder", chunk)
+    ]
+
+
+@dataclass
+class Holder:
+    """Who held one address at one instant, as keys: what abuse intake needs, fast."""
+
+    status: str  # allocated | subleased | quarantined | free | unmanaged
+    allocation_id: int | None = None
+    customer_id: int | None = None
+    sublease_id: int | None = None
+    sublessee_id: int | None = None
+
+
+def holders_many(session: Session, items, chunk: int = 1000) -> list[Holder]:
+    """The holder keys of many (address, at) pairs, in input order (no revisions read)."""
+    drv = _Driver(session)
+    out = []
+    for _block, _at, held, unheld in _answer_many(drv, items, "ids", chunk):
+        if held is not None:
+            a_id, c_id, s_id, sl_id = held
+            out.append(Holder("subleased" if s_id else "allocated", a_id, c_id, s_id, sl_id))
+        elif unheld is None:
+            out.append(Holder("unmanaged"))
+        else:
+            out.append(Holder("quarantined" if unheld[4] is not None else "free"))
     return out
 
 

@@ -92,6 +92,37 @@ def record(session: Session, actor: str, action: str, obj, data: dict | None = N
     return entry
 
 
+def record_many(session: Session, actor: str, action: str, object_type: str, items) -> int:
+    """Record one entry per (object_id, data) of a bulk write, chained at commit like record().
+
+    Why: bulk intake writes rows without ORM objects; this keeps an entry per
+    row without a flush per entry. `data` must hold plain JSON values already
+    (strings, numbers, None, lists, dicts).
+    """
+    if not actor or not str(actor).strip():
+        raise ValidationError("is required: say who makes the change", "actor")
+    if isinstance(session, scoped_session):
+        session = session()
+    at, txn = utcnow(), session.get_nested_transaction()
+    pending = session.info.setdefault(_PENDING, [])
+    before = len(pending)
+    pending.extend(
+        (
+            txn,
+            {
+                "recorded_at": at,
+                "actor": str(actor),
+                "action": action,
+                "object_type": object_type,
+                "object_id": object_id,
+                "data": data,
+            },
+        )
+        for object_id, data in items
+    )
+    return len(pending) - before
+
+
 @event.listens_for(Session, "before_commit")
 def _append_pending(session: Session) -> None:
     """Chain and write the transaction's entries: one head update for all of them."""
@@ -123,7 +154,7 @@ def _append_pending(session: Session) -> None:
         # One round trip while the head is locked: the rows go in a CTE of the head update.
         session.execute(_pg_append_sql(len(rows)), _pg_append_params(rows, prev))
     else:  # SQLite, and big PostgreSQL transactions (a statement takes at most 65,535 values)
-        session.execute(insert(AuditLog), rows)
+        session.execute(insert(AuditLog.__table__), rows)
         session.execute(text("UPDATE audit_head SET last_hash = :h WHERE id = 1"), {"h": prev})
 
 

@@ -101,3 +101,20 @@ def lock_named(session: Session, name: str) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+
+
+def reserve_ids(session: Session, table: str, n: int) -> list[int]:
+    """Take n fresh primary keys of `table` for a bulk insert that needs them up front.
+
+    Why: inserting thousands of rows with RETURNING goes row by row on SQLite;
+    with the keys known, one executemany writes them all. PostgreSQL draws
+    them from the table's sequence; SQLite's transaction holds the database
+    write lock from BEGIN IMMEDIATE, so the keys above max(id) stay ours.
+    """
+    if n <= 0:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        sql = "SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"
+        return list(session.scalars(text(sql), {"t": table, "n": n}))
+    top = session.execute(text(f"SELECT coalesce(max(id), 0) FROM {table}")).scalar_one()
+    return list(range(top + 1, top + n + 1))

@@ -619,6 +619,7 @@ class AbuseCase(AddressMixin, Base):
             "state IN ('open', 'notified', 'acknowledged', 'resolved', 'escalated')", name="state"
         ),
         Index("ix_abuse_case_grouping", "customer_id", "category", "family", "first", "state"),
+        Index("ix_abuse_case_family_first", "family", "first"),
     )
 
 
@@ -689,3 +690,69 @@ class Sanction(Base):
     __table_args__ = (
         CheckConstraint("status IN ('proposed', 'confirmed', 'cancelled')", name="status"),
     )
+
+
+class Incident(Base):
+    """A major security incident (clause 16) with its regulatory reporting clock.
+
+    Declared from a case or directly; the deadline is 2 to 24 hours after
+    declaration. States: open (measures being taken) → reported (to the city
+    PSB and the provincial communications administration) → closed.
+    """
+
+    __tablename__ = "incident"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[AbuseCategory] = mapped_column(_enum(AbuseCategory, "abuse_category"))
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("abuse_case.id"), index=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)
+    declared_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    declared_by: Mapped[str] = mapped_column(String(200))
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime)
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reported_to: Mapped[str] = mapped_column(Text, default="")
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+
+    customer: Mapped[Customer | None] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("state IN ('open', 'reported', 'closed')", name="state"),
+        CheckConstraint("deadline > declared_at", name="deadline"),
+    )
+
+
+class IncidentAction(Base):
+    """The incident's action log: measures taken, notes, the report, reminders sent."""
+
+    __tablename__ = "incident_action"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # declare | measure | note | evidence | ...
+    text: Mapped[str] = mapped_column(Text, default="")
+
+
+class IncidentEvidence(Base):
+    """An original record frozen for an incident: its bytes and hash, never edited.
+
+    A copy, so that the evidence stays as it was even if the report it came
+    from were ever archived; the hash lets anyone check it against the source.
+    """
+
+    __tablename__ = "incident_evidence"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id"), index=True)
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("abuse_report.id"))
+    source: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    holder: Mapped[dict] = mapped_column(JSON, default=dict)  # who held it at the event
+    frozen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    frozen_by: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (UniqueConstraint("incident_id", "sha256", name="uq_incident_evidence_once"),)

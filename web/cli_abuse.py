@@ -10,15 +10,17 @@ import click
 from flask import current_app
 from sqlalchemy import select
 
-from ipam.abuse import cases, ingest, notify
+from ipam.abuse import cases, formats, ingest, notify
 from ipam.models import AbuseCase, RejectedReport
 
 from .cli import actor_option, transaction
 from .extensions import db
 
+SHOWN = 20  # reports listed per input; the totals count all
+
 
 def _inputs(paths):
-    """(name, bytes) of every file given, and of every message in a maildir given."""
+    """(name, bytes or a file path) of every input given, and of every message in a maildir."""
     for path in map(Path, paths):
         if path.is_dir() and (path / "cur").is_dir() and (path / "new").is_dir():
             box = mailbox.Maildir(str(path), factory=None, create=False)
@@ -26,9 +28,20 @@ def _inputs(paths):
                 yield f"{path}/{key}", box.get_bytes(key)
         elif path.is_dir():
             for item in sorted(p for p in path.iterdir() if p.is_file()):
-                yield str(item), item.read_bytes()
+                yield str(item), item
         else:
-            yield str(path), path.read_bytes()
+            yield str(path), path
+
+
+def _ingest_one(s, raw, kind, actor):
+    """A file of CSV is streamed (flat memory, committed in chunks); anything else read whole."""
+    if isinstance(raw, Path):
+        with raw.open("rb") as fh:
+            if (kind or formats.detect(fh.read(4096))) == "csv":
+                fh.seek(0)
+                return ingest.ingest_stream(s, fh, actor=actor)
+        raw = raw.read_bytes()
+    return ingest.ingest(s, raw, actor=actor, kind=kind)
 
 
 def register(cli) -> None:
@@ -50,18 +63,20 @@ def register(cli) -> None:
         totals = {"reports": 0, "duplicates": 0, "rejected": 0, "cases": 0}
         for name, raw in _inputs(paths):
             with transaction() as s:
-                result = ingest.ingest(s, raw, actor=actor, kind=kind)
-            totals["reports"] += len(result.reports)
+                result = _ingest_one(s, raw, kind, actor)
+            totals["reports"] += result.stored
             totals["duplicates"] += result.duplicates
-            totals["rejected"] += len(result.rejected)
+            totals["rejected"] += result.rejected_count
             totals["cases"] += result.cases_opened
-            for r in result.reports:
+            for r in result.reports[:SHOWN]:
                 click.echo(
                     f"{name}: report {r.id} {r.category.value} {r.prefix} at "
                     f"{r.event_at:%Y-%m-%d %H:%M}Z ({r.holding})"
                 )
-            for r in result.rejected:
+            for r in result.rejected[:SHOWN]:
                 click.echo(f"{name}: rejected {r.id}: {r.field or '-'}: {r.reason}", err=True)
+            if result.stored > SHOWN:
+                click.echo(f"{name}: … and {result.stored - SHOWN} more report(s)")
         click.echo(
             f"{totals['reports']} report(s), {totals['cases']} new case(s), "
             f"{totals['duplicates']} duplicate(s), {totals['rejected']} rejected"
@@ -97,7 +112,7 @@ def register(cli) -> None:
         """Run a rejected input again (e.g. with the right --format)."""
         with transaction() as s:
             result = ingest.retry_rejected(s, rejected_id, actor=actor, kind=kind)
-        click.echo(f"{len(result.reports)} report(s), {len(result.rejected)} rejected again")
+        click.echo(f"{result.stored} report(s), {result.rejected_count} rejected again")
 
     @abuse_group.command("case")
     @click.argument("case_id", type=int)

@@ -10,15 +10,22 @@ rejected store, and nothing else is written for it.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from .. import audit
 from ..addresses import Block, to_bytes
-from ..db import utcnow
+from ..attribution import holders_many
+from ..db import reserve_ids, utcnow
+from ..errors import NotFound, ValidationError
 from ..lookup import current_at, overlapping
 from ..models import (
     AbuseCase,
@@ -48,12 +55,35 @@ DEADLINE_HOURS = {
 }
 
 
+KEEP = 1000  # reports and rejects an IngestResult lists (counts are always whole)
+CHUNK = 2000  # records attributed and written together
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A report as stored: what callers show back (the row itself stays in the database)."""
+
+    id: int
+    prefix: str
+    event_at: datetime
+    category: AbuseCategory
+    holding: str
+    source: str
+
+
 @dataclass
 class IngestResult:
-    reports: list[AbuseReport] = field(default_factory=list)
+    reports: list[Stored] = field(default_factory=list)  # the first KEEP
+    rejected: list[RejectedReport] = field(default_factory=list)  # the first KEEP
+    stored: int = 0
+    rejected_count: int = 0
     duplicates: int = 0
-    rejected: list[RejectedReport] = field(default_factory=list)
     cases_opened: int = 0
+
+    def _reject(self, row: RejectedReport) -> None:
+        self.rejected_count += 1
+        if len(self.rejected) < KEEP:
+            self.rejected.append(row)
 
 
 def _sha(raw: bytes) -> str:
@@ -104,128 +134,260 @@ def _quarantined(session: Session, block: Block, at: datetime) -> bool:
     )
 
 
-def _join_or_open(session, rec: formats.Record, alloc, sub, now, window, actor) -> tuple:
-    block = rec.block if alloc.block.contains(rec.block) else alloc.block
-    if sub is not None and sub.block.contains(block):
-        sublessee_id = sub.sublessee_id
-    elif sub is not None:
-        block, sublessee_id = sub.block, sub.sublessee_id
-    else:
-        sublessee_id = None
-    case = session.execute(
-        select(AbuseCase)
-        .where(
-            AbuseCase.customer_id == alloc.customer_id,
-            AbuseCase.sublessee_id.is_(None)
-            if sublessee_id is None
-            else AbuseCase.sublessee_id == sublessee_id,
-            AbuseCase.category == rec.category,
-            AbuseCase.family == block.family,
-            AbuseCase.first == to_bytes(block.first),
-            AbuseCase.prefixlen == block.prefixlen,
-            AbuseCase.state.in_(OPEN_STATES),
-            and_(
-                AbuseCase.last_event_at >= rec.event_at - window,
-                AbuseCase.first_event_at <= rec.event_at + window,
-            ),
-        )
-        .order_by(AbuseCase.id.desc())
-        .limit(1)
-    ).scalar()
-    if case is not None:
-        case.report_count += 1
-        case.last_event_at = max(case.last_event_at, rec.event_at)
-        case.first_event_at = min(case.first_event_at, rec.event_at)
-        case.updated_at = now
-        return case, False
-    case = AbuseCase(
-        **block.columns(),
-        customer_id=alloc.customer_id,
-        sublessee_id=sublessee_id,
-        allocation_id=alloc.id,
-        category=rec.category,
-        state="open",
-        customer_status="none",
-        opened_at=now,
-        updated_at=now,
-        first_event_at=rec.event_at,
-        last_event_at=rec.event_at,
-        deadline=now + timedelta(hours=DEADLINE_HOURS[rec.category]),
-        report_count=1,
-    )
-    session.add(case)
-    session.flush()
-    audit.record(
-        session,
-        actor,
-        "abuse_case.open",
-        case,
-        {
-            "customer_id": case.customer_id,
+# A holding a case is about: (allocation id, customer id, sublessee id or None, block).
+Holding = tuple[int, int, int | None, Block]
+
+
+def _holdings(session: Session, records: list[formats.Record]) -> list[tuple[str, list[Holding]]]:
+    """(holding flag, holdings) per record, at each record's event time.
+
+    Single addresses (nearly every report) are answered in one batch by
+    attribution.holders_many; a prefix is matched against every holder inside.
+    """
+    out: list = [None] * len(records)
+    singles = [i for i, r in enumerate(records) if r.block.is_single]
+    found = holders_many(session, [(records[i].block, records[i].event_at) for i in singles])
+    for i, h in zip(singles, found, strict=True):
+        if h.allocation_id is not None:
+            out[i] = ("held", [(h.allocation_id, h.customer_id, h.sublessee_id, records[i].block)])
+        else:
+            out[i] = ("quarantined" if h.status == "quarantined" else "unallocated", [])
+    for i, rec in enumerate(records):
+        if out[i] is not None:
+            continue
+        held = []
+        for alloc, sub in holders_at(session, rec.block, rec.event_at):
+            block = rec.block if alloc.block.contains(rec.block) else alloc.block
+            if sub is not None and not sub.block.contains(block):
+                block = sub.block
+            held.append((alloc.id, alloc.customer_id, sub.sublessee_id if sub else None, block))
+        if held:
+            out[i] = ("held", held)
+        elif _quarantined(session, rec.block, rec.event_at):
+            out[i] = ("quarantined", [])
+        else:
+            out[i] = ("unallocated", [])
+    return out
+
+
+class _Cases:
+    """The open cases a chunk of reports may join, loaded once, grouped by key.
+
+    Key: customer, sublessee, category, block. A report joins the newest open
+    case of its key whose events lie within the window of its own, else opens one.
+    """
+
+    def __init__(self, session: Session, holdings, window: timedelta):
+        self.window = window
+        self.by_key: dict[tuple, list[dict]] = {}
+        self.new: list[dict] = []
+        self.changed: dict[int, dict] = {}
+        firsts = sorted({to_bytes(b.first) for _flag, held in holdings for *_k, b in held})
+        cols = (
+            AbuseCase.id, AbuseCase.customer_id, AbuseCase.sublessee_id, AbuseCase.category,
+            AbuseCase.family, AbuseCase.first, AbuseCase.prefixlen,
+            AbuseCase.first_event_at, AbuseCase.last_event_at, AbuseCase.report_count,
+        )  # fmt: skip
+        for start in range(0, len(firsts), 500):
+            rows = session.execute(
+                select(*cols).where(
+                    AbuseCase.first.in_(firsts[start : start + 500]),
+                    AbuseCase.state.in_(OPEN_STATES),
+                )
+            )
+            for cid, cust, sub, cat, fam, first, plen, fe, le, n in rows:
+                key = (cust, sub, cat, fam, bytes(first), plen)
+                self.by_key.setdefault(key, []).append(
+                    {"id": cid, "first_event_at": fe, "last_event_at": le, "report_count": n}
+                )
+        for group in self.by_key.values():
+            group.sort(key=lambda c: c["id"])
+
+    def place(self, rec: formats.Record, holding: Holding, now: datetime) -> tuple[dict, bool]:
+        alloc_id, customer_id, sublessee_id, block = holding
+        key = (customer_id, sublessee_id, rec.category, block.family, to_bytes(block.first),
+               block.prefixlen)  # fmt: skip
+        at, group = rec.event_at, self.by_key.setdefault(key, [])
+        for case in reversed(group):
+            lo, hi = at - self.window, at + self.window
+            if case["last_event_at"] >= lo and case["first_event_at"] <= hi:
+                case["report_count"] += 1
+                case["first_event_at"] = min(case["first_event_at"], at)
+                case["last_event_at"] = max(case["last_event_at"], at)
+                if case.get("id") is not None:
+                    self.changed[case["id"]] = case
+                return case, False
+        case = {
+            **block.columns(),
+            "customer_id": customer_id,
             "sublessee_id": sublessee_id,
-            "category": rec.category.value,
-            "prefix": case.prefix,
-        },
-    )
-    return case, True
+            "allocation_id": alloc_id,
+            "category": rec.category,
+            "state": "open",
+            "customer_status": "none",
+            "opened_at": now,
+            "updated_at": now,
+            "first_event_at": at,
+            "last_event_at": at,
+            "deadline": now + timedelta(hours=DEADLINE_HOURS[rec.category]),
+            "report_count": 1,
+            "id": None,
+        }
+        group.append(case)
+        self.new.append(case)
+        return case, True
+
+    def write(self, session: Session, actor: str, now: datetime) -> None:
+        if self.new:
+            fresh_ids = reserve_ids(session, "abuse_case", len(self.new))
+            for case, cid in zip(self.new, fresh_ids, strict=True):
+                case["id"] = cid
+            session.execute(insert(AbuseCase.__table__), self.new)
+            audit.record_many(
+                session,
+                actor,
+                "abuse_case.open",
+                "abuse_case",
+                (
+                    (
+                        c["id"],
+                        {
+                            "customer_id": c["customer_id"],
+                            "sublessee_id": c["sublessee_id"],
+                            "category": c["category"].value,
+                            "prefix": str(Block.of(c["family"], c["first"], c["prefixlen"])),
+                        },
+                    )
+                    for c in self.new
+                ),
+            )
+        if self.changed:
+            session.execute(
+                update(AbuseCase),
+                [
+                    {
+                        "id": cid,
+                        "report_count": c["report_count"],
+                        "first_event_at": c["first_event_at"],
+                        "last_event_at": c["last_event_at"],
+                        "updated_at": now,
+                    }
+                    for cid, c in self.changed.items()
+                ],
+            )
+            for obj in list(session.identity_map.values()):
+                if isinstance(obj, AbuseCase) and obj.id in self.changed:
+                    session.expire(obj)
 
 
-def store(
+def store_many(
     session: Session,
-    rec: formats.Record,
+    records: list[formats.Record],
     *,
     actor: str,
-    now=None,
+    now: datetime | None = None,
     window: timedelta = CASE_WINDOW,
     result: IngestResult | None = None,
 ) -> IngestResult:
-    """Keep one record (unless its bytes are known), attribute it, open or join its cases."""
+    """Keep records (skipping bytes already known), attribute them, open or join their cases.
+
+    One chunk is read and written in a few statements: the duplicates in one
+    query, the holders in one batch, the open cases in one query, then the
+    reports, cases and links in bulk, with an audit entry for each report and
+    each case opened.
+    """
     result = result or IngestResult()
     now = now or utcnow()
-    sha = _sha(rec.raw)
-    if session.execute(select(AbuseReport.id).where(AbuseReport.sha256 == sha)).first():
-        result.duplicates += 1
-        return result
-    holders = holders_at(session, rec.block, rec.event_at)
-    if holders:
-        holding = "held"
-    else:
-        holding = "quarantined" if _quarantined(session, rec.block, rec.event_at) else "unallocated"
-    report = AbuseReport(
-        **rec.block.columns(),
-        sha256=sha,
-        raw=rec.raw,
-        source=rec.source,
-        received_at=now,
-        event_at=rec.event_at,
-        category=rec.category,
-        reporter=rec.reporter,
-        description=rec.description,
-        details=rec.details,
-        holding=holding,
-    )
-    session.add(report)
-    session.flush()
-    for alloc, sub in holders:
-        case, opened = _join_or_open(session, rec, alloc, sub, now, window, actor)
-        result.cases_opened += opened
-        if session.get(AbuseReportCase, (report.id, case.id)) is None:
-            session.add(AbuseReportCase(report_id=report.id, case_id=case.id))
-    audit.record(
+    for start in range(0, len(records), CHUNK):
+        _store_chunk(session, records[start : start + CHUNK], actor, now, window, result)
+    return result
+
+
+def _store_chunk(session, records, actor, now, window, result) -> None:
+    shas = [_sha(r.raw) for r in records]
+    known = set(session.scalars(select(AbuseReport.sha256).where(AbuseReport.sha256.in_(shas))))
+    fresh = []
+    for rec, sha in zip(records, shas, strict=True):
+        if sha in known:
+            result.duplicates += 1
+        else:
+            known.add(sha)
+            fresh.append((rec, sha))
+    if not fresh:
+        return
+    holdings = _holdings(session, [rec for rec, _ in fresh])
+    rows = [
+        {
+            **rec.block.columns(),
+            "sha256": sha,
+            "raw": rec.raw,
+            "source": rec.source,
+            "received_at": now,
+            "event_at": rec.event_at,
+            "category": rec.category,
+            "reporter": rec.reporter,
+            "description": rec.description,
+            "details": rec.details,
+            "holding": flag,
+        }
+        for (rec, sha), (flag, _held) in zip(fresh, holdings, strict=True)
+    ]
+    ids = reserve_ids(session, "abuse_report", len(rows))
+    for row, rid in zip(rows, ids, strict=True):
+        row["id"] = rid
+    session.execute(insert(AbuseReport.__table__), rows)
+    cases = _Cases(session, holdings, window)
+    links = []
+    for rid, (rec, _), (_flag, held) in zip(ids, fresh, holdings, strict=True):
+        for holding in held:
+            case, opened = cases.place(rec, holding, now)
+            result.cases_opened += opened
+            links.append((rid, case))
+    cases.write(session, actor, now)
+    if links:
+        session.execute(
+            insert(AbuseReportCase.__table__),
+            [{"report_id": rid, "case_id": c["id"]} for rid, c in _unique_links(links)],
+        )
+    audit.record_many(
         session,
         actor,
         "abuse_report.ingest",
-        report,
-        {
-            "source": rec.source,
-            "prefix": report.prefix,
-            "event_at": rec.event_at,
-            "category": rec.category.value,
-            "holding": holding,
-        },
+        "abuse_report",
+        (
+            (
+                rid,
+                {
+                    "source": rec.source,
+                    "prefix": str(rec.block),
+                    "event_at": rec.event_at.isoformat(),
+                    "category": rec.category.value,
+                    "holding": row["holding"],
+                },
+            )
+            for rid, (rec, _s), row in zip(ids, fresh, rows, strict=True)
+        ),
     )
-    result.reports.append(report)
-    return result
+    result.stored += len(ids)
+    room = KEEP - len(result.reports)
+    result.reports.extend(
+        Stored(rid, str(rec.block), rec.event_at, rec.category, row["holding"], rec.source)
+        for rid, (rec, _s), row in list(zip(ids, fresh, rows, strict=True))[: max(room, 0)]
+    )
+
+
+def _unique_links(links):
+    seen, out = set(), []
+    for rid, case in links:
+        if (rid, case["id"]) not in seen:
+            seen.add((rid, case["id"]))
+            out.append((rid, case))
+    return out
+
+
+def store(session: Session, rec: formats.Record, **kwargs) -> IngestResult:
+    """Keep one record (see store_many)."""
+    return store_many(session, [rec], **kwargs)
 
 
 def ingest(
@@ -242,20 +404,114 @@ def ingest(
     An input that cannot be read at all is kept in the rejected store; a batch
     keeps its good records and rejects its bad ones, each with its reason.
     """
+    return ingest_many(session, [raw], actor=actor, kind=kind, now=now, window=window)
+
+
+def ingest_many(
+    session: Session,
+    inputs: Iterable[bytes],
+    *,
+    actor: str,
+    kind: str | None = None,
+    now: datetime | None = None,
+    window: timedelta = CASE_WINDOW,
+    commit: bool = False,
+) -> IngestResult:
+    """Ingest many inputs (mails of a maildir, say), storing their records CHUNK at a time.
+
+    Same outcome as ingest() on each in turn, in a few statements per chunk
+    instead of a few per mail. With `commit` each chunk is committed on its own.
+    """
     now = now or utcnow()
     result = IngestResult()
+    records: list[formats.Record] = []
+    for raw in inputs:
+        try:
+            got, bad = formats.read(raw, now, kind)
+        except formats.FormatError as exc:
+            source = kind or formats.detect(raw)
+            result._reject(reject(session, raw, source, exc.field, exc.message, now))
+            continue
+        for item in bad:
+            result._reject(reject(session, item.raw, item.source, item.field, item.reason, now))
+        records.extend(got)
+        if len(records) >= CHUNK:
+            store_many(session, records, actor=actor, now=now, window=window, result=result)
+            records = []
+            if commit:
+                session.commit()
+    store_many(session, records, actor=actor, now=now, window=window, result=result)
+    session.flush()
+    return result
+
+
+def poll_maildir(session: Session, path, *, actor: str, limit: int = 10 * CHUNK) -> IngestResult:
+    """Ingest the new mails of a maildir and file them as seen (new/ → cur/ with flag S).
+
+    Each chunk is committed before its mails are moved, so a crash between
+    the two only means those mails are read again next time and recognised
+    as duplicates. At most `limit` mails a call; the scheduler calls again.
+    """
+    box = Path(path)
+    for sub in ("new", "cur", "tmp"):
+        if not (box / sub).is_dir():
+            raise ValidationError(f"{box} is not a maildir (no {sub}/ folder)", "maildir")
+    names = sorted(p.name for p in (box / "new").iterdir() if not p.name.startswith("."))
+    names = names[:limit]
+    total = IngestResult()
+    for start in range(0, len(names), CHUNK):
+        chunk = names[start : start + CHUNK]
+        result = ingest_many(session, ((box / "new" / n).read_bytes() for n in chunk), actor=actor)
+        session.commit()
+        for n in chunk:
+            os.replace(box / "new" / n, box / "cur" / f"{n}:2,S")
+        total.stored += result.stored
+        total.duplicates += result.duplicates
+        total.cases_opened += result.cases_opened
+        total.rejected_count += result.rejected_count
+        total.reports.extend(result.reports[: KEEP - len(total.reports)])
+        total.rejected.extend(result.rejected[: KEEP - len(total.rejected)])
+    return total
+
+
+def ingest_stream(
+    session: Session,
+    stream: BinaryIO,
+    *,
+    actor: str,
+    now: datetime | None = None,
+    window: timedelta = CASE_WINDOW,
+    commit: bool = True,
+) -> IngestResult:
+    """Ingest a CSV batch of any size from a binary file, CHUNK rows at a time.
+
+    Memory stays flat in the batch size. With `commit` each chunk is committed
+    on its own, so a crash keeps the chunks before it; running the batch again
+    stores only the rest (the others are recognised as duplicates).
+    """
+    now = now or utcnow()
+    result = IngestResult()
+    head = stream.readline()
     try:
-        records, bad = formats.read(raw, now, kind)
+        rows = formats.iter_csv(itertools.chain([head], stream))
+        first = next(rows, None)
     except formats.FormatError as exc:
-        result.rejected.append(
-            reject(session, raw, kind or formats.detect(raw), exc.field, exc.message, now)
-        )
+        raw = head + stream.read(formats.MAX_MESSAGE_BYTES)
+        result._reject(reject(session, raw, "csv", exc.field, exc.message, now))
         session.flush()
         return result
-    for item in bad:
-        result.rejected.append(reject(session, item.raw, item.source, item.field, item.reason, now))
-    for rec in records:
-        store(session, rec, actor=actor, now=now, window=window, result=result)
+    records: list[formats.Record] = []
+    for item in itertools.chain([first] if first is not None else [], rows):
+        if isinstance(item, formats.Rejected):
+            result._reject(reject(session, item.raw, item.source, item.field, item.reason, now))
+            continue
+        records.append(item)
+        if len(records) >= CHUNK:
+            store_many(session, records, actor=actor, now=now, window=window, result=result)
+            records = []
+            if commit:
+                session.commit()
+    store_many(session, records, actor=actor, now=now, window=window, result=result)
     session.flush()
     return result
 
@@ -264,11 +520,9 @@ def retry_rejected(session: Session, rejected_id: int, *, actor: str, kind: str 
     """Run a rejected input again (after a fix to the reader, or with the right format)."""
     row = session.get(RejectedReport, int(rejected_id))
     if row is None or row.status != "rejected":
-        from ..errors import NotFound
-
         raise NotFound(f"no rejected report {rejected_id!r} waiting", "rejected")
     result = ingest(session, row.raw, actor=actor, kind=kind)
-    if result.reports and not result.rejected:
+    if result.reports and not result.rejected_count:
         row.status = "accepted"
         row.report_id = result.reports[0].id
     return result
