@@ -28,6 +28,7 @@ from sqlalchemy import Integer, cast, func, insert, select
 from sqlalchemy.orm import Session
 
 from . import audit, validation
+from .abuse.ingest import from_listings
 from .addresses import from_bytes, to_bytes
 from .db import utcnow
 from .errors import NotFound, StateConflict
@@ -220,6 +221,8 @@ def record_results(
         for start in range(0, len(obs_rows), 5000):
             session.execute(insert(ProbeObservation), obs_rows[start : start + 5000])
     new = _upsert(session, raised, at, schedule.id)
+    if listings:  # blocklist hits are abuse reports too (clause 11), on the holder's case
+        from_listings(session, listings, at=at, actor=f"probe-run:{run.id}")
     run.status = "done"
     run.finished_at = utcnow()
     run.answered = answered_total

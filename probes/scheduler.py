@@ -36,6 +36,7 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ipam import probing, reclamation
+from ipam.abuse import incidents, ingest, notify
 from ipam.db import utcnow
 from ipam.models import ProbeSchedule, SchedulerLease
 
@@ -165,6 +166,63 @@ def release_quarantine() -> None:
             log.exception("quarantine release failed")
 
 
+def _items(value) -> list[str]:
+    return [x for x in str(value or "").replace(",", " ").split() if x]
+
+
+def abuse_desk() -> None:
+    """Reminders before case and incident deadlines; unanswered overdue cases up the ladder."""
+    with _as_leader() as sched:
+        if sched is None:
+            return
+        config, session = sched.app.config, sched.db.session
+        send = notify.smtp(config["IPAM_SMTP_HOST"], config["IPAM_SMTP_PORT"])
+        sender = config["IPAM_ABUSE_SENDER"]
+        steps = [
+            ("case reminders", lambda: notify.remind_cases(session, send=send, sender=sender)),
+            ("overdue cases", lambda: notify.escalate_overdue(session)),
+        ]
+        staff = _items(config.get("IPAM_INCIDENT_NOTIFY"))
+        if staff:
+            steps.append(
+                (
+                    "incident reminders",
+                    lambda: incidents.remind(session, send=send, sender=sender, to=staff),
+                )
+            )
+        for name, step in steps:
+            try:
+                done = step()
+                session.commit()
+                if done:
+                    log.info("%s: %d", name, len(done))
+            except Exception:
+                session.rollback()
+                log.exception("%s failed", name)
+
+
+def poll_maildir() -> None:
+    """New mails of IPAM_ABUSE_MAILDIR are ingested and filed as seen."""
+    with _as_leader() as sched:
+        if sched is None:
+            return
+        path = sched.app.config.get("IPAM_ABUSE_MAILDIR")
+        if not path:
+            return
+        session = sched.db.session
+        try:
+            result = ingest.poll_maildir(session, path, actor="scheduler:maildir")
+            session.commit()
+            if result.stored or result.rejected_count:
+                log.info(
+                    "maildir %s: %d report(s), %d rejected", path, result.stored,
+                    result.rejected_count,
+                )  # fmt: skip
+        except Exception:
+            session.rollback()
+            log.exception("polling maildir %s failed", path)
+
+
 class ProbeScheduler:
     """Stands by for the lease; while holding it, runs an APScheduler instance."""
 
@@ -250,6 +308,12 @@ class ProbeScheduler:
             id="release_quarantine",
             next_run_time=utcnow(),
         )
+        every = int(self.app.config.get("IPAM_ABUSE_POLL_SECONDS") or 60)
+        s.add_job(abuse_desk, "interval", seconds=every, id="abuse_desk", next_run_time=utcnow())
+        if self.app.config.get("IPAM_ABUSE_MAILDIR"):
+            s.add_job(
+                poll_maildir, "interval", seconds=every, id="poll_maildir", next_run_time=utcnow()
+            )
         s.start()
         self.scheduler = s
         log.info("probe scheduler %s holds the lease and fires jobs", self.holder)

@@ -91,6 +91,9 @@ def load_config(app: Flask, config: dict | None) -> None:
         IPAM_SMTP_HOST=env("IPAM_SMTP_HOST", "127.0.0.1"),
         IPAM_SMTP_PORT=int(env("IPAM_SMTP_PORT", "25")),
         IPAM_ABUSE_SENDER=env("IPAM_ABUSE_SENDER", "abuse@localhost"),
+        IPAM_ABUSE_MAILDIR=env("IPAM_ABUSE_MAILDIR", "") or None,
+        IPAM_ABUSE_POLL_SECONDS=int(env("IPAM_ABUSE_POLL_SECONDS", "60")),
+        IPAM_INCIDENT_NOTIFY=env("IPAM_INCIDENT_NOTIFY", ""),
         IPAM_SCHEDULER_LEASE=int(env("IPAM_SCHEDULER_LEASE", "30")),
         **probe_settings(app),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -472,6 +473,44 @@ def poll_maildir(session: Session, path, *, actor: str, limit: int = 10 * CHUNK)
         total.reports.extend(result.reports[: KEEP - len(total.reports)])
         total.rejected.extend(result.rejected[: KEEP - len(total.rejected)])
     return total
+
+
+def from_listings(
+    session: Session, listings, *, at: datetime, actor: str, window: timedelta = CASE_WINDOW
+) -> IngestResult:
+    """Blocklist hits raised by the probes, kept as reports of source "probe".
+
+    The bytes kept are the listing itself as canonical JSON with the day it
+    was seen, so a listing seen by every run of a day is one report, and a
+    listing still there the next day is another (joining the same case).
+    """
+    records = []
+    for x in listings:
+        if not getattr(x, "listed", False):
+            continue
+        block = Block(x.family, x.address, 32 if x.family == 4 else 128)
+        fields = {
+            "source": "probe",
+            "address": str(block),
+            "zone": x.zone,
+            "codes": list(x.codes),
+            "reason": x.reason,
+            "day": at.date().isoformat(),
+        }
+        records.append(
+            formats.Record(
+                source="probe",
+                raw=json.dumps(fields, sort_keys=True, ensure_ascii=False).encode(),
+                block=block,
+                event_at=at,
+                category=AbuseCategory.SPAM,
+                reporter=f"blocklist {x.zone}",
+                description=f"listed on {x.zone} ({', '.join(x.codes)})"
+                + (f": {x.reason}" if x.reason else ""),
+                details={"zone": x.zone, "codes": list(x.codes)},
+            )
+        )
+    return store_many(session, records, actor=actor, now=at, window=window)
 
 
 def ingest_stream(

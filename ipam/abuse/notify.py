@@ -8,18 +8,31 @@ the message has been handed over.
 
 from __future__ import annotations
 
+import logging
+import smtplib
 from collections.abc import Callable
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..db import utcnow
 from ..errors import ValidationError
-from ..models import AbuseReport, AbuseReportCase, Customer, Sublessee
-from .cases import get_case, transition
+from ..models import (
+    AbuseCase,
+    AbuseCaseEvent,
+    AbuseReport,
+    AbuseReportCase,
+    Customer,
+    Sanction,
+    Sublessee,
+)
+from .cases import _event, get_case, overdue, propose_sanction, transition
 
 EVIDENCE_SHOWN = 20
+log = logging.getLogger(__name__)
 
 
 def recipients(customer: Customer, sublessee: Sublessee | None, with_sublessee: bool) -> list:
@@ -94,3 +107,98 @@ def notify(
         actor=actor,
         comment=f"mailed to {msg['To']} ({msg['Message-ID']})",
     )
+
+
+REMIND_LEFT = 0.25  # a reminder when a quarter of the answering time is left
+
+
+def smtp(host: str, port: int, timeout: float = 30) -> Callable[[EmailMessage], None]:
+    """A `send` that hands messages to an SMTP server (one connection a message)."""
+
+    def send(msg: EmailMessage) -> None:
+        with smtplib.SMTP(host, int(port), timeout=timeout) as conn:
+            conn.send_message(msg)
+
+    return send
+
+
+def remind_cases(
+    session: Session,
+    *,
+    send: Callable[[EmailMessage], None],
+    sender: str,
+    now: datetime | None = None,
+    actor: str = "scheduler",
+) -> list[AbuseCase]:
+    """Notified cases the customer has not answered: one reminder before the deadline.
+
+    Due once a quarter of the answering time is left; a case event records it,
+    so it goes out once.
+    """
+    now = now or utcnow()
+    reminded = select(AbuseCaseEvent.case_id).where(AbuseCaseEvent.action == "reminder")
+    candidates = session.scalars(
+        select(AbuseCase).where(
+            AbuseCase.state == "notified",
+            AbuseCase.customer_status == "none",
+            AbuseCase.deadline > now,
+            AbuseCase.id.not_in(reminded),
+        )
+    ).all()
+    sent = []
+    for case in candidates:
+        if now < case.deadline - (case.deadline - case.opened_at) * REMIND_LEFT:
+            continue
+        _case, msg = message(session, case.id, sender=sender)
+        del msg["Subject"]
+        msg["Subject"] = (
+            f"[abuse case {case.id}] reminder: answer by {case.deadline:%Y-%m-%d %H:%M} UTC"
+        )
+        try:
+            send(msg)
+        except (OSError, smtplib.SMTPException) as exc:  # the others still go out
+            log.warning("reminder for case %s not sent: %s", case.id, exc)
+            continue
+        _event(
+            session,
+            case,
+            actor,
+            "reminder",
+            case.state,
+            case.state,
+            f"reminder to {msg['To']}",
+            now,
+        )
+        sent.append(case)
+    return sent
+
+
+def escalate_overdue(
+    session: Session, *, now: datetime | None = None, actor: str = "scheduler"
+) -> list[Sanction]:
+    """Notified cases left unanswered past their deadline go up the ladder.
+
+    A warning is confirmed at once; any later rung is only proposed and waits
+    for an engineer (confirm_sanction refuses the scheduler).
+    """
+    now = now or utcnow()
+    out = []
+    for case in overdue(session, now):
+        if case.state != "notified" or case.customer_status != "none":
+            continue
+        waiting = session.scalar(
+            select(Sanction.id).where(
+                Sanction.customer_id == case.customer_id, Sanction.status == "proposed"
+            )
+        )
+        if waiting is not None:
+            continue
+        out.append(
+            propose_sanction(
+                session,
+                case.id,
+                f"no answer to case {case.id} by its deadline {case.deadline:%Y-%m-%d %H:%M} UTC",
+                actor=actor,
+            )
+        )
+    return out

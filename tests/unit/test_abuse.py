@@ -275,33 +275,6 @@ def test_case_lifecycle_and_the_ladder_to_termination(ledger):
     assert events[:3] == ["notify", "customer_answered", "escalate"]
 
 
-class Inbox:
-    """A real SMTP server (aiosmtpd) that keeps what it receives."""
-
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append((envelope.rcpt_tos, envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp():
-    import socket
-
-    from aiosmtpd.controller import Controller
-
-    with socket.socket() as probe:  # a free port (the controller checks it by connecting)
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
-
-
 def test_the_notification_reaches_the_abuse_contact_of_the_holder_then(ledger, smtp):
     import email
     import smtplib

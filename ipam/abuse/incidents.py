@@ -1,0 +1,400 @@
+"""Major security incidents (clause 16): a reporting clock, an action log, frozen evidence.
+
+Clause 16: on a major incident the customer takes emergency measures, keeps
+the original records and reports to the city PSB and the provincial
+communications administration within 2 to 24 hours. An incident is declared
+from an abuse case (its reports are frozen at once) or directly; the
+deadline is set at declaration within those bounds. Evidence is a copy of the
+original bytes with their SHA-256 and who held the address at the event,
+never edited. Reminders go out at half time, one hour before and at the
+deadline; the export is what is handed to the authorities.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import smtplib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .. import audit, validation
+from ..attribution import attribution
+from ..db import utcnow
+from ..errors import NotFound, StateConflict, ValidationError
+from ..models import (
+    AbuseCase,
+    AbuseCategory,
+    AbuseReport,
+    AbuseReportCase,
+    Customer,
+    Incident,
+    IncidentAction,
+    IncidentEvidence,
+    Sublessee,
+)
+
+MIN_HOURS, MAX_HOURS = 2, 24
+AUTHORITIES = "city Public Security Bureau; provincial communications administration"
+ACTION_KINDS = ("measure", "note")
+log = logging.getLogger(__name__)
+# Reminder stages: (name, when it is due, as a function of declared_at and deadline).
+STAGES = (
+    ("half time", lambda start, end: start + (end - start) / 2),
+    ("one hour left", lambda start, end: max(start, end - timedelta(hours=1))),
+    ("deadline passed", lambda start, end: end),
+)
+
+
+def get_incident(session: Session, ref) -> Incident:
+    row = session.get(Incident, int(ref)) if str(ref).strip().isdigit() else None
+    if row is None:
+        raise NotFound(f"no incident {ref!r}", "incident")
+    return row
+
+
+def _log(session, incident, actor, kind, text, at=None) -> IncidentAction:
+    row = IncidentAction(
+        incident_id=incident.id, at=at or utcnow(), actor=actor, kind=kind, text=text or ""
+    )
+    session.add(row)
+    session.flush()
+    audit.record(session, actor, f"incident.{kind}", incident, {"text": text or ""})
+    return row
+
+
+def _hours(value) -> int:
+    try:
+        hours = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise ValidationError(f"{value!r} is not a whole number of hours", "hours") from None
+    if not MIN_HOURS <= hours <= MAX_HOURS:
+        raise ValidationError(
+            f"must be between {MIN_HOURS} and {MAX_HOURS} hours (clause 16), not {hours}", "hours"
+        )
+    return hours
+
+
+def declare(
+    session: Session,
+    *,
+    title: str,
+    category,
+    hours=MAX_HOURS,
+    description: str = "",
+    case=None,
+    report_ids=(),
+    actor: str,
+    at: datetime | None = None,
+) -> Incident:
+    """Declare an incident, from a case (its reports are frozen) or directly."""
+    title = validation.required(title, "title", 200)
+    try:
+        category = AbuseCategory(str(getattr(category, "value", category) or "").strip())
+    except ValueError:
+        names = ", ".join(c.value for c in AbuseCategory)
+        raise ValidationError(f"{category!r} is not one of {names}", "category") from None
+    hours = _hours(hours)
+    description = str(description or "")[:20000]
+    from_case = None
+    if case not in (None, ""):
+        from .cases import get_case
+
+        from_case = get_case(session, case)
+    at = at or utcnow()
+    incident = Incident(
+        title=title,
+        description=description,
+        category=category,
+        state="open",
+        case_id=from_case.id if from_case else None,
+        customer_id=from_case.customer_id if from_case else None,
+        declared_at=at,
+        declared_by=actor,
+        deadline=at + timedelta(hours=hours),
+        reported_to="",
+        reminders_sent=0,
+    )
+    session.add(incident)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "incident.declare",
+        incident,
+        {"title": title, "category": category.value, "hours": hours, "case_id": incident.case_id},
+    )
+    session.add(
+        IncidentAction(
+            incident_id=incident.id,
+            at=at,
+            actor=actor,
+            kind="declare",
+            text=f"declared; report due within {hours} h",
+        )
+    )
+    ids = list(report_ids or [])
+    if from_case is not None:
+        ids += session.scalars(
+            select(AbuseReportCase.report_id).where(AbuseReportCase.case_id == from_case.id)
+        ).all()
+    if ids:
+        freeze(session, incident.id, ids, actor=actor)
+    return incident
+
+
+def _holders(session: Session, report: AbuseReport) -> list[dict]:
+    """Who held the reported address at the event: the full attribution, or the cases' holders."""
+    if report.block.is_single:
+        return [attribution(session, report.block, report.event_at).as_dict()]
+    rows = session.execute(
+        select(AbuseCase.id, Customer.name, Sublessee.name)
+        .select_from(AbuseReportCase)
+        .join(AbuseCase, AbuseCase.id == AbuseReportCase.case_id)
+        .join(Customer, Customer.id == AbuseCase.customer_id)
+        .outerjoin(Sublessee, Sublessee.id == AbuseCase.sublessee_id)
+        .where(AbuseReportCase.report_id == report.id)
+    ).all()
+    return [{"case": cid, "customer": c, "sublessee": s} for cid, c, s in rows]
+
+
+def freeze(session: Session, ref, report_ids, *, actor: str) -> list[IncidentEvidence]:
+    """Copy reports' original bytes into the incident's evidence (each report once)."""
+    incident = get_incident(session, ref)
+    if incident.state == "closed":
+        raise StateConflict(f"incident {incident.id} is closed", "state")
+    wanted = sorted({int(i) for i in report_ids})
+    reports = session.scalars(select(AbuseReport).where(AbuseReport.id.in_(wanted))).all()
+    missing = set(wanted) - {r.id for r in reports}
+    if missing:
+        raise NotFound(f"no abuse report {min(missing)}", "report_ids")
+    have = set(
+        session.scalars(
+            select(IncidentEvidence.sha256).where(IncidentEvidence.incident_id == incident.id)
+        )
+    )
+    now, added = utcnow(), []
+    for r in sorted(reports, key=lambda r: r.id):
+        if r.sha256 in have:
+            continue
+        have.add(r.sha256)
+        row = IncidentEvidence(
+            incident_id=incident.id,
+            report_id=r.id,
+            source=r.source,
+            sha256=r.sha256,
+            raw=bytes(r.raw),
+            event_at=r.event_at,
+            holder={"prefix": r.prefix, "holders": _holders(session, r)},
+            frozen_at=now,
+            frozen_by=actor,
+        )
+        session.add(row)
+        added.append(row)
+    if added:
+        _log(session, incident, actor, "evidence", f"{len(added)} original record(s) frozen")
+    return added
+
+
+def log_action(session: Session, ref, kind: str, text: str, *, actor: str) -> IncidentAction:
+    """An entry in the action log: an emergency measure taken, or a note."""
+    incident = get_incident(session, ref)
+    if kind not in ACTION_KINDS:
+        raise ValidationError(f"{kind!r} is not one of {', '.join(ACTION_KINDS)}", "kind")
+    text = validation.required(text, "text", 10000)
+    if incident.state == "closed":
+        raise StateConflict(f"incident {incident.id} is closed", "state")
+    return _log(session, incident, actor, kind, text)
+
+
+def mark_reported(
+    session: Session, ref, *, reported_to: str, text: str, actor: str, at: datetime | None = None
+) -> Incident:
+    """Record the report to the authorities (whom, what was said); late reports say so."""
+    incident = get_incident(session, ref)
+    if incident.state != "open":
+        raise StateConflict(f"incident {incident.id} is {incident.state}", "state")
+    reported_to = validation.required(reported_to, "reported_to", 1000)
+    text = validation.required(text, "text", 10000)
+    at = at or utcnow()
+    incident.state, incident.reported_at, incident.reported_to = "reported", at, reported_to
+    late = at > incident.deadline
+    note = f"reported to {reported_to}" + (" after the deadline" if late else "") + f": {text}"
+    _log(session, incident, actor, "report", note, at)
+    return incident
+
+
+def close(session: Session, ref, text: str, *, actor: str) -> Incident:
+    incident = get_incident(session, ref)
+    if incident.state != "reported":
+        raise StateConflict(
+            f"incident {incident.id} is {incident.state}: report it before closing", "state"
+        )
+    text = validation.required(text, "text", 10000)
+    incident.state, incident.closed_at = "closed", utcnow()
+    _log(session, incident, actor, "close", text)
+    return incident
+
+
+def list_incidents(session: Session, state: str | None = None) -> list[Incident]:
+    q = select(Incident).order_by(Incident.id.desc())
+    if state:
+        q = q.where(Incident.state == state)
+    return list(session.scalars(q))
+
+
+def due_stage(incident: Incident, now: datetime) -> int | None:
+    """The reminder stage now due for an unreported incident (index into STAGES), or None."""
+    if incident.state != "open":
+        return None
+    due = None
+    for i, (_name, when) in enumerate(STAGES):
+        if i >= incident.reminders_sent and now >= when(incident.declared_at, incident.deadline):
+            due = i
+    return due
+
+
+def remind(
+    session: Session,
+    *,
+    send: Callable[[EmailMessage], None],
+    sender: str,
+    to: list[str],
+    now: datetime | None = None,
+    actor: str = "scheduler",
+) -> list[Incident]:
+    """Send the reminders now due for unreported incidents; each stage goes out once."""
+    now = now or utcnow()
+    if not to:
+        raise ValidationError("no address to send incident reminders to", "IPAM_INCIDENT_NOTIFY")
+    sent = []
+    for incident in list_incidents(session, "open"):
+        stage = due_stage(incident, now)
+        if stage is None:
+            continue
+        name = STAGES[stage][0]
+        msg = EmailMessage()
+        msg["From"], msg["To"] = sender, ", ".join(to)
+        msg["Subject"] = (
+            f"[incident {incident.id}] {name}: report due {incident.deadline:%H:%M} UTC"
+        )
+        msg["Date"], msg["Message-ID"] = format_datetime(now), make_msgid(domain="ipam.invalid")
+        left = incident.deadline - now
+        msg.set_content(
+            f"Incident {incident.id}: {incident.title} ({incident.category.value})\n"
+            f"Declared {incident.declared_at:%Y-%m-%d %H:%M} UTC by {incident.declared_by}.\n"
+            f"Report due {incident.deadline:%Y-%m-%d %H:%M} UTC to {AUTHORITIES} (clause 16).\n"
+            + (
+                f"Time left: {int(left.total_seconds() // 60)} min.\n"
+                if left.total_seconds() > 0
+                else "The deadline has passed: report now.\n"
+            )
+        )
+        try:
+            send(msg)
+        except (OSError, smtplib.SMTPException) as exc:  # tried again at the next call
+            log.warning("reminder for incident %s not sent: %s", incident.id, exc)
+            continue
+        incident.reminders_sent = stage + 1
+        _log(session, incident, actor, "reminder", f"{name}: reminder sent to {', '.join(to)}", now)
+        sent.append(incident)
+    return sent
+
+
+def export(session: Session, ref) -> dict:
+    """The incident report: facts, clock, action log and evidence with hashes and bytes."""
+    incident = get_incident(session, ref)
+    actions = session.scalars(
+        select(IncidentAction)
+        .where(IncidentAction.incident_id == incident.id)
+        .order_by(IncidentAction.id)
+    ).all()
+    evidence = session.scalars(
+        select(IncidentEvidence)
+        .where(IncidentEvidence.incident_id == incident.id)
+        .order_by(IncidentEvidence.id)
+    ).all()
+    customer = session.get(Customer, incident.customer_id) if incident.customer_id else None
+    on_time = incident.reported_at is not None and incident.reported_at <= incident.deadline
+    return audit.jsonable(
+        {
+            "incident": incident.id,
+            "title": incident.title,
+            "category": incident.category.value,
+            "description": incident.description,
+            "state": incident.state,
+            "case_id": incident.case_id,
+            "customer": customer.name if customer else None,
+            "declared_at": incident.declared_at,
+            "declared_by": incident.declared_by,
+            "deadline": incident.deadline,
+            "reported_at": incident.reported_at,
+            "reported_to": incident.reported_to,
+            "reported_on_time": on_time if incident.reported_at else None,
+            "closed_at": incident.closed_at,
+            "authorities": AUTHORITIES,
+            "actions": [
+                {"at": a.at, "actor": a.actor, "kind": a.kind, "text": a.text} for a in actions
+            ],
+            "evidence": [
+                {
+                    "id": e.id,
+                    "report_id": e.report_id,
+                    "source": e.source,
+                    "sha256": e.sha256,
+                    "bytes": len(e.raw),
+                    "event_at": e.event_at,
+                    "holder": e.holder,
+                    "frozen_at": e.frozen_at,
+                    "frozen_by": e.frozen_by,
+                    "raw_base64": base64.b64encode(e.raw).decode(),
+                }
+                for e in evidence
+            ],
+        }
+    )
+
+
+def export_text(data: dict) -> str:
+    """The export as a plain-text report (evidence listed by hash; bytes in the JSON export)."""
+    lines = [
+        f"Incident report {data['incident']}: {data['title']}",
+        f"Category: {data['category']}    State: {data['state']}",
+        f"Customer: {data['customer'] or '-'}    Case: {data['case_id'] or '-'}",
+        f"Declared: {data['declared_at']} by {data['declared_by']}",
+        f"Report due: {data['deadline']} to {data['authorities']}",
+        f"Reported: {data['reported_at'] or 'not yet'}"
+        + (f" to {data['reported_to']}" if data["reported_to"] else "")
+        + (
+            ""
+            if data["reported_on_time"] is None
+            else (" (on time)" if data["reported_on_time"] else " (late)")
+        ),  # fmt: skip
+        "",
+        data["description"] or "",
+        "",
+        "Action log:",
+        *(f"  {a['at']}  {a['kind']:9} {a['actor']}: {a['text']}" for a in data["actions"]),
+        "",
+        "Evidence (original records, SHA-256 of the bytes as received):",
+        *(
+            f"  #{e['id']} {e['source']:5} {e['sha256']}  {e['bytes']} bytes, event {e['event_at']}"
+            for e in data["evidence"]
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def check_evidence(session: Session, ref) -> list[int]:
+    """Ids of evidence whose bytes no longer match their hash (an empty list: all intact)."""
+    incident = get_incident(session, ref)
+    rows = session.scalars(
+        select(IncidentEvidence).where(IncidentEvidence.incident_id == incident.id)
+    ).all()
+    return [e.id for e in rows if hashlib.sha256(e.raw).hexdigest() != e.sha256]
