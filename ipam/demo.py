@@ -370,7 +370,7 @@ def seed(session: Session, *, actor: str = "demo", echo=print, abuse: bool = Tru
         _abuse(session, actor)
     echo(
         "demo seeded: 5 pools, 4 customers, 2 sublessees, 5 users, 3 probe schedules, "
-        "4 abuse cases, history since 2025-03"
+        "4 abuse cases, 1 incident, history since 2025-03"
     )
     return True
 
@@ -387,7 +387,7 @@ DEMO_COMPLAINTS = """address,time,category,description,reporter
 
 def _abuse(session: Session, actor: str) -> None:
     """Complaints attributed at their own times, and cases in several states."""
-    from .abuse import cases, ingest
+    from .abuse import cases, incidents, ingest
 
     ingest.ingest(session, DEMO_COMPLAINTS.encode(), actor=actor, kind="csv")
     by_note = {c.category.value: c for c in session.execute(select(AbuseCase)).scalars()}
@@ -410,4 +410,16 @@ def _abuse(session: Session, actor: str) -> None:
     cases.transition(session, by_note["malware"].id, "notify", actor=actor)
     cases.propose_sanction(
         session, by_note["infringement"].id, "repeated infringement notices", actor=actor
+    )
+    incident = incidents.declare(
+        session,
+        title="Botnet controller on 198.19.0.1",
+        category="malware",
+        hours=12,
+        case=by_note["malware"].id,
+        description="CERT reports a C2 beacon from a server of 上海星河; clause 16 applies.",
+        actor=actor,
+    )
+    incidents.log_action(
+        session, incident.id, "measure", "198.19.0.1 null-routed at the DC2 edge", actor=actor
     )

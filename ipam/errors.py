@@ -50,3 +50,10 @@ class StateConflict(IpamError):
 
     code = "state_conflict"
     status = 409
+
+
+class MailFailed(IpamError):
+    """The mail server refused the message or could not be reached; nothing was changed."""
+
+    code = "mail_failed"
+    status = 502

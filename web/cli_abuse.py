@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import mailbox
-import smtplib
 from pathlib import Path
 
 import click
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from ipam.abuse import cases, formats, ingest, notify
-from ipam.models import AbuseCase, RejectedReport
+from ipam.abuse import cases, formats, incidents, ingest, notify
+from ipam.errors import IpamError
+from ipam.models import AbuseCase, IncidentEvidence, RejectedReport
 
+from . import mail
 from .cli import actor_option, transaction
 from .extensions import db
 
@@ -54,7 +56,7 @@ def register(cli) -> None:
     @click.option(
         "--format",
         "kind",
-        type=click.Choice(["arf", "xarf-mail", "xarf-json", "csv", "drop"]),
+        type=click.Choice(ingest.KINDS),
         help="default: detected",
     )
     @actor_option
@@ -131,21 +133,13 @@ def register(cli) -> None:
     @actor_option
     def abuse_notify(case_id, with_sublessee, actor):
         """Mail the case to the holder's abuse contact (IPAM_SMTP_HOST), then mark it notified."""
-        config = current_app.config
-
-        def send(msg):
-            with smtplib.SMTP(
-                config["IPAM_SMTP_HOST"], int(config["IPAM_SMTP_PORT"]), timeout=30
-            ) as conn:
-                conn.send_message(msg)
-
         with transaction() as s:
             case = notify.notify(
                 s,
                 case_id,
                 actor=actor,
-                sender=config["IPAM_ABUSE_SENDER"],
-                send=send,
+                sender=mail.sender(),
+                send=mail.send,
                 with_sublessee=with_sublessee,
             )
         click.echo(f"case {case.id} is {case.state}")
@@ -163,3 +157,126 @@ def register(cli) -> None:
             else:
                 sanction = cases.confirm_sanction(s, ref, actor=actor)
         click.echo(f"sanction {sanction.id}: {sanction.kind.value} {sanction.status}")
+
+    @abuse_group.command("poll")
+    @click.argument("maildir", required=False)
+    @actor_option
+    def abuse_poll(maildir, actor):
+        """Ingest the new mails of a maildir (default IPAM_ABUSE_MAILDIR) and file them as seen."""
+        path = maildir or current_app.config.get("IPAM_ABUSE_MAILDIR")
+        if not path:
+            raise click.ClickException("maildir: give one, or set IPAM_ABUSE_MAILDIR")
+        with transaction() as s:
+            result = ingest.poll_maildir(s, path, actor=actor)
+        click.echo(
+            f"{result.stored} report(s), {result.cases_opened} new case(s), "
+            f"{result.duplicates} duplicate(s), {result.rejected_count} rejected"
+        )
+
+    @abuse_group.command("remind")
+    @actor_option
+    def abuse_remind(actor):
+        """What the scheduler does every minute: reminders due, overdue cases up the ladder."""
+        config = current_app.config
+        with transaction() as s:
+            sent = notify.remind_cases(s, send=mail.send, sender=mail.sender(), actor=actor)
+            raised = notify.escalate_overdue(s, actor=actor)
+            staff = [x for x in str(config.get("IPAM_INCIDENT_NOTIFY") or "").split(",") if x]
+            reminded = (
+                incidents.remind(s, send=mail.send, sender=mail.sender(), to=staff, actor=actor)
+                if staff
+                else []
+            )
+        click.echo(
+            f"{len(sent)} case reminder(s), {len(raised)} sanction(s) proposed, "
+            f"{len(reminded)} incident reminder(s)"
+        )
+
+    @cli.group("incident")
+    def incident_group():
+        """Major security incidents (clause 16): declare, log, freeze evidence, report, export."""
+
+    @incident_group.command("declare")
+    @click.option("--title", required=True)
+    @click.option("--category", required=True, help="an abuse category, e.g. malware")
+    @click.option("--hours", default=24, show_default=True, help="report within (2-24)")
+    @click.option("--case", "case_id", default=None, help="declare from this case")
+    @click.option("--description", default="")
+    @actor_option
+    def incident_declare(title, category, hours, case_id, description, actor):
+        with transaction() as s:
+            inc = incidents.declare(
+                s, title=title, category=category, hours=hours, case=case_id,
+                description=description, actor=actor,
+            )  # fmt: skip
+            frozen = s.scalar(select(func.count()).where(IncidentEvidence.incident_id == inc.id))
+        click.echo(
+            f"incident {inc.id} declared: report due {inc.deadline:%Y-%m-%d %H:%M} UTC; "
+            f"{frozen} record(s) frozen"
+        )
+
+    @incident_group.command("list")
+    @click.option("--state", default=None)
+    def incident_list(state):
+        for i in incidents.list_incidents(db.session, state):
+            click.echo(
+                f"{i.id:5} {i.state:9} due {i.deadline:%Y-%m-%d %H:%M}Z "
+                f"{i.category.value:14} {i.title}"
+            )
+
+    @incident_group.command("log")
+    @click.argument("incident_id", type=int)
+    @click.argument("kind", type=click.Choice(incidents.ACTION_KINDS))
+    @click.argument("text")
+    @actor_option
+    def incident_log(incident_id, kind, text, actor):
+        """Log an emergency measure taken, or a note."""
+        with transaction() as s:
+            incidents.log_action(s, incident_id, kind, text, actor=actor)
+        click.echo(f"incident {incident_id}: {kind} logged")
+
+    @incident_group.command("freeze")
+    @click.argument("incident_id", type=int)
+    @click.argument("report_ids", type=int, nargs=-1, required=True)
+    @actor_option
+    def incident_freeze(incident_id, report_ids, actor):
+        """Freeze reports (their original bytes) as the incident's evidence."""
+        with transaction() as s:
+            added = incidents.freeze(s, incident_id, report_ids, actor=actor)
+        click.echo(f"incident {incident_id}: {len(added)} record(s) frozen")
+
+    @incident_group.command("reported")
+    @click.argument("incident_id", type=int)
+    @click.option("--to", "reported_to", required=True, help="which authorities")
+    @click.option("--text", required=True, help="what was reported, and how")
+    @actor_option
+    def incident_reported(incident_id, reported_to, text, actor):
+        with transaction() as s:
+            inc = incidents.mark_reported(
+                s, incident_id, reported_to=reported_to, text=text, actor=actor
+            )
+        late = inc.reported_at > inc.deadline
+        click.echo(f"incident {inc.id} reported" + (" (after the deadline)" if late else ""))
+
+    @incident_group.command("close")
+    @click.argument("incident_id", type=int)
+    @click.option("--text", required=True)
+    @actor_option
+    def incident_close(incident_id, text, actor):
+        with transaction() as s:
+            incidents.close(s, incident_id, text, actor=actor)
+        click.echo(f"incident {incident_id} closed")
+
+    @incident_group.command("export")
+    @click.argument("incident_id", type=int)
+    @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+    def incident_export(incident_id, fmt):
+        """The incident report: text, or JSON with the evidence bytes."""
+        try:
+            data = incidents.export(db.session, incident_id)
+        except IpamError as exc:
+            raise click.ClickException(str(exc)) from None
+        if fmt == "json":
+            click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        else:
+            click.echo(incidents.export_text(data), nl=False)

@@ -268,3 +268,95 @@ def abuse_case(c) -> dict:
             "deadline": c.deadline,
         }
     )
+
+
+def abuse_case_detail(c, reports, events, sanctions) -> dict:
+    return {
+        **abuse_case(c),
+        "reports": [abuse_report(r) for r in reports],
+        "events": [
+            jsonable(
+                {
+                    "at": e.at,
+                    "actor": e.actor,
+                    "action": e.action,
+                    "from": e.from_state,
+                    "to": e.to_state,
+                    "comment": e.comment,
+                }
+            )
+            for e in events
+        ],
+        "sanctions": [sanction(x) for x in sanctions],
+    }
+
+
+def abuse_report(r) -> dict:
+    return jsonable(
+        {
+            "id": r.id,
+            "source": r.source,
+            "prefix": r.prefix,
+            "event_at": r.event_at,
+            "received_at": r.received_at,
+            "category": r.category.value,
+            "reporter": r.reporter,
+            "description": r.description,
+            "holding": r.holding,
+            "sha256": r.sha256,
+        }
+    )
+
+
+def sanction(x) -> dict:
+    return jsonable(
+        {
+            "id": x.id,
+            "customer_id": x.customer_id,
+            "case_id": x.case_id,
+            "kind": x.kind.value,
+            "status": x.status,
+            "reason": x.reason,
+            "evidence": x.evidence,
+            "proposed_by": x.proposed_by,
+            "proposed_at": x.proposed_at,
+            "confirmed_by": x.confirmed_by,
+            "confirmed_at": x.confirmed_at,
+        }
+    )
+
+
+def rejected_report(r) -> dict:
+    return jsonable(
+        {
+            "id": r.id,
+            "source": r.source,
+            "field": r.field,
+            "reason": r.reason,
+            "received_at": r.received_at,
+            "status": r.status,
+            "report_id": r.report_id,
+            "sha256": r.sha256,
+            "bytes": len(r.raw),
+        }
+    )
+
+
+def incident(i) -> dict:
+    return jsonable(
+        {
+            "id": i.id,
+            "title": i.title,
+            "category": i.category.value,
+            "state": i.state,
+            "case_id": i.case_id,
+            "customer_id": i.customer_id,
+            "declared_at": i.declared_at,
+            "declared_by": i.declared_by,
+            "deadline": i.deadline,
+            "reported_at": i.reported_at,
+            "reported_to": i.reported_to,
+            "closed_at": i.closed_at,
+            "reminders_sent": i.reminders_sent,
+        }
+    )

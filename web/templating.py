@@ -24,6 +24,7 @@ NAV = [
     ("ui.probes_page", _l("Probes"), {Role.ADMIN, Role.ENGINEER, Role.AUDITOR}),
     ("ui.findings_page", _l("Findings"), {Role.ADMIN, Role.ENGINEER, Role.AUDITOR}),
     ("ui.abuse_cases_page", _l("Abuse cases"), {Role.ADMIN, Role.ENGINEER, Role.AUDITOR}),
+    ("ui.incidents_page", _l("Incidents"), {Role.ADMIN, Role.ENGINEER, Role.AUDITOR}),
     ("ui.attribution_page", _l("Who held it?"), set(Role)),
     ("ui.tokens", _l("API tokens"), set(Role)),
     ("ui.users_page", _l("Users"), {Role.ADMIN}),

@@ -27,6 +27,7 @@ from ..errors import NotFound, StateConflict, ValidationError
 from ..models import (
     AbuseCase,
     AbuseCaseEvent,
+    AbuseReport,
     AbuseReportCase,
     CustomerStatus,
     Sanction,
@@ -217,3 +218,20 @@ def confirm_sanction(session: Session, ref, *, actor: str) -> Sanction:
         {"kind": sanction.kind.value, "customer_id": customer.id},
     )
     return sanction
+
+
+def case_record(session: Session, case: AbuseCase) -> tuple[list, list, list]:
+    """(reports, events, sanctions of its customer) of a case, for its page and the API."""
+    reports = session.scalars(
+        select(AbuseReport)
+        .join(AbuseReportCase, AbuseReportCase.report_id == AbuseReport.id)
+        .where(AbuseReportCase.case_id == case.id)
+        .order_by(AbuseReport.event_at)
+    ).all()
+    events = session.scalars(
+        select(AbuseCaseEvent).where(AbuseCaseEvent.case_id == case.id).order_by(AbuseCaseEvent.id)
+    ).all()
+    sanctions = session.scalars(
+        select(Sanction).where(Sanction.customer_id == case.customer_id).order_by(Sanction.id)
+    ).all()
+    return list(reports), list(events), list(sanctions)

@@ -67,7 +67,7 @@ class Rejected:
 # --------------------------------------------------------------------------- helpers
 
 
-def _when(text, fieldname: str) -> datetime:
+def event_time(text, fieldname: str) -> datetime:
     """An RFC 5322 or ISO 8601 date with its zone, as UTC ("-0000" and no zone: UTC)."""
     if isinstance(text, datetime):
         value = text
@@ -87,7 +87,7 @@ def _when(text, fieldname: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _block(text, fieldname: str) -> Block:
+def reported_block(text, fieldname: str) -> Block:
     text = str(text or "").strip()
     if not text:
         raise FormatError("is required", fieldname)
@@ -215,11 +215,11 @@ def parse_arf(raw: bytes) -> Record:
     kind = fields["feedback-type"].strip().lower()
     if kind == "not-spam":
         raise FormatError("not-spam is no complaint", "Feedback-Type")
-    block = _block(fields.get("source-ip"), "Source-IP")
+    block = reported_block(fields.get("source-ip"), "Source-IP")
     if "arrival-date" in fields:
-        at = _when(fields["arrival-date"], "Arrival-Date")
+        at = event_time(fields["arrival-date"], "Arrival-Date")
     elif "received-date" in fields:
-        at = _when(fields["received-date"], "Received-Date")
+        at = event_time(fields["received-date"], "Received-Date")
     else:
         raise FormatError("is required (the time of the event)", "Arrival-Date")
     human = next((p for p in parts if p.get_content_type() == "text/plain"), None)
@@ -284,8 +284,8 @@ def parse_xarf_mail(raw: bytes) -> Record:
     return Record(
         source="xarf",
         raw=raw,
-        block=_block(get("source"), "Source"),
-        event_at=_when(get("date"), "Date"),
+        block=reported_block(get("source"), "Source"),
+        event_at=event_time(get("date"), "Date"),
         category=category(kind, "Report-Type"),
         reporter=str(get("reported-from") or _header(msg, "From")),
         description=_text_of(parts[0]).strip()[:4000],
@@ -307,8 +307,8 @@ def parse_xarf_json(raw: bytes) -> Record:
     return Record(
         source="xarf",
         raw=raw,
-        block=_block(source, "Report.SourceIp"),
-        event_at=_when(report.get("Date"), "Report.Date"),
+        block=reported_block(source, "Report.SourceIp"),
+        event_at=event_time(report.get("Date"), "Report.Date"),
         category=category(
             report.get("ReportType") or report.get("ReportClass"), "Report.ReportType"
         ),
@@ -361,8 +361,8 @@ def iter_csv(lines: Iterable[bytes]) -> Iterator[Record | Rejected]:
             yield Record(
                 source="csv",
                 raw=raw_line,
-                block=_block(row.get("address"), "address"),
-                event_at=_when(row.get("time"), "time"),
+                block=reported_block(row.get("address"), "address"),
+                event_at=event_time(row.get("time"), "time"),
                 category=category(row.get("category")),
                 reporter=(row.get("reporter") or "").strip()[:320],
                 description=(row.get("description") or "").strip()[:4000],
@@ -404,7 +404,7 @@ def parse_drop(raw: bytes, received_at: datetime) -> tuple[list[Record], list[Re
         elif s.startswith(";"):
             if s.lower().startswith("; last-modified:"):
                 try:
-                    feed_time = _when(s.split(":", 1)[1], "Last-Modified")
+                    feed_time = event_time(s.split(":", 1)[1], "Last-Modified")
                 except FormatError:
                     pass
         else:
@@ -412,7 +412,7 @@ def parse_drop(raw: bytes, received_at: datetime) -> tuple[list[Record], list[Re
             rows.append((line, prefix.strip(), sbl.strip()))
     for line, prefix, sbl in rows:
         try:
-            block = _block(prefix, "cidr")
+            block = reported_block(prefix, "cidr")
         except FormatError as exc:
             rejected.append(Rejected("drop", line.encode(), exc.field, exc.message))
             continue

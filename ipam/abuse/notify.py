@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..db import utcnow
-from ..errors import ValidationError
+from ..errors import MailFailed, StateConflict, ValidationError
 from ..models import (
     AbuseCase,
     AbuseCaseEvent,
@@ -29,7 +29,7 @@ from ..models import (
     Sanction,
     Sublessee,
 )
-from .cases import _event, get_case, overdue, propose_sanction, transition
+from .cases import TRANSITIONS, _event, get_case, overdue, propose_sanction, transition
 
 EVIDENCE_SHOWN = 20
 log = logging.getLogger(__name__)
@@ -98,8 +98,14 @@ def notify(
     with_sublessee: bool = False,
 ):
     """Send the case to its holder's abuse contact, then mark it notified."""
-    case, msg = message(session, case_ref, sender=sender, with_sublessee=with_sublessee)
-    send(msg)
+    case = get_case(session, case_ref)
+    if case.state not in TRANSITIONS["notify"][0]:
+        raise StateConflict(f"case {case.id} is {case.state}: it cannot notify", "state")
+    case, msg = message(session, case.id, sender=sender, with_sublessee=with_sublessee)
+    try:
+        send(msg)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise MailFailed(f"the mail server did not take the message: {exc}", "smtp") from None
     return transition(
         session,
         case.id,

@@ -11,15 +11,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ipam import demo, findings, probing
+from ipam.abuse import ingest
 from ipam.models import (
     AbuseCase,
     Allocation,
     ChangeRequest,
     Customer,
     Finding,
+    Incident,
     Pool,
     ProbeSchedule,
     Quarantine,
+    RejectedReport,
+    Sanction,
     Sublease,
     Sublessee,
     User,
@@ -97,6 +101,11 @@ def world(web_app, engine):
         ids["run_id"] = run.id
         ids["finding_id"] = first(Finding, Finding.status == "open")
         ids["a_case"] = first(AbuseCase, AbuseCase.customer_id == a.id)
+        ids["sanction_id"] = first(Sanction)
+        ids["incident_id"] = first(Incident)
+        ingest.ingest(s, b"address,when\n198.18.7.9,yesterday\n", actor="test", kind="csv")
+        s.commit()
+        ids["rejected_id"] = first(RejectedReport)
     return ids
 
 

@@ -161,7 +161,8 @@ def test_engineer_allocates_the_next_free_29(browser, server):
 
 def test_engineer_schedules_a_probe_fixes_the_cron_and_runs_it_now(browser, server):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     log_in(browser, server, "engineer", "demo-engineer-pass")
     browser.find_element(By.LINK_TEXT, "探测").click()
@@ -182,7 +183,9 @@ def test_engineer_schedules_a_probe_fixes_the_cron_and_runs_it_now(browser, serv
     browser.find_element(By.CSS_SELECTOR, "#schedule-form button[type=submit]").click()
     assert browser.find_element(By.CLASS_NAME, "flash").text == "探测计划已添加。"
     row = browser.find_element(By.CSS_SELECTOR, '[data-schedule="青木 web shop"]')
+    old = browser.find_element(By.CLASS_NAME, "flash")
     row.find_element(By.TAG_NAME, "button").click()
+    WebDriverWait(browser, 10).until(staleness_of(old))  # the next page, not this one's flash
     assert "运行已排队" in browser.find_element(By.CLASS_NAME, "flash").text
     runs = browser.find_element(By.CLASS_NAME, "runs").text
     assert "青木 web shop" in runs and "手动" in runs
@@ -204,3 +207,41 @@ def test_customer_answers_an_abuse_case(browser, server):
     assert browser.find_element(By.ID, "customer-status").text == "已答复"
     assert "已清除木马并重装系统" in browser.find_element(By.ID, "events").text
     shot(browser, "customer-answered-abuse-case")
+
+
+def test_engineer_types_in_a_complaint_and_declares_an_incident_from_its_case(browser, server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    log_in(browser, server, "engineer", "demo-engineer-pass")
+    browser.find_element(By.LINK_TEXT, "滥用投诉").click()
+    browser.find_element(By.ID, "new-report").click()
+    browser.find_element(By.ID, "address").send_keys("198.18.7.999")
+    browser.find_element(By.ID, "time").send_keys("2026-01-01T09:00:00+08:00")
+    Select(browser.find_element(By.ID, "category")).select_by_value("attack")
+    browser.find_element(By.ID, "description").send_keys("电话投诉：SSH 暴力破解")
+    browser.find_element(By.ID, "submit-report").click()
+    assert "198.18.7.999" in browser.find_element(By.ID, "address-error").text
+    address = browser.find_element(By.ID, "address")
+    address.clear()
+    address.send_keys("198.18.7.9")
+    browser.find_element(By.ID, "submit-report").click()
+    # 198.18.7.9 belonged to 北京云帆 (sub-leased to 北京蜂巢) on 2026-01-01, not today's holder.
+    assert "记入本案件" in browser.find_element(By.CLASS_NAME, "flash").text
+    header = browser.find_element(By.CSS_SELECTOR, ".card").text
+    assert "北京云帆" in header and "北京蜂巢" in header
+    hours = browser.find_element(By.ID, "hours")
+    hours.clear()
+    hours.send_keys("6")
+    browser.find_element(By.ID, "declare").click()
+    assert browser.find_element(By.ID, "incident-state").text == "未处理"
+    evidence = browser.find_element(By.ID, "evidence").text
+    assert "form" in evidence and "198.18.7.9" in evidence
+    browser.find_element(By.ID, "text").send_keys("已在边界封禁 198.18.7.9")
+    old = browser.find_element(By.CLASS_NAME, "flash")  # "incident declared", from the redirect
+    browser.find_element(By.ID, "action-measure").click()
+    WebDriverWait(browser, 10).until(staleness_of(old))
+    assert browser.find_element(By.CLASS_NAME, "flash").text == "安全事件已更新。"
+    assert "已在边界封禁 198.18.7.9" in browser.find_element(By.ID, "actions").text
+    shot(browser, "incident-declared-from-case")

@@ -102,9 +102,7 @@ def test_streamed_intake_in_small_chunks_decides_as_one_batch(ledger, monkeypatc
                                        "IPv6 address or prefix")  # fmt: skip
     # Every report and every case opened is in the audit chain, and it verifies.
     assert audit.verify(s).ok
-    logged = dict(
-        s.execute(select(AuditLog.action, func.count()).group_by(AuditLog.action)).all()
-    )
+    logged = dict(s.execute(select(AuditLog.action, func.count()).group_by(AuditLog.action)).all())
     assert (logged["abuse_report.ingest"], logged["abuse_case.open"]) == (6, 3)
     assert count(s, AbuseReport) == 6 and count(s, AbuseReportCase) == 5
 

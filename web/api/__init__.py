@@ -614,4 +614,5 @@ def docs():
 
 
 from . import abuse as _abuse  # noqa: E402,F401  (registers the abuse routes on `api`)
+from . import incidents as _incidents  # noqa: E402,F401  (registers the incident routes on `api`)
 from . import probes as _probes  # noqa: E402,F401  (registers the probe routes on `api`)

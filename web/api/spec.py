@@ -240,18 +240,95 @@ DOCS: dict[str, tuple[str, dict, dict | None]] = {
     "api.finding": ("A finding with its evidence", {}, None),
     "api.finding_resolve": ("Resolve a finding", {}, _body(comment="what was done*")),
     "api.abuse_report_add": (
-        "Ingest a complaint: message/rfc822 (ARF, X-ARF), application/json (XARF v4), text/csv",
+        "Ingest a complaint: message/rfc822 (ARF, X-ARF), application/json (XARF v4, or our own"
+        " object below), text/csv",
         {},
-        None,
+        _body(
+            address="address or prefix (our own JSON object)",
+            time="the event's time, ISO 8601 with its zone",
+            category="illegal_content | state_secrets | public_order | attack | spam |"
+            " infringement | malware | unapproved_content | other",
+            description="",
+            reporter="",
+        ),
     ),
     "api.abuse_cases_list": ("Abuse cases (customers: their own)", {**LIST, "state": ""}, None),
-    "api.abuse_case": ("An abuse case", {}, None),
+    "api.abuse_case": ("An abuse case with its reports, history and sanctions", {}, None),
+    "api.abuse_case_transition": (
+        "Move a case (notify here sends no mail)",
+        {},
+        _body(
+            action="notify | acknowledge | resolve | escalate*",
+            comment="required to resolve or escalate",
+        ),  # fmt: skip
+    ),
+    "api.abuse_case_notify": (
+        "Mail the case to the holder's abuse contact, then mark it notified",
+        {},
+        _body(with_sublessee="true: copy the sublessee"),
+    ),
+    "api.abuse_case_answer": (
+        "The customer's answer to its case",
+        {},
+        _body(status="acknowledged | answered | disputed*", answer="*"),
+    ),
+    "api.abuse_case_sanction": (
+        "Propose the ladder's next rung (a warning is confirmed at once)",
+        {},
+        _body(reason="*"),
+    ),
+    "api.sanction_confirm": ("Confirm a proposed sanction; it then takes effect", {}, None),
+    "api.abuse_rejected_list": (
+        "Rejected input, newest first",
+        {**LIST, "status": "rejected (default) | accepted | all"},
+        None,
+    ),
+    "api.abuse_rejected_raw": ("A rejected input, byte for byte", {}, None),
+    "api.abuse_rejected_retry": (
+        "Run a rejected input again (200 accepted, 422 still refused)",
+        {},
+        _body(format="arf | xarf-mail | xarf-json | csv | drop (default: detected)"),
+    ),
+    "api.incidents_list": (
+        "Incidents (clause 16)",
+        {**LIST, "state": "open | reported | closed"},
+        None,
+    ),  # fmt: skip
+    "api.incident_declare": (
+        "Declare an incident; from a case, its reports are frozen as evidence",
+        {},
+        _body(
+            title="*",
+            category="an abuse category*",
+            hours="2-24 (default 24): the reporting deadline",
+            description="",
+            case="case id",
+            report_ids="reports to freeze as evidence",
+        ),
+    ),
+    "api.incident": ("An incident with its action log and evidence", {}, None),
+    "api.incident_log": ("Log a measure or a note", {}, _body(kind="measure | note*", text="*")),
+    "api.incident_freeze": ("Freeze reports as evidence", {}, _body(report_ids="[ids]*")),
+    "api.incident_reported": (
+        "Record the report to the authorities",
+        {},
+        _body(reported_to="*", text="*"),
+    ),
+    "api.incident_close": ("Close a reported incident", {}, _body(text="*")),
+    "api.incident_export": (
+        "The incident report: JSON with the evidence bytes (base64), or ?format=text",
+        {"format": "json | text"},
+        None,
+    ),
     "api.openapi": ("This document", {}, None),
     "api.docs": ("Browsable documentation (HTML)", {}, None),
 }
 
 STATUS = {"get": "200", "post": "201", "patch": "200", "delete": "200"}
-ACTIONS = ("end", "exit", "reclaim", "approve", "reject", "release", "resolve")
+ACTIONS = (
+    "end", "exit", "reclaim", "approve", "reject", "release", "resolve",
+    "transition", "notify", "answer", "confirm", "retry", "report", "close",
+)  # fmt: skip
 
 
 def spec(app: Flask) -> dict:

@@ -719,4 +719,5 @@ def account():
 
 
 from . import abuse as _abuse  # noqa: E402,F401  (registers the abuse pages on `ui`)
+from . import incidents as _incidents  # noqa: E402,F401  (registers the incident pages on `ui`)
 from . import probes as _probes  # noqa: E402,F401  (registers the probe pages on `ui`)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from flask import render_template, request, url_for
+from flask import Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from ipam.abuse import cases
-from ipam.errors import IpamError
-from ipam.models import AbuseCase, AbuseCaseEvent, AbuseReport, AbuseReportCase, Sanction
+from ipam.abuse import cases, ingest, notify
+from ipam.errors import IpamError, NotFound, ValidationError
+from ipam.models import AbuseCase, AbuseCategory, AbuseReportCase, Incident, RejectedReport
 
+from .. import mail
 from ..access import actor, customer_scope
 from ..extensions import db
+from ..usecase import run
 from . import attempt, form_errors, ui
 
 
@@ -41,38 +43,18 @@ def abuse_cases_page():
 
 
 def _case_page(case: AbuseCase, error: IpamError | None = None):
-    reports = (
-        db.session.execute(
-            select(AbuseReport)
-            .join(AbuseReportCase, AbuseReportCase.report_id == AbuseReport.id)
-            .where(AbuseReportCase.case_id == case.id)
-            .order_by(AbuseReport.event_at)
-        )
-        .scalars()
-        .all()
-    )
-    events = (
-        db.session.execute(
-            select(AbuseCaseEvent)
-            .where(AbuseCaseEvent.case_id == case.id)
-            .order_by(AbuseCaseEvent.id)
-        )
-        .scalars()
-        .all()
-    )
-    sanctions = (
-        db.session.execute(
-            select(Sanction).where(Sanction.customer_id == case.customer_id).order_by(Sanction.id)
-        )
-        .scalars()
-        .all()
-    )
+    reports, events, sanctions = cases.case_record(db.session, case)
+    incident_rows = db.session.scalars(
+        select(Incident).where(Incident.case_id == case.id).order_by(Incident.id)
+    ).all()
     return render_template(
         "abuse_case.html",
         case=case,
         reports=reports,
         events=events,
         sanctions=sanctions,
+        incidents=incident_rows,
+        categories=list(AbuseCategory),
         errors=form_errors(error),
         form=request.form,
         own=customer_scope() is not None,
@@ -92,6 +74,15 @@ def abuse_case_action(case_id):
     action = form.get("action", "")
 
     def change(s):
+        if action == "mail":
+            return notify.notify(
+                s,
+                case.id,
+                actor=actor(),
+                sender=mail.sender(),
+                send=mail.send,
+                with_sublessee=bool(form.get("with_sublessee")),
+            )
         if action == "sanction":
             return cases.propose_sanction(s, case.id, form.get("comment"), actor=actor())
         if action == "confirm":
@@ -123,3 +114,76 @@ def abuse_case_answer(case_id):
         db.session.expire_all()
         case = cases.get_case(db.session, case_id)
     return response or _case_page(case, error)
+
+
+@ui.get("/abuse/reports/new")
+def abuse_report_form(error: IpamError | None = None):
+    return render_template(
+        "abuse_report_form.html",
+        categories=list(AbuseCategory),
+        errors=form_errors(error),
+        form=request.form,
+    ), (error.status if error else 200)
+
+
+@ui.post("/abuse/reports/new")
+def abuse_report_submit():
+    """A complaint typed in (by phone, a letter): attributed at its time like any other."""
+    data = {k: request.form.get(k, "") for k in ingest.FORM_FIELDS}
+    try:
+        result = run(lambda s: ingest.from_form(s, data, actor=actor()))
+    except IpamError as exc:
+        return abuse_report_form(exc)
+    if result.duplicates:
+        flash(_("This complaint is already recorded."))
+        return redirect(url_for("ui.abuse_cases_page"))
+    (report,) = result.reports
+    case_id = db.session.scalar(
+        select(AbuseReportCase.case_id).where(AbuseReportCase.report_id == report.id).limit(1)
+    )
+    if case_id is None:
+        flash(_("Report %(id)s kept: the address was %(holding)s at that time.",
+                id=report.id, holding=_(report.holding)))  # fmt: skip
+        return redirect(url_for("ui.abuse_cases_page"))
+    flash(_("Report %(id)s recorded on this case.", id=report.id))
+    return redirect(url_for("ui.abuse_case_page", case_id=case_id))
+
+
+@ui.get("/abuse/rejected")
+def abuse_rejected_page(error: IpamError | None = None, status: int = 200):
+    rows = db.session.scalars(
+        select(RejectedReport).order_by(RejectedReport.id.desc()).limit(200)
+    ).all()
+    return render_template(
+        "abuse_rejected.html", rows=rows, kinds=ingest.KINDS, errors=form_errors(error)
+    ), status
+
+
+@ui.get("/abuse/rejected/<int:rejected_id>/raw")
+def abuse_rejected_raw(rejected_id):
+    """The input byte for byte, as text/plain (shown, never run)."""
+    row = db.session.get(RejectedReport, rejected_id)
+    if row is None:
+        raise NotFound(f"no rejected report {rejected_id}", "rejected")
+    return Response(
+        bytes(row.raw),
+        mimetype="text/plain",
+        headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"},
+    )
+
+
+@ui.post("/abuse/rejected/<int:rejected_id>/retry")
+def abuse_rejected_retry(rejected_id):
+    """Run a rejected input again, as detected or with the format chosen."""
+    kind = request.form.get("format") or None
+    try:
+        if kind is not None and kind not in ingest.KINDS:
+            raise ValidationError(f"{kind!r} is not one of {', '.join(ingest.KINDS)}", "format")
+        result = run(lambda s: ingest.retry_rejected(s, rejected_id, actor=actor(), kind=kind))
+    except IpamError as exc:
+        return abuse_rejected_page(exc, exc.status)
+    if result.rejected_count:
+        flash(_("Still refused: %(reason)s", reason=result.rejected[0].reason))
+    else:
+        flash(_("Accepted: %(n)s report(s).", n=result.stored))
+    return redirect(url_for("ui.abuse_rejected_page"))

@@ -1,0 +1,184 @@
+"""The abuse desk's front doors: case actions, typed-in complaints, rejected input, incidents."""
+
+from __future__ import annotations
+
+import base64
+import email
+import email.policy
+import hashlib
+
+from tests.functional.test_api import error_of
+
+GOOD = {
+    "address": "198.18.7.9",
+    "time": "2026-01-01T10:00:00+08:00",
+    "category": "spam",
+    "description": "loan scheme mail",
+    "reporter": "abuse@mailbox.example",
+}
+
+
+def test_a_typed_in_complaint_is_checked_field_by_field_then_lands_on_the_holder(
+    engineer, login, same
+):
+    with same():
+        for body, field in (
+            ({**GOOD, "address": "198.18.7.300"}, "address"),
+            ({**GOOD, "time": "last tuesday"}, "time"),
+            ({**GOOD, "time": ""}, "time"),
+            ({**GOOD, "time": "2099-01-01T00:00:00Z"}, "time"),
+            ({**GOOD, "category": "rudeness"}, "category"),
+            ({**GOOD, "colour": "red"}, "colour"),
+        ):
+            r = engineer.api("POST", "/api/v1/abuse/reports", json=body)
+            assert error_of(r, 422)["field"] == field, body
+        page = engineer.form("/abuse/reports/new", {**GOOD, "address": "nowhere"})
+        assert page.status_code == 422
+        assert 'data-field="address"' in page.get_data(as_text=True)
+    r = engineer.api("POST", "/api/v1/abuse/reports", json=GOOD)
+    assert r.status_code == 201, r.get_data(as_text=True)
+    assert r.get_json()["reports"][0]["holding"] == "held"
+    assert engineer.api("POST", "/api/v1/abuse/reports", json=GOOD).get_json()["duplicates"] == 1
+    # 北京云帆 held 198.18.7.9 on 2026-01-01; the case is its, not 上海星河's (today's holder).
+    mine = login("yunfan").api("GET", "/api/v1/abuse/cases?state=open").get_json()["items"]
+    assert [c["prefix"] for c in mine] == ["198.18.7.9"]
+    theirs = login("xinghe").api("GET", "/api/v1/abuse/cases").get_json()["items"]
+    assert all(c["id"] != mine[0]["id"] for c in theirs)
+    # The UI form: a new complaint goes to its case page.
+    r = engineer.form("/abuse/reports/new", {**GOOD, "time": "2026-01-01T12:00:00+08:00"})
+    assert r.status_code == 302 and r.location.endswith(f"/abuse/cases/{mine[0]['id']}")
+
+
+def test_case_actions_through_the_api_mail_answer_and_sanction(engineer, login, world, smtp):
+    inbox, port = smtp
+    engineer.http.application.config["IPAM_SMTP_PORT"] = port
+    case = engineer.api("POST", "/api/v1/abuse/reports", json=GOOD).get_json()["reports"][0]
+    case_id = engineer.api("GET", "/api/v1/abuse/cases?state=open").get_json()["items"][0]["id"]
+    assert case["prefix"] == "198.18.7.9"
+    url = f"/api/v1/abuse/cases/{case_id}"
+    r = engineer.api("POST", f"{url}/transition", json={"action": "escalate"})
+    assert error_of(r, 422)["field"] == "comment"
+    r = engineer.api("POST", f"{url}/notify", json={"with_sublessee": True})
+    assert r.status_code == 200 and r.get_json()["state"] == "notified"
+    ((rcpts, content),) = inbox.messages
+    assert rcpts == ["abuse@yunfan.example", "ops@fengchao.example"]
+    mail = email.message_from_bytes(content, policy=email.policy.default)
+    assert mail["Subject"] == f"[abuse case {case_id}] spam from 198.18.7.9"
+    r = engineer.api("POST", f"{url}/notify", json={})
+    assert r.status_code == 409 and len(inbox.messages) == 1  # no second mail
+    yunfan = login("yunfan")
+    r = yunfan.api("POST", f"{url}/answer", json={"status": "answered"})
+    assert error_of(r, 422)["field"] == "answer"
+    r = yunfan.api("POST", f"{url}/answer", json={"status": "answered", "answer": "mailer removed"})
+    assert r.get_json()["customer_status"] == "answered"
+    detail = engineer.api("GET", url).get_json()
+    assert [e["action"] for e in detail["events"]] == ["notify", "customer_answered"]
+    assert detail["reports"][0]["sha256"] and detail["sanctions"] == []
+    r = engineer.api("POST", f"{url}/sanctions", json={})
+    assert error_of(r, 422)["field"] == "reason"
+    r = engineer.api("POST", f"{url}/sanctions", json={"reason": "spam run"})
+    assert (r.get_json()["kind"], r.get_json()["status"]) == ("warning", "confirmed")
+    # After a warning, the next rung waits for an engineer.
+    r = engineer.api("POST", f"{url}/sanctions", json={"reason": "second spam run"})
+    assert r.status_code == 201 and r.get_json()["kind"] == "suspension"
+    assert r.get_json()["status"] == "proposed"
+    confirmed = engineer.api("POST", f"/api/v1/sanctions/{r.get_json()['id']}/confirm")
+    assert confirmed.get_json()["status"] == "confirmed"
+    a = engineer.api("GET", f"/api/v1/customers/{world['a']}").get_json()
+    assert a["status"] == "suspended"
+
+
+def test_a_mail_server_that_is_away_changes_nothing(engineer, world, same):
+    engineer.http.application.config["IPAM_SMTP_PORT"] = 9  # nothing listens
+    case_id = engineer.api("POST", "/api/v1/abuse/reports", json=GOOD).get_json()
+    case_id = engineer.api("GET", "/api/v1/abuse/cases?state=open").get_json()["items"][0]["id"]
+    with same():
+        r = engineer.api("POST", f"/api/v1/abuse/cases/{case_id}/notify", json={})
+        assert error_of(r, 502)["field"] == "smtp"
+
+
+def test_rejected_input_is_listed_shown_and_run_again(engineer, login, same):
+    from pathlib import Path
+
+    xarf = (Path(__file__).resolve().parents[1] / "samples" / "abuse" / "xarf-v4.json").read_bytes()
+    r = engineer.api("POST", "/api/v1/abuse/reports", data=xarf[:-20], content_type="text/csv")
+    assert r.status_code == 422
+    (rejected,) = r.get_json()["rejected"]
+    listed = engineer.api("GET", "/api/v1/abuse/rejected").get_json()["items"]
+    assert rejected["id"] in [x["id"] for x in listed]
+    raw = login("auditor").api("GET", f"/api/v1/abuse/rejected/{rejected['id']}/raw")
+    assert raw.data == xarf[:-20]
+    page = engineer.get("/abuse/rejected").get_data(as_text=True)
+    assert f'id="rejected-{rejected["id"]}"' in page
+    with same():
+        bad = engineer.api(
+            "POST", f"/api/v1/abuse/rejected/{rejected['id']}/retry", json={"format": "pdf"}
+        )
+        assert error_of(bad, 422)["field"] == "format"
+    # The truncated JSON stays unreadable as XARF: refused again, with its reason.
+    again = engineer.api(
+        "POST", f"/api/v1/abuse/rejected/{rejected['id']}/retry", json={"format": "xarf-json"}
+    )
+    assert again.status_code == 422 and "JSON" in again.get_json()["rejected"][0]["reason"]
+    # A whole report posted under the wrong type is accepted once run as what it is.
+    r = engineer.api("POST", "/api/v1/abuse/reports", data=xarf, content_type="text/csv")
+    wrong = r.get_json()["rejected"][0]["id"]
+    r = engineer.form(f"/abuse/rejected/{wrong}/retry", {"format": "xarf-json"})
+    assert r.status_code == 302
+    ok = engineer.api("GET", "/api/v1/abuse/rejected?status=accepted").get_json()["items"]
+    assert [x["id"] for x in ok] == [wrong] and ok[0]["report_id"]
+
+
+def test_an_incident_through_the_api_and_the_ui(engineer, login, world, same):
+    with same():
+        for body, field in (
+            ({"title": "x", "category": "malware", "hours": 30}, "hours"),
+            ({"title": "", "category": "malware"}, "title"),
+            ({"title": "x", "category": "gossip"}, "category"),
+            ({"title": "x", "category": "malware", "report_ids": "all"}, "report_ids"),
+            ({"title": "x", "category": "malware", "severity": "high"}, "severity"),
+        ):
+            r = engineer.api("POST", "/api/v1/incidents", json=body)
+            assert error_of(r, 422)["field"] == field, body
+        r = engineer.form("/incidents", {"title": "x", "category": "malware", "hours": "1"})
+        assert r.status_code == 422 and 'data-field="hours"' in r.get_data(as_text=True)
+    case_id = world["a_case"]
+    r = engineer.api(
+        "POST",
+        "/api/v1/incidents",
+        json={"title": "Spam run", "category": "spam", "hours": 6, "case": case_id},
+    )
+    assert r.status_code == 201, r.get_data(as_text=True)
+    inc = r.get_json()
+    assert len(inc["evidence"]) == 2 and inc["customer_id"] == world["a"]  # the case's 2 reports
+    url = f"/api/v1/incidents/{inc['id']}"
+    r = engineer.api("POST", f"{url}/actions", json={"kind": "measure", "text": "port 25 shut"})
+    assert r.status_code == 201 and r.get_json()["actions"][-1]["text"] == "port 25 shut"
+    assert login("auditor").api("POST", f"{url}/actions", json={}).status_code == 403
+    r = engineer.form(f"/incidents/{inc['id']}", {"action": "note", "text": "customer called"})
+    assert r.status_code == 302
+    r = engineer.form(f"/incidents/{inc['id']}", {"action": "freeze", "report_ids": "x"})
+    assert r.status_code == 422 and 'data-field="report_ids"' in r.get_data(as_text=True)
+    r = engineer.api("POST", f"{url}/close", json={"text": "done"})
+    assert r.status_code == 409  # not reported yet
+    r = engineer.api("POST", f"{url}/report", json={"reported_to": "市公安局", "text": "filed"})
+    assert r.get_json()["state"] == "reported"
+    r = engineer.api("POST", f"{url}/close", json={"text": "done"})
+    assert r.get_json()["state"] == "closed"
+    data = login("auditor").api("GET", f"{url}/export").get_json()
+    assert data["reported_on_time"] is True
+    assert [a["kind"] for a in data["actions"]] == [
+        "declare", "evidence", "measure", "note", "report", "close",
+    ]  # fmt: skip
+    for item in data["evidence"]:
+        assert hashlib.sha256(base64.b64decode(item["raw_base64"])).hexdigest() == item["sha256"]
+    text = engineer.get(f"/incidents/{inc['id']}/export").get_data(as_text=True)
+    assert "port 25 shut" in text and data["evidence"][0]["sha256"] in text
+    page = engineer.get(f"/incidents/{inc['id']}").get_data(as_text=True)
+    assert 'id="evidence"' in page and data["evidence"][0]["sha256"] in page
+    listing = engineer.get("/incidents").get_data(as_text=True)
+    assert f'id="incident-{inc["id"]}"' in listing
+    case_page = engineer.get(f"/abuse/cases/{case_id}").get_data(as_text=True)
+    assert f"/incidents/{inc['id']}" in case_page
+    customer = login("yunfan")
+    assert customer.get(f"/incidents/{inc['id']}").status_code == 403
