@@ -14,7 +14,16 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from ipam import demo, probing
-from ipam.models import Customer, Finding, ProbeRun, SchedulerLease
+from ipam.models import (
+    AbuseCase,
+    AbuseCaseEvent,
+    AbuseReport,
+    AbuseReportCase,
+    Customer,
+    Finding,
+    ProbeRun,
+    SchedulerLease,
+)
 from tests.conftest import clear
 from web import create_app
 from web.extensions import db
@@ -110,6 +119,23 @@ def test_scheduled_runs_raise_each_finding_for_the_right_address_and_holder(prob
         ("quarantined_in_use", "198.19.10.5", "深圳远航信息技术有限公司"),
         ("allocated_dark", "198.19.4.0/28", "杭州青木电子商务有限公司"),
     }
+    with Session(engine) as s:  # the blocklist hits are abuse reports too, on the holder's case
+        hits = {
+            (r.prefix, r.holding)
+            for r in s.execute(select(AbuseReport).where(AbuseReport.source == "probe")).scalars()
+        }
+        probe_cases = {
+            (c.prefix, name)
+            for c, name in s.execute(
+                select(AbuseCase, Customer.name)
+                .join(Customer, Customer.id == AbuseCase.customer_id)
+                .join(AbuseReportCase, AbuseReportCase.case_id == AbuseCase.id)
+                .join(AbuseReport, AbuseReport.id == AbuseReportCase.report_id)
+                .where(AbuseReport.source == "probe")
+            ).all()
+        }
+    assert sorted(set(hits)) == [("198.18.7.12", "held"), ("198.18.9.20", "unallocated")]
+    assert set(probe_cases) == {("198.18.7.12", "上海星河数据服务有限公司")}
 
 
 def test_run_now_through_the_embedded_scheduler(probe_app, engine):
@@ -197,3 +223,62 @@ def test_the_wsgi_app_never_starts_a_scheduler(db_url, engine):
     assert scheduler.current() is None
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM scheduler_lease")).scalar() == 0
+
+
+def test_the_scheduler_polls_the_maildir_and_sends_reminders(db_url, engine, tmp_path, smtp):
+    """No lab needed: the abuse desk's jobs, through the embedded scheduler, with a real SMTP."""
+    from datetime import timedelta
+
+    from ipam.abuse import incidents
+    from ipam.db import utcnow
+    from probes.scheduler import ProbeScheduler
+
+    inbox, port = smtp
+    seed(engine, {})
+    now = utcnow()
+    with Session(engine) as s:  # the demo's notified case (上海星河), an hour before its deadline
+        case = s.execute(select(AbuseCase).where(AbuseCase.state == "notified")).scalar_one()
+        case.opened_at, case.deadline = now - timedelta(hours=23), now + timedelta(hours=1)
+        incidents.declare(
+            s, title="t", category="attack", hours=2, actor="test", at=now - timedelta(hours=1.5)
+        )
+        s.commit()
+        case_id = case.id
+    box = tmp_path / "abuse"
+    for sub in ("new", "cur", "tmp"):
+        (box / sub).mkdir(parents=True)
+    (box / "new" / "1.x").write_bytes((ROOT / "tests/samples/abuse/arf-spam.eml").read_bytes())
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": db_url,
+            "SECRET_KEY": "test",
+            "IPAM_SCHEDULER_LEASE": "3",
+            "IPAM_ABUSE_MAILDIR": str(box),
+            "IPAM_ABUSE_POLL_SECONDS": "1",
+            "IPAM_SMTP_PORT": port,
+            "IPAM_INCIDENT_NOTIFY": "soc@provider.example",
+        }
+    )
+    sched = ProbeScheduler(app, db)
+    sched.start()
+    try:
+        wait_for(lambda: list((box / "cur").iterdir()), 30, "the mail filed as seen")
+        wait_for(lambda: len(inbox.messages) >= 2, 30, "a case and an incident reminder")
+    finally:
+        sched.stop()
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    with Session(engine) as s:
+        arf = [
+            r.prefix
+            for r in s.execute(select(AbuseReport).where(AbuseReport.source == "arf")).scalars()
+        ]
+        events = (
+            s.execute(select(AbuseCaseEvent.action).where(AbuseCaseEvent.case_id == case_id))
+            .scalars()
+            .all()
+        )
+    assert arf == ["198.18.7.9"] and events == ["notify", "reminder"]
+    to = sorted(tuple(r) for r, _c in inbox.messages)
+    assert to == [("noc@xinghe.example",), ("soc@provider.example",)]
