@@ -57,6 +57,9 @@ class Block:
         return self.prefixlen == self.width
 
     def __str__(self) -> str:
+        if self.family == 4:  # the common case, without building a netaddr object
+            text = socket.inet_ntoa(self.first.to_bytes(4, "big"))
+            return text if self.prefixlen == 32 else f"{text}/{self.prefixlen}"
         if self.is_single:
             return str(netaddr.IPAddress(self.first, self.family))
         return str(self.network)

@@ -14,10 +14,10 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import event, insert, select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session, scoped_session
 
-from .db import utcnow
+from .db import insert_plain, utcnow
 from .errors import ValidationError
 from .models import AuditHead, AuditLog
 
@@ -154,7 +154,7 @@ def _append_pending(session: Session) -> None:
         # One round trip while the head is locked: the rows go in a CTE of the head update.
         session.execute(_pg_append_sql(len(rows)), _pg_append_params(rows, prev))
     else:  # SQLite, and big PostgreSQL transactions (a statement takes at most 65,535 values)
-        session.execute(insert(AuditLog.__table__), rows)
+        insert_plain(session, AuditLog.__table__, rows)
         session.execute(text("UPDATE audit_head SET last_hash = :h WHERE id = 1"), {"h": prev})
 
 

@@ -19,13 +19,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from .. import audit
 from ..addresses import Block, to_bytes
 from ..attribution import holders_many
-from ..db import reserve_ids, utcnow
+from ..db import insert_plain, reserve_ids, utcnow
 from ..errors import NotFound, ValidationError
 from ..lookup import current_at, overlapping
 from ..models import (
@@ -244,7 +244,7 @@ class _Cases:
             fresh_ids = reserve_ids(session, "abuse_case", len(self.new))
             for case, cid in zip(self.new, fresh_ids, strict=True):
                 case["id"] = cid
-            session.execute(insert(AbuseCase.__table__), self.new)
+            insert_plain(session, AbuseCase.__table__, self.new)
             audit.record_many(
                 session,
                 actor,
@@ -337,7 +337,7 @@ def _store_chunk(session, records, actor, now, window, result) -> None:
     ids = reserve_ids(session, "abuse_report", len(rows))
     for row, rid in zip(rows, ids, strict=True):
         row["id"] = rid
-    session.execute(insert(AbuseReport.__table__), rows)
+    insert_plain(session, AbuseReport.__table__, rows)
     cases = _Cases(session, holdings, window)
     links = []
     for rid, (rec, _), (_flag, held) in zip(ids, fresh, holdings, strict=True):
@@ -347,8 +347,9 @@ def _store_chunk(session, records, actor, now, window, result) -> None:
             links.append((rid, case))
     cases.write(session, actor, now)
     if links:
-        session.execute(
-            insert(AbuseReportCase.__table__),
+        insert_plain(
+            session,
+            AbuseReportCase.__table__,
             [{"report_id": rid, "case_id": c["id"]} for rid, c in _unique_links(links)],
         )
     audit.record_many(
