@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from .. import audit
 from ..addresses import Block, to_bytes
 from ..attribution import holders_many
-from ..db import insert_plain, reserve_ids, utcnow
+from ..db import insert_plain, lock_named, reserve_ids, utcnow
 from ..errors import NotFound, ValidationError
 from ..lookup import current_at, overlapping
 from ..models import (
@@ -306,6 +306,9 @@ def store_many(
 
 
 def _store_chunk(session, records, actor, now, window, result) -> None:
+    # Intakes take turns (to commit), so two of them never both store the same
+    # complaint or both open a case for the same holder and address.
+    lock_named(session, "abuse_intake")
     shas = [_sha(r.raw) for r in records]
     known = set(session.scalars(select(AbuseReport.sha256).where(AbuseReport.sha256.in_(shas))))
     fresh = []

@@ -327,3 +327,29 @@ def test_an_incident_on_time_without_a_case(ledger):
     with pytest.raises(StateConflict):
         incidents.mark_reported(s, incident.id, reported_to="x", text="y", actor="user:eng")
     assert count(s, Sanction) == 0
+
+
+def test_concurrent_intakes_of_overlapping_batches_store_each_complaint_and_case_once(
+    ledger, make_session
+):
+    from tests.unit.test_concurrency import race
+
+    rows = [
+        f"198.18.7.{9 + i % 3},2026-11-2{i % 5}T10:00:00+08:00,spam,row {i},x@example.org"
+        for i in range(60)
+    ]
+    header = "address,time,category,description,reporter\n"
+    batches = [header + "\n".join(rows[k : k + 40]) + "\n" for k in (0, 10, 20, 0)]
+
+    def attempt(s, worker, _try):
+        return ingest.ingest(s, batches[worker].encode(), actor=f"w{worker}", now=NOW).stored
+
+    stored, _refused, errors = race(make_session, 4, 1, attempt)
+    assert errors == []
+    s = ledger
+    assert sum(stored) == count(s, AbuseReport) == 60
+    # One case per address and category within the window: the holders' three addresses.
+    keys = s.execute(select(AbuseCase.first, AbuseCase.category, AbuseCase.state)).all()
+    assert len(keys) == len(set(keys)) == 3
+    assert s.scalar(select(func.sum(AbuseCase.report_count))) == 60
+    assert audit.verify(s).ok
