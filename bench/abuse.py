@@ -36,7 +36,7 @@ from ledger import load, migrate, prepare_postgres  # noqa: E402
 from sqlalchemy import create_engine  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from ipam.abuse import ingest  # noqa: E402
+from ipam.abuse import formats, ingest  # noqa: E402
 from web import database_url  # noqa: E402
 
 ARF = """From: <fbl@mailbox.example>
@@ -119,6 +119,13 @@ def child(kind: str, url: str, path: str) -> None:
         if kind == "csv":
             with open(path, "rb") as fh:
                 result = ingest.ingest_stream(s, fh, actor="bench")
+        elif kind == "csv-one-by-one":  # the same records stored one at a time: the baseline
+            result = ingest.IngestResult()
+            with open(path, "rb") as fh:
+                for n, rec in enumerate(formats.iter_csv(fh)):
+                    ingest.store_many(s, [rec], actor="bench", result=result)
+                    if n % 500 == 499:
+                        s.commit()
         else:
             result = ingest.poll_maildir(s, path, actor="bench", limit=10**9)
         s.commit()
@@ -166,6 +173,15 @@ def run(backend: str, url: str, args) -> dict:
             out[label] = measure("csv", url, path)
             print(f"  {label}: {out[label]}", flush=True)
             path.unlink()
+        # Baseline in the same run: records stored one at a time (a query or more each).
+        path = Path(tmp) / "one-by-one.csv"
+        write_csv(path, span, max(args.csv // 50, 100), rng)
+        out["csv_one_by_one"] = measure("csv-one-by-one", url, path)
+        out["batched_over_one_by_one"] = round(
+            out["csv"]["per_s"] / out["csv_one_by_one"]["per_s"], 1
+        )
+        print(f"  csv_one_by_one: {out['csv_one_by_one']}", flush=True)
+        print(f"  batched / one by one: {out['batched_over_one_by_one']}x", flush=True)
         for label, n in (("arf_tenth", args.arf // 10), ("arf", args.arf)):
             box = Path(tmp) / label
             write_maildir(box, span, n, rng)
@@ -187,7 +203,9 @@ def main() -> None:
             "IPAM_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         ),
     )
-    parser.add_argument("--child", choices=["csv", "maildir"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=["csv", "csv-one-by-one", "maildir"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     args = parser.parse_args()
