@@ -180,7 +180,10 @@ def abuse_desk() -> None:
         sender = config["IPAM_ABUSE_SENDER"]
         steps = [
             ("case reminders", lambda: notify.remind_cases(session, send=send, sender=sender)),
-            ("overdue cases", lambda: notify.escalate_overdue(session)),
+            (
+                "overdue cases",
+                lambda: notify.escalate_overdue(session, rungs=config["IPAM_SANCTION_LADDER"]),
+            ),
         ]
         staff = _items(config.get("IPAM_INCIDENT_NOTIFY"))
         if staff:

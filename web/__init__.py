@@ -9,6 +9,9 @@ from pathlib import Path
 
 from flask import Flask
 
+from ipam.abuse import cases
+from ipam.errors import IpamError
+
 from .extensions import babel, csrf, db, limiter, login_manager, migrate, select_locale
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -94,6 +97,9 @@ def load_config(app: Flask, config: dict | None) -> None:
         IPAM_ABUSE_MAILDIR=env("IPAM_ABUSE_MAILDIR", "") or None,
         IPAM_ABUSE_POLL_SECONDS=int(env("IPAM_ABUSE_POLL_SECONDS", "60")),
         IPAM_INCIDENT_NOTIFY=env("IPAM_INCIDENT_NOTIFY", ""),
+        IPAM_SANCTION_LADDER=env(
+            "IPAM_SANCTION_LADDER", "warning,suspension,reclamation,termination"
+        ),
         IPAM_SCHEDULER_LEASE=int(env("IPAM_SCHEDULER_LEASE", "30")),
         **probe_settings(app),
     )
@@ -101,6 +107,10 @@ def load_config(app: Flask, config: dict | None) -> None:
         app.config.update(config)
     url = database_url(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config["SQLALCHEMY_DATABASE_URI"] = url
+    try:  # a wrong ladder is refused at start, not at the first sanction
+        app.config["IPAM_SANCTION_LADDER"] = cases.ladder(app.config["IPAM_SANCTION_LADDER"])
+    except IpamError as exc:
+        raise RuntimeError(str(exc)) from None
     if not app.config.get("SECRET_KEY"):
         if url.startswith("sqlite"):
             app.config["SECRET_KEY"] = embedded_secret(app)

@@ -153,7 +153,9 @@ def register(cli) -> None:
         """propose CASE --reason R: the next rung of the ladder; confirm SANCTION: apply it."""
         with transaction() as s:
             if what == "propose":
-                sanction = cases.propose_sanction(s, ref, reason, actor=actor)
+                sanction = cases.propose_sanction(
+                    s, ref, reason, actor=actor, rungs=current_app.config["IPAM_SANCTION_LADDER"]
+                )
             else:
                 sanction = cases.confirm_sanction(s, ref, actor=actor)
         click.echo(f"sanction {sanction.id}: {sanction.kind.value} {sanction.status}")
@@ -180,7 +182,7 @@ def register(cli) -> None:
         config = current_app.config
         with transaction() as s:
             sent = notify.remind_cases(s, send=mail.send, sender=mail.sender(), actor=actor)
-            raised = notify.escalate_overdue(s, actor=actor)
+            raised = notify.escalate_overdue(s, actor=actor, rungs=config["IPAM_SANCTION_LADDER"])
             staff = [x for x in str(config.get("IPAM_INCIDENT_NOTIFY") or "").split(",") if x]
             reminded = (
                 incidents.remind(s, send=mail.send, sender=mail.sender(), to=staff, actor=actor)

@@ -131,7 +131,35 @@ def overdue(session: Session, now: datetime | None = None) -> list[AbuseCase]:
     )
 
 
-def next_step(session: Session, customer_id: int, now: datetime | None = None) -> SanctionKind:
+def ladder(text) -> tuple[SanctionKind, ...]:
+    """A ladder from its configuration ("warning,suspension,termination"), checked.
+
+    Rungs must be sanction kinds, each at most once, in the order of the full
+    ladder (a deployment may skip rungs, never reorder them).
+    """
+    if isinstance(text, (tuple, list)):
+        names = [str(getattr(x, "value", x)) for x in text]
+    else:
+        names = [x.strip() for x in str(text or "").split(",") if x.strip()]
+    try:
+        rungs = tuple(SanctionKind(n) for n in names)
+    except ValueError:
+        raise ValidationError(
+            f"{names} holds an unknown sanction: use {', '.join(k.value for k in LADDER)}",
+            "IPAM_SANCTION_LADDER",
+        ) from None
+    order = [LADDER.index(r) for r in rungs]
+    if not rungs or order != sorted(set(order)):
+        raise ValidationError(
+            "needs one or more of warning, suspension, reclamation, termination, in that order",
+            "IPAM_SANCTION_LADDER",
+        )
+    return rungs
+
+
+def next_step(
+    session: Session, customer_id: int, now: datetime | None = None, rungs=LADDER
+) -> SanctionKind:
     """The ladder's next rung for a customer (its confirmed sanctions of the past year)."""
     now = now or utcnow()
     done = session.scalar(
@@ -141,11 +169,17 @@ def next_step(session: Session, customer_id: int, now: datetime | None = None) -
             Sanction.confirmed_at >= now - LADDER_MEMORY,
         )
     )
-    return LADDER[min(done, len(LADDER) - 1)]
+    return rungs[min(done, len(rungs) - 1)]
 
 
 def propose_sanction(
-    session: Session, case_ref, reason: str, *, actor: str, confirm_warning: bool = True
+    session: Session,
+    case_ref,
+    reason: str,
+    *,
+    actor: str,
+    confirm_warning: bool = True,
+    rungs=LADDER,
 ) -> Sanction:
     """Propose the next rung for the case's customer; a warning is confirmed at once."""
     case = get_case(session, case_ref)
@@ -157,7 +191,7 @@ def propose_sanction(
     ).scalar()
     if waiting is not None:
         raise StateConflict(f"sanction {waiting} waits for confirmation", "sanction")
-    kind = next_step(session, case.customer_id)
+    kind = next_step(session, case.customer_id, rungs=ladder(rungs))
     reports = session.execute(
         select(AbuseReportCase.report_id).where(AbuseReportCase.case_id == case.id)
     ).scalars()

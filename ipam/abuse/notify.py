@@ -29,7 +29,7 @@ from ..models import (
     Sanction,
     Sublessee,
 )
-from .cases import TRANSITIONS, _event, get_case, overdue, propose_sanction, transition
+from .cases import LADDER, TRANSITIONS, _event, get_case, overdue, propose_sanction, transition
 
 EVIDENCE_SHOWN = 20
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ def remind_cases(
 
 
 def escalate_overdue(
-    session: Session, *, now: datetime | None = None, actor: str = "scheduler"
+    session: Session, *, now: datetime | None = None, actor: str = "scheduler", rungs=LADDER
 ) -> list[Sanction]:
     """Notified cases left unanswered past their deadline go up the ladder.
 
@@ -205,6 +205,7 @@ def escalate_overdue(
                 case.id,
                 f"no answer to case {case.id} by its deadline {case.deadline:%Y-%m-%d %H:%M} UTC",
                 actor=actor,
+                rungs=rungs,
             )
         )
     return out

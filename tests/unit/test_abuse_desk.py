@@ -353,3 +353,20 @@ def test_concurrent_intakes_of_overlapping_batches_store_each_complaint_and_case
     assert len(keys) == len(set(keys)) == 3
     assert s.scalar(select(func.sum(AbuseCase.report_count))) == 60
     assert audit.verify(s).ok
+
+
+def test_a_configured_ladder_skips_rungs_but_never_reorders_them(ledger):
+    s = ledger
+    for bad in ("", "warning,flogging", "termination,warning", "warning,warning"):
+        with pytest.raises(ValidationError) as err:
+            cases.ladder(bad)
+        assert err.value.field == "IPAM_SANCTION_LADDER"
+    short = cases.ladder("warning, reclamation")
+    ingest.ingest(s, sample("xarf-v4.json"), actor="test", now=NOW)
+    case = s.execute(select(AbuseCase)).scalar_one()
+    first = cases.propose_sanction(s, case.id, "C2", actor="user:eng", rungs=short)
+    second = cases.propose_sanction(s, case.id, "C2 again", actor="user:eng", rungs=short)
+    assert [(x.kind.value, x.status) for x in (first, second)] == [
+        ("warning", "confirmed"),
+        ("reclamation", "proposed"),
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
 from sqlalchemy import select
 
 from ipam.abuse import cases, ingest, notify
@@ -139,7 +139,13 @@ def abuse_case_sanction(case_id):
     data = body()
     return created(
         run(
-            lambda s: cases.propose_sanction(s, case_id, data.get("reason"), actor=actor()),
+            lambda s: cases.propose_sanction(
+                s,
+                case_id,
+                data.get("reason"),
+                actor=actor(),
+                rungs=current_app.config["IPAM_SANCTION_LADDER"],
+            ),  # fmt: skip
             serialize.sanction,
         )
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, flash, redirect, render_template, request, url_for
+from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -84,7 +84,10 @@ def abuse_case_action(case_id):
                 with_sublessee=bool(form.get("with_sublessee")),
             )
         if action == "sanction":
-            return cases.propose_sanction(s, case.id, form.get("comment"), actor=actor())
+            return cases.propose_sanction(
+                s, case.id, form.get("comment"), actor=actor(),
+                rungs=current_app.config["IPAM_SANCTION_LADDER"],
+            )  # fmt: skip
         if action == "confirm":
             return cases.confirm_sanction(s, form.get("sanction", ""), actor=actor())
         return cases.transition(s, case.id, action, actor=actor(), comment=form.get("comment"))
