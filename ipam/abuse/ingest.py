@@ -184,24 +184,30 @@ class _Cases:
         self.by_key: dict[tuple, list[dict]] = {}
         self.new: list[dict] = []
         self.changed: dict[int, dict] = {}
-        firsts = sorted({to_bytes(b.first) for _flag, held in holdings for *_k, b in held})
+        by_family: dict[int, set[bytes]] = {}
+        for _flag, held in holdings:
+            for *_keys, block in held:
+                by_family.setdefault(block.family, set()).add(to_bytes(block.first))
         cols = (
             AbuseCase.id, AbuseCase.customer_id, AbuseCase.sublessee_id, AbuseCase.category,
             AbuseCase.family, AbuseCase.first, AbuseCase.prefixlen,
             AbuseCase.first_event_at, AbuseCase.last_event_at, AbuseCase.report_count,
         )  # fmt: skip
-        for start in range(0, len(firsts), 500):
-            rows = session.execute(
-                select(*cols).where(
-                    AbuseCase.first.in_(firsts[start : start + 500]),
-                    AbuseCase.state.in_(OPEN_STATES),
+        for family, wanted in by_family.items():
+            firsts = sorted(wanted)
+            for start in range(0, len(firsts), 500):
+                rows = session.execute(
+                    select(*cols).where(  # (family, first): ix_abuse_case_family_first
+                        AbuseCase.family == family,
+                        AbuseCase.first.in_(firsts[start : start + 500]),
+                        AbuseCase.state.in_(OPEN_STATES),
+                    )
                 )
-            )
-            for cid, cust, sub, cat, fam, first, plen, fe, le, n in rows:
-                key = (cust, sub, cat, fam, bytes(first), plen)
-                self.by_key.setdefault(key, []).append(
-                    {"id": cid, "first_event_at": fe, "last_event_at": le, "report_count": n}
-                )
+                for cid, cust, sub, cat, fam, first, plen, fe, le, n in rows:
+                    key = (cust, sub, cat, fam, bytes(first), plen)
+                    self.by_key.setdefault(key, []).append(
+                        {"id": cid, "first_event_at": fe, "last_event_at": le, "report_count": n}
+                    )
         for group in self.by_key.values():
             group.sort(key=lambda c: c["id"])
 
