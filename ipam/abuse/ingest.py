@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ARRAY, LargeBinary, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .. import audit
@@ -193,16 +193,29 @@ class _Cases:
             AbuseCase.family, AbuseCase.first, AbuseCase.prefixlen,
             AbuseCase.first_event_at, AbuseCase.last_event_at, AbuseCase.report_count,
         )  # fmt: skip
+        postgres = session.get_bind().dialect.name == "postgresql"
         for family, wanted in by_family.items():
             firsts = sorted(wanted)
             for start in range(0, len(firsts), 500):
-                rows = session.execute(
-                    select(*cols).where(  # (family, first): ix_abuse_case_family_first
-                        AbuseCase.family == family,
-                        AbuseCase.first.in_(firsts[start : start + 500]),
-                        AbuseCase.state.in_(OPEN_STATES),
-                    )
+                part = firsts[start : start + 500]
+                # One index probe per address on (family, first). On PostgreSQL as a
+                # join with the array: an IN list can be planned as a filter over the
+                # whole family when the table's statistics are stale.
+                found = (
+                    func.unnest(cast(part, ARRAY(LargeBinary)))
+                    .table_valued("first")
+                    .render_derived(name="f")
+                    if postgres
+                    else None
                 )
+                q = select(*cols).where(
+                    AbuseCase.family == family, AbuseCase.state.in_(OPEN_STATES)
+                )
+                if found is not None:
+                    q = q.join(found, AbuseCase.first == found.c.first)
+                else:
+                    q = q.where(AbuseCase.first.in_(part))
+                rows = session.execute(q)
                 for cid, cust, sub, cat, fam, first, plen, fe, le, n in rows:
                     key = (cust, sub, cat, fam, bytes(first), plen)
                     self.by_key.setdefault(key, []).append(
