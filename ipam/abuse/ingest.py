@@ -617,12 +617,32 @@ def ingest_stream(
 
 
 def retry_rejected(session: Session, rejected_id: int, *, actor: str, kind: str | None = None):
-    """Run a rejected input again (after a fix to the reader, or with the right format)."""
+    """Run a rejected input again (after a fix to the reader, or with the right format).
+
+    Refused again as a whole, the input keeps its one row with the new reason
+    (no second copy of its bytes); accepted, the row points at its report.
+    """
     row = session.get(RejectedReport, int(rejected_id))
     if row is None or row.status != "rejected":
         raise NotFound(f"no rejected report {rejected_id!r} waiting", "rejected")
-    result = ingest(session, row.raw, actor=actor, kind=kind)
+    savepoint = session.begin_nested()
+    result = ingest(session, bytes(row.raw), actor=actor, kind=kind)
+    again = result.rejected[0] if result.rejected_count == 1 and not result.stored else None
+    if again is not None and bytes(again.raw) == bytes(row.raw) and not result.duplicates:
+        field, reason, source = again.field, again.reason, again.source
+        savepoint.rollback()
+        row.field, row.reason, row.source = field, reason, source
+        audit.record(
+            session, actor, "rejected_report.retry", row,
+            {"format": kind, "field": field, "reason": reason},
+        )  # fmt: skip
+        return IngestResult(rejected=[row], rejected_count=1)
+    savepoint.commit()
     if result.reports and not result.rejected_count:
         row.status = "accepted"
         row.report_id = result.reports[0].id
+        audit.record(
+            session, actor, "rejected_report.accept", row,
+            {"format": kind, "report_id": row.report_id, "reports": result.stored},
+        )  # fmt: skip
     return result

@@ -198,6 +198,11 @@ def test_a_rejected_input_can_be_run_again(ledger):
     result = ingest.ingest(s, raw, actor="test", kind="csv", now=NOW)  # the wrong reader
     s.commit()
     (row,) = result.rejected
+    # Still the wrong reader: the same row, its reason updated, no second copy of the bytes.
+    again = ingest.retry_rejected(s, row.id, actor="test", kind="arf")
+    s.commit()
+    assert again.rejected == [row] and row.field == "Content-Type" and row.status == "rejected"
+    assert s.scalar(select(func.count()).select_from(RejectedReport)) == 1
     done = ingest.retry_rejected(s, row.id, actor="test", kind="xarf-json")
     s.commit()
     assert row.status == "accepted" and row.report_id == done.reports[0].id
