@@ -28,7 +28,7 @@ from sqlalchemy import Integer, cast, func, insert, select
 from sqlalchemy.orm import Session
 
 from . import audit, validation
-from .abuse.ingest import from_listings
+from .abuse.ingest import DEFAULT_POLICY, Policy, from_listings
 from .addresses import from_bytes, to_bytes
 from .db import utcnow
 from .errors import NotFound, StateConflict
@@ -176,6 +176,7 @@ def record_results(
     listings=(),
     *,
     at: datetime | None = None,
+    abuse_policy: Policy = DEFAULT_POLICY,
 ) -> ProbeRun:
     """Store a run's observations, apply the rules, raise or update findings, close the run."""
     run = session.get(ProbeRun, run_id)
@@ -222,7 +223,7 @@ def record_results(
             session.execute(insert(ProbeObservation), obs_rows[start : start + 5000])
     new = _upsert(session, raised, at, schedule.id)
     if listings:  # blocklist hits are abuse reports too (clause 11), on the holder's case
-        from_listings(session, listings, at=at, actor=f"probe-run:{run.id}")
+        from_listings(session, listings, at=at, actor=f"probe-run:{run.id}", policy=abuse_policy)
     run.status = "done"
     run.finished_at = utcnow()
     run.answered = answered_total

@@ -12,6 +12,7 @@ import traceback
 from dataclasses import dataclass, field
 
 from ipam import findings, probing
+from ipam.abuse.ingest import DEFAULT_POLICY, Policy
 from ipam.errors import IpamError
 from ipam.models import ProbeRun
 
@@ -30,6 +31,7 @@ class Settings:
     timeout: float = 1.0
     retries: int = 1
     rate: float | None = 20000.0  # packets per second, per run
+    abuse_policy: Policy = DEFAULT_POLICY  # blocklist hits become abuse reports
 
     @classmethod
     def from_config(cls, config) -> Settings:
@@ -45,6 +47,7 @@ class Settings:
             timeout=float(config.get("IPAM_PROBE_TIMEOUT") or 1.0),
             retries=int(config.get("IPAM_PROBE_RETRIES") or 1),
             rate=rate,
+            abuse_policy=Policy.from_config(config),
         )
 
 
@@ -95,7 +98,9 @@ def execute(session, run_id: int, settings: Settings) -> ProbeRun:
         plan = probing.plan_run(session, run_id)
         session.commit()
         observations, reverse, listings = probe(plan, settings)
-        run = findings.record_results(session, run_id, observations, reverse, listings)
+        run = findings.record_results(
+            session, run_id, observations, reverse, listings, abuse_policy=settings.abuse_policy
+        )
         session.commit()
         return run
     except (IpamError, OSError) as exc:

@@ -214,7 +214,10 @@ def poll_maildir() -> None:
             return
         session = sched.db.session
         try:
-            result = ingest.poll_maildir(session, path, actor="scheduler:maildir")
+            result = ingest.poll_maildir(
+                session, path, actor="scheduler:maildir",
+                policy=sched.app.config["IPAM_ABUSE_POLICY"],
+            )  # fmt: skip
             session.commit()
             if result.stored or result.rejected_count:
                 log.info(

@@ -10,6 +10,7 @@ from pathlib import Path
 from flask import Flask
 
 from ipam.abuse import cases
+from ipam.abuse.ingest import Policy
 from ipam.errors import IpamError
 
 from .extensions import babel, csrf, db, limiter, login_manager, migrate, select_locale
@@ -97,6 +98,8 @@ def load_config(app: Flask, config: dict | None) -> None:
         IPAM_ABUSE_MAILDIR=env("IPAM_ABUSE_MAILDIR", "") or None,
         IPAM_ABUSE_POLL_SECONDS=int(env("IPAM_ABUSE_POLL_SECONDS", "60")),
         IPAM_INCIDENT_NOTIFY=env("IPAM_INCIDENT_NOTIFY", ""),
+        IPAM_ABUSE_CASE_WINDOW_DAYS=env("IPAM_ABUSE_CASE_WINDOW_DAYS", "7"),
+        IPAM_ABUSE_DEADLINES=env("IPAM_ABUSE_DEADLINES", ""),
         IPAM_SANCTION_LADDER=env(
             "IPAM_SANCTION_LADDER", "warning,suspension,reclamation,termination"
         ),
@@ -107,8 +110,9 @@ def load_config(app: Flask, config: dict | None) -> None:
         app.config.update(config)
     url = database_url(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config["SQLALCHEMY_DATABASE_URI"] = url
-    try:  # a wrong ladder is refused at start, not at the first sanction
+    try:  # a wrong ladder or abuse policy is refused at start, not at first use
         app.config["IPAM_SANCTION_LADDER"] = cases.ladder(app.config["IPAM_SANCTION_LADDER"])
+        app.config["IPAM_ABUSE_POLICY"] = Policy.from_config(app.config)
     except IpamError as exc:
         raise RuntimeError(str(exc)) from None
     if not app.config.get("SECRET_KEY"):

@@ -41,9 +41,13 @@ def _ingest_one(s, raw, kind, actor):
         with raw.open("rb") as fh:
             if (kind or formats.detect(fh.read(4096))) == "csv":
                 fh.seek(0)
-                return ingest.ingest_stream(s, fh, actor=actor)
+                return ingest.ingest_stream(
+                    s, fh, actor=actor, policy=current_app.config["IPAM_ABUSE_POLICY"]
+                )
         raw = raw.read_bytes()
-    return ingest.ingest(s, raw, actor=actor, kind=kind)
+    return ingest.ingest(
+        s, raw, actor=actor, kind=kind, policy=current_app.config["IPAM_ABUSE_POLICY"]
+    )
 
 
 def register(cli) -> None:
@@ -113,7 +117,13 @@ def register(cli) -> None:
     def abuse_retry(rejected_id, kind, actor):
         """Run a rejected input again (e.g. with the right --format)."""
         with transaction() as s:
-            result = ingest.retry_rejected(s, rejected_id, actor=actor, kind=kind)
+            result = ingest.retry_rejected(
+                s,
+                rejected_id,
+                actor=actor,
+                kind=kind,
+                policy=current_app.config["IPAM_ABUSE_POLICY"],
+            )
         click.echo(f"{result.stored} report(s), {result.rejected_count} rejected again")
 
     @abuse_group.command("case")
@@ -169,7 +179,9 @@ def register(cli) -> None:
         if not path:
             raise click.ClickException("maildir: give one, or set IPAM_ABUSE_MAILDIR")
         with transaction() as s:
-            result = ingest.poll_maildir(s, path, actor=actor)
+            result = ingest.poll_maildir(
+                s, path, actor=actor, policy=current_app.config["IPAM_ABUSE_POLICY"]
+            )
         click.echo(
             f"{result.stored} report(s), {result.cases_opened} new case(s), "
             f"{result.duplicates} duplicate(s), {result.rejected_count} rejected"

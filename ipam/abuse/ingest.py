@@ -56,6 +56,56 @@ DEADLINE_HOURS = {
 }
 
 
+@dataclass(frozen=True)
+class Policy:
+    """How reports become cases: the grouping window and the answer deadline per category.
+
+    Configurable per deployment (IPAM_ABUSE_CASE_WINDOW_DAYS, IPAM_ABUSE_DEADLINES);
+    `from_config` reads a plain mapping, so ipam/ needs no Flask.
+    """
+
+    window: timedelta = CASE_WINDOW
+    deadlines: tuple = tuple(sorted((c.value, h) for c, h in DEADLINE_HOURS.items()))
+
+    def deadline(self, category: AbuseCategory) -> timedelta:
+        return timedelta(hours=dict(self.deadlines)[category.value])
+
+    @classmethod
+    def from_config(cls, config) -> Policy:
+        """IPAM_ABUSE_CASE_WINDOW_DAYS (> 0) and IPAM_ABUSE_DEADLINES ("spam=48,attack=12")."""
+        days = config.get("IPAM_ABUSE_CASE_WINDOW_DAYS", 7)
+        try:
+            window = timedelta(days=float(days))
+        except (TypeError, ValueError):
+            raise ValidationError(
+                f"{days!r} is not a number of days", "IPAM_ABUSE_CASE_WINDOW_DAYS"
+            ) from None
+        if window <= timedelta(0):
+            raise ValidationError("must be more than 0 days", "IPAM_ABUSE_CASE_WINDOW_DAYS")
+        hours = {c.value: h for c, h in DEADLINE_HOURS.items()}
+        for item in str(config.get("IPAM_ABUSE_DEADLINES") or "").replace(";", ",").split(","):
+            if not item.strip():
+                continue
+            name, _, value = item.partition("=")
+            name = name.strip()
+            if name not in hours:
+                raise ValidationError(f"{name!r} is not an abuse category", "IPAM_ABUSE_DEADLINES")
+            try:
+                hours[name] = float(value)
+            except ValueError:
+                raise ValidationError(
+                    f"{item.strip()!r}: give hours, e.g. spam=48", "IPAM_ABUSE_DEADLINES"
+                ) from None
+            if hours[name] <= 0:
+                raise ValidationError(
+                    f"{item.strip()!r}: hours must be more than 0", "IPAM_ABUSE_DEADLINES"
+                )
+        return cls(window=window, deadlines=tuple(sorted(hours.items())))
+
+
+DEFAULT_POLICY = Policy()
+
+
 KINDS = ("arf", "xarf-mail", "xarf-json", "csv", "drop")
 KEEP = 1000  # reports and rejects an IngestResult lists (counts are always whole)
 CHUNK = 2000  # records attributed and written together
@@ -179,8 +229,8 @@ class _Cases:
     case of its key whose events lie within the window of its own, else opens one.
     """
 
-    def __init__(self, session: Session, holdings, window: timedelta):
-        self.window = window
+    def __init__(self, session: Session, holdings, policy: Policy):
+        self.window, self.policy = policy.window, policy
         self.by_key: dict[tuple, list[dict]] = {}
         self.new: list[dict] = []
         self.changed: dict[int, dict] = {}
@@ -250,7 +300,7 @@ class _Cases:
             "updated_at": now,
             "first_event_at": at,
             "last_event_at": at,
-            "deadline": now + timedelta(hours=DEADLINE_HOURS[rec.category]),
+            "deadline": now + self.policy.deadline(rec.category),
             "report_count": 1,
             "id": None,
         }
@@ -307,7 +357,7 @@ def store_many(
     *,
     actor: str,
     now: datetime | None = None,
-    window: timedelta = CASE_WINDOW,
+    policy: Policy = DEFAULT_POLICY,
     result: IngestResult | None = None,
 ) -> IngestResult:
     """Keep records (skipping bytes already known), attribute them, open or join their cases.
@@ -320,11 +370,11 @@ def store_many(
     result = result or IngestResult()
     now = now or utcnow()
     for start in range(0, len(records), CHUNK):
-        _store_chunk(session, records[start : start + CHUNK], actor, now, window, result)
+        _store_chunk(session, records[start : start + CHUNK], actor, now, policy, result)
     return result
 
 
-def _store_chunk(session, records, actor, now, window, result) -> None:
+def _store_chunk(session, records, actor, now, policy, result) -> None:
     # Intakes take turns (to commit), so two of them never both store the same
     # complaint or both open a case for the same holder and address.
     lock_named(session, "abuse_intake")
@@ -360,7 +410,7 @@ def _store_chunk(session, records, actor, now, window, result) -> None:
     for row, rid in zip(rows, ids, strict=True):
         row["id"] = rid
     insert_plain(session, AbuseReport.__table__, rows)
-    cases = _Cases(session, holdings, window)
+    cases = _Cases(session, holdings, policy)
     links = []
     for rid, (rec, _), (_flag, held) in zip(ids, fresh, holdings, strict=True):
         for holding in held:
@@ -422,14 +472,14 @@ def ingest(
     actor: str,
     kind: str | None = None,
     now: datetime | None = None,
-    window: timedelta = CASE_WINDOW,
+    policy: Policy = DEFAULT_POLICY,
 ) -> IngestResult:
     """Read one input (a mail, a JSON report, a CSV batch or a DROP feed) and keep it.
 
     An input that cannot be read at all is kept in the rejected store; a batch
     keeps its good records and rejects its bad ones, each with its reason.
     """
-    return ingest_many(session, [raw], actor=actor, kind=kind, now=now, window=window)
+    return ingest_many(session, [raw], actor=actor, kind=kind, now=now, policy=policy)
 
 
 def ingest_many(
@@ -439,7 +489,7 @@ def ingest_many(
     actor: str,
     kind: str | None = None,
     now: datetime | None = None,
-    window: timedelta = CASE_WINDOW,
+    policy: Policy = DEFAULT_POLICY,
     commit: bool = False,
 ) -> IngestResult:
     """Ingest many inputs (mails of a maildir, say), storing their records CHUNK at a time.
@@ -461,16 +511,23 @@ def ingest_many(
             result._reject(reject(session, item.raw, item.source, item.field, item.reason, now))
         records.extend(got)
         if len(records) >= CHUNK:
-            store_many(session, records, actor=actor, now=now, window=window, result=result)
+            store_many(session, records, actor=actor, now=now, policy=policy, result=result)
             records = []
             if commit:
                 session.commit()
-    store_many(session, records, actor=actor, now=now, window=window, result=result)
+    store_many(session, records, actor=actor, now=now, policy=policy, result=result)
     session.flush()
     return result
 
 
-def poll_maildir(session: Session, path, *, actor: str, limit: int = 10 * CHUNK) -> IngestResult:
+def poll_maildir(
+    session: Session,
+    path,
+    *,
+    actor: str,
+    limit: int = 10 * CHUNK,
+    policy: Policy = DEFAULT_POLICY,
+) -> IngestResult:
     """Ingest the new mails of a maildir and file them as seen (new/ → cur/ with flag S).
 
     Each chunk is committed before its mails are moved, so a crash between
@@ -503,7 +560,12 @@ FORM_FIELDS = ("address", "time", "category", "description", "reporter")
 
 
 def from_form(
-    session: Session, data: dict, *, actor: str, now: datetime | None = None
+    session: Session,
+    data: dict,
+    *,
+    actor: str,
+    now: datetime | None = None,
+    policy: Policy = DEFAULT_POLICY,
 ) -> IngestResult:
     """One complaint typed in by an engineer (UI form, JSON API): checked field by field.
 
@@ -533,11 +595,11 @@ def from_form(
         description=text["description"][:4000],
         details={"entered_by": actor},
     )
-    return store_many(session, [rec], actor=actor, now=now)
+    return store_many(session, [rec], actor=actor, now=now, policy=policy)
 
 
 def from_listings(
-    session: Session, listings, *, at: datetime, actor: str, window: timedelta = CASE_WINDOW
+    session: Session, listings, *, at: datetime, actor: str, policy: Policy = DEFAULT_POLICY
 ) -> IngestResult:
     """Blocklist hits raised by the probes, kept as reports of source "probe".
 
@@ -571,7 +633,7 @@ def from_listings(
                 details={"zone": x.zone, "codes": list(x.codes)},
             )
         )
-    return store_many(session, records, actor=actor, now=at, window=window)
+    return store_many(session, records, actor=actor, now=at, policy=policy)
 
 
 def ingest_stream(
@@ -580,7 +642,7 @@ def ingest_stream(
     *,
     actor: str,
     now: datetime | None = None,
-    window: timedelta = CASE_WINDOW,
+    policy: Policy = DEFAULT_POLICY,
     commit: bool = True,
 ) -> IngestResult:
     """Ingest a CSV batch of any size from a binary file, CHUNK rows at a time.
@@ -607,16 +669,23 @@ def ingest_stream(
             continue
         records.append(item)
         if len(records) >= CHUNK:
-            store_many(session, records, actor=actor, now=now, window=window, result=result)
+            store_many(session, records, actor=actor, now=now, policy=policy, result=result)
             records = []
             if commit:
                 session.commit()
-    store_many(session, records, actor=actor, now=now, window=window, result=result)
+    store_many(session, records, actor=actor, now=now, policy=policy, result=result)
     session.flush()
     return result
 
 
-def retry_rejected(session: Session, rejected_id: int, *, actor: str, kind: str | None = None):
+def retry_rejected(
+    session: Session,
+    rejected_id: int,
+    *,
+    actor: str,
+    kind: str | None = None,
+    policy: Policy = DEFAULT_POLICY,
+):
     """Run a rejected input again (after a fix to the reader, or with the right format).
 
     Refused again as a whole, the input keeps its one row with the new reason
@@ -626,7 +695,7 @@ def retry_rejected(session: Session, rejected_id: int, *, actor: str, kind: str 
     if row is None or row.status != "rejected":
         raise NotFound(f"no rejected report {rejected_id!r} waiting", "rejected")
     savepoint = session.begin_nested()
-    result = ingest(session, bytes(row.raw), actor=actor, kind=kind)
+    result = ingest(session, bytes(row.raw), actor=actor, kind=kind, policy=policy)
     again = result.rejected[0] if result.rejected_count == 1 and not result.stored else None
     if again is not None and bytes(again.raw) == bytes(row.raw) and not result.duplicates:
         field, reason, source = again.field, again.reason, again.source

@@ -370,3 +370,44 @@ def test_a_configured_ladder_skips_rungs_but_never_reorders_them(ledger):
         ("warning", "confirmed"),
         ("reclamation", "proposed"),
     ]
+
+
+def test_the_case_window_and_deadlines_are_configurable(ledger):
+    s = ledger
+    for config, field in (
+        ({"IPAM_ABUSE_CASE_WINDOW_DAYS": "a week"}, "IPAM_ABUSE_CASE_WINDOW_DAYS"),
+        ({"IPAM_ABUSE_CASE_WINDOW_DAYS": "0"}, "IPAM_ABUSE_CASE_WINDOW_DAYS"),
+        ({"IPAM_ABUSE_DEADLINES": "gossip=4"}, "IPAM_ABUSE_DEADLINES"),
+        ({"IPAM_ABUSE_DEADLINES": "spam=soon"}, "IPAM_ABUSE_DEADLINES"),
+        ({"IPAM_ABUSE_DEADLINES": "spam=-1"}, "IPAM_ABUSE_DEADLINES"),
+    ):
+        with pytest.raises(ValidationError) as err:
+            ingest.Policy.from_config(config)
+        assert err.value.field == field
+    policy = ingest.Policy.from_config(
+        {"IPAM_ABUSE_CASE_WINDOW_DAYS": "1", "IPAM_ABUSE_DEADLINES": "spam=6"}
+    )
+    # CSV rows 1 and 2 are a day apart (within one day: one case), row 3 a day later again.
+    ingest.ingest(s, CSV.encode(), actor="test", kind="csv", now=NOW, policy=policy)
+    spam = (
+        s.execute(select(AbuseCase).where(AbuseCase.category == "spam").order_by(AbuseCase.id))
+        .scalars()
+        .all()
+    )
+    assert [c.report_count for c in spam] == [3, 1]  # rows chain: each within a day of the last
+    assert {c.deadline - c.opened_at for c in spam} == {timedelta(hours=6)}
+    narrow = ingest.Policy.from_config({"IPAM_ABUSE_CASE_WINDOW_DAYS": "0.5"})
+    s.rollback()
+    ingest.ingest(s, CSV.encode(), actor="test", kind="csv", now=NOW, policy=narrow)
+    counts = (
+        s.execute(
+            select(AbuseCase.report_count)
+            .where(AbuseCase.category == "spam")
+            .order_by(AbuseCase.id)
+        )
+        .scalars()
+        .all()
+    )
+    assert counts == [1, 1, 1, 1]
+    malware = s.execute(select(AbuseCase).where(AbuseCase.category == "malware")).scalar_one()
+    assert malware.deadline - malware.opened_at == timedelta(hours=24)  # the default stands

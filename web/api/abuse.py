@@ -38,9 +38,21 @@ def abuse_report_add():
     raw = request.get_data(cache=False)
     form = _form(raw) if ctype == "application/json" else None
     if form is not None:
-        result = run(lambda s: ingest.from_form(s, form, actor=actor()))
+        result = run(
+            lambda s: ingest.from_form(
+                s, form, actor=actor(), policy=current_app.config["IPAM_ABUSE_POLICY"]
+            )
+        )
     else:
-        result = run(lambda s: ingest.ingest(s, raw, actor=actor(), kind=FORMATS[ctype]))
+        result = run(
+            lambda s: ingest.ingest(
+                s,
+                raw,
+                actor=actor(),
+                kind=FORMATS[ctype],
+                policy=current_app.config["IPAM_ABUSE_POLICY"],
+            )
+        )
     out = {
         "reports": [
             {
@@ -186,7 +198,11 @@ def abuse_rejected_retry(rejected_id):
     kind = data.get("format") or None
     if kind is not None and kind not in ingest.KINDS:
         raise ValidationError(f"{kind!r} is not one of {', '.join(ingest.KINDS)}", "format")
-    result = run(lambda s: ingest.retry_rejected(s, rejected_id, actor=actor(), kind=kind))
+    result = run(
+        lambda s: ingest.retry_rejected(
+            s, rejected_id, actor=actor(), kind=kind, policy=current_app.config["IPAM_ABUSE_POLICY"]
+        )
+    )
     return jsonify(
         {
             "stored": result.stored,

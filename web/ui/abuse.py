@@ -134,7 +134,11 @@ def abuse_report_submit():
     """A complaint typed in (by phone, a letter): attributed at its time like any other."""
     data = {k: request.form.get(k, "") for k in ingest.FORM_FIELDS}
     try:
-        result = run(lambda s: ingest.from_form(s, data, actor=actor()))
+        result = run(
+            lambda s: ingest.from_form(
+                s, data, actor=actor(), policy=current_app.config["IPAM_ABUSE_POLICY"]
+            )
+        )
     except IpamError as exc:
         return abuse_report_form(exc)
     if result.duplicates:
@@ -182,7 +186,15 @@ def abuse_rejected_retry(rejected_id):
     try:
         if kind is not None and kind not in ingest.KINDS:
             raise ValidationError(f"{kind!r} is not one of {', '.join(ingest.KINDS)}", "format")
-        result = run(lambda s: ingest.retry_rejected(s, rejected_id, actor=actor(), kind=kind))
+        result = run(
+            lambda s: ingest.retry_rejected(
+                s,
+                rejected_id,
+                actor=actor(),
+                kind=kind,
+                policy=current_app.config["IPAM_ABUSE_POLICY"],
+            )
+        )
     except IpamError as exc:
         return abuse_rejected_page(exc, exc.status)
     if result.rejected_count:
