@@ -307,9 +307,8 @@ def remind(
     return sent
 
 
-def export(session: Session, ref) -> dict:
-    """The incident report: facts, clock, action log and evidence with hashes and bytes."""
-    incident = get_incident(session, ref)
+def incident_record(session: Session, incident: Incident) -> tuple[list, list]:
+    """(action log, evidence) of an incident, in order: for its page, the API and the export."""
     actions = session.scalars(
         select(IncidentAction)
         .where(IncidentAction.incident_id == incident.id)
@@ -320,6 +319,13 @@ def export(session: Session, ref) -> dict:
         .where(IncidentEvidence.incident_id == incident.id)
         .order_by(IncidentEvidence.id)
     ).all()
+    return list(actions), list(evidence)
+
+
+def export(session: Session, ref) -> dict:
+    """The incident report: facts, clock, action log and evidence with hashes and bytes."""
+    incident = get_incident(session, ref)
+    actions, evidence = incident_record(session, incident)
     customer = session.get(Customer, incident.customer_id) if incident.customer_id else None
     on_time = incident.reported_at is not None and incident.reported_at <= incident.deadline
     return audit.jsonable(

@@ -498,18 +498,28 @@ def ingest_many(
     instead of a few per mail. With `commit` each chunk is committed on its own.
     """
     now = now or utcnow()
-    result = IngestResult()
+
+    def items():
+        for raw in inputs:
+            try:
+                got, bad = formats.read(raw, now, kind)
+            except formats.FormatError as exc:  # the whole input, byte for byte
+                yield formats.Rejected(kind or formats.detect(raw), raw, exc.field, exc.message)
+                continue
+            yield from bad
+            yield from got
+
+    return _store_items(session, items(), actor, now, policy, commit, IngestResult())
+
+
+def _store_items(session, items, actor, now, policy, commit, result) -> IngestResult:
+    """Store records CHUNK at a time and rejects as they come; commit per chunk if asked."""
     records: list[formats.Record] = []
-    for raw in inputs:
-        try:
-            got, bad = formats.read(raw, now, kind)
-        except formats.FormatError as exc:
-            source = kind or formats.detect(raw)
-            result._reject(reject(session, raw, source, exc.field, exc.message, now))
-            continue
-        for item in bad:
+    for item in items:
+        if isinstance(item, formats.Rejected):
             result._reject(reject(session, item.raw, item.source, item.field, item.reason, now))
-        records.extend(got)
+            continue
+        records.append(item)
         if len(records) >= CHUNK:
             store_many(session, records, actor=actor, now=now, policy=policy, result=result)
             records = []
@@ -662,20 +672,8 @@ def ingest_stream(
         result._reject(reject(session, raw, "csv", exc.field, exc.message, now))
         session.flush()
         return result
-    records: list[formats.Record] = []
-    for item in itertools.chain([first] if first is not None else [], rows):
-        if isinstance(item, formats.Rejected):
-            result._reject(reject(session, item.raw, item.source, item.field, item.reason, now))
-            continue
-        records.append(item)
-        if len(records) >= CHUNK:
-            store_many(session, records, actor=actor, now=now, policy=policy, result=result)
-            records = []
-            if commit:
-                session.commit()
-    store_many(session, records, actor=actor, now=now, policy=policy, result=result)
-    session.flush()
-    return result
+    items = itertools.chain([first] if first is not None else [], rows)
+    return _store_items(session, items, actor, now, policy, commit, result)
 
 
 def retry_rejected(

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from ipam.abuse import incidents
 from ipam.errors import ValidationError
-from ipam.models import Incident, IncidentAction, IncidentEvidence
+from ipam.models import Incident
 
 from .. import serialize
 from ..access import actor
@@ -19,16 +19,7 @@ FIELDS = ("title", "category", "hours", "description", "case", "report_ids")
 
 
 def _detail(incident: Incident) -> dict:
-    actions = db.session.scalars(
-        select(IncidentAction)
-        .where(IncidentAction.incident_id == incident.id)
-        .order_by(IncidentAction.id)
-    ).all()
-    evidence = db.session.scalars(
-        select(IncidentEvidence)
-        .where(IncidentEvidence.incident_id == incident.id)
-        .order_by(IncidentEvidence.id)
-    ).all()
+    actions, evidence = incidents.incident_record(db.session, incident)
     return {
         **serialize.incident(incident),
         "description": incident.description,

@@ -6,12 +6,11 @@ import json
 
 from flask import Response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from ipam.abuse import incidents
 from ipam.db import utcnow
 from ipam.errors import IpamError, ValidationError
-from ipam.models import AbuseCategory, IncidentAction, IncidentEvidence
+from ipam.models import AbuseCategory
 
 from ..access import actor
 from ..extensions import db
@@ -57,16 +56,7 @@ def incident_declare():
 
 def _incident_page(incident_id: int, error: IpamError | None = None):
     incident = incidents.get_incident(db.session, incident_id)
-    actions = db.session.scalars(
-        select(IncidentAction)
-        .where(IncidentAction.incident_id == incident.id)
-        .order_by(IncidentAction.id)
-    ).all()
-    evidence = db.session.scalars(
-        select(IncidentEvidence)
-        .where(IncidentEvidence.incident_id == incident.id)
-        .order_by(IncidentEvidence.id)
-    ).all()
+    actions, evidence = incidents.incident_record(db.session, incident)
     return render_template(
         "incident.html",
         incident=incident,
