@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 import secrets
@@ -15,7 +16,8 @@ from ipam.errors import IpamError
 
 from .extensions import babel, csrf, db, limiter, login_manager, migrate, select_locale
 
-MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
+# Found through the package, so an installed wheel migrates as well as a checkout.
+MIGRATIONS = str(importlib.resources.files("migrations"))
 TRANSLATIONS = str(Path(__file__).resolve().parent / "translations")
 
 
