@@ -6,11 +6,13 @@ strings of which only the SHA-256 is stored, so a leaked table reveals none.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import secrets
 from dataclasses import dataclass
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -22,9 +24,25 @@ from .errors import NotFound, StateConflict, ValidationError
 from .lookup import find_by_ref
 from .models import ApiToken, Role, User
 
-_hasher = PasswordHasher()
-# Verified against when the user does not exist, so both paths cost the same.
-_DUMMY = _hasher.hash("not a password")
+# IPAM_PASSWORD_COST=test makes hashing nearly free, for test suites only: a hash
+# made that way is re-hashed at full cost on the next login of a normal process.
+COSTS = {"default": None, "test": profiles.CHEAPEST}
+
+
+@functools.cache
+def _hasher() -> PasswordHasher:
+    """The Argon2id hasher, built on first use (not at import: a CLI start pays nothing)."""
+    cost = os.environ.get("IPAM_PASSWORD_COST") or "default"
+    if cost not in COSTS:
+        raise ValidationError(f"{cost!r} is not one of {', '.join(COSTS)}", "IPAM_PASSWORD_COST")
+    params = COSTS[cost]
+    return PasswordHasher() if params is None else PasswordHasher.from_parameters(params)
+
+
+@functools.cache
+def _dummy() -> str:
+    """Verified against when the user does not exist, so both paths cost the same."""
+    return _hasher().hash("not a password")
 TOKEN_PREFIX = "ipam_"
 MIN_PASSWORD = 10
 
@@ -63,7 +81,7 @@ def create_user(session: Session, username, password, role, *, customer=None, ac
         raise ValidationError(f"{username!r} is taken", "username")
     user = User(
         username=username,
-        password_hash=_hasher.hash(password),
+        password_hash=_hasher().hash(password),
         role=role,
         customer_id=customer_id,
         active=True,
@@ -82,7 +100,7 @@ def create_user(session: Session, username, password, role, *, customer=None, ac
 
 def set_password(session: Session, user, password, *, actor: str) -> User:
     user = get_user(session, user)
-    user.password_hash = _hasher.hash(_password(password))
+    user.password_hash = _hasher().hash(_password(password))
     session.flush()
     audit.record(session, actor, "user.password", user, {"username": user.username})
     return user
@@ -92,7 +110,7 @@ def change_own_password(session: Session, user, current, new, *, actor: str) -> 
     """A user replaces their own password, proving they know the current one."""
     user = get_user(session, user)
     try:
-        _hasher.verify(user.password_hash, current or "")
+        _hasher().verify(user.password_hash, current or "")
     except (VerificationError, InvalidHashError):
         raise ValidationError("is not your current password", "current_password") from None
     return set_password(session, user, new, actor=actor)
@@ -113,13 +131,13 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
         select(User).where(User.username == (username or "").strip())
     ).scalar_one_or_none()
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY, password or "")
+        _hasher().verify(user.password_hash if user else _dummy(), password or "")
     except (VerificationError, InvalidHashError):
         return None
     if user is None or not user.active:
         return None
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
+    if _hasher().check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher().hash(password)
     return user
 
 

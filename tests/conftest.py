@@ -7,46 +7,71 @@ The schema is built by running the real migrations. PostgreSQL tests skip
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, make_url, select, text
 from sqlalchemy.orm import Session
 
 from ipam.db import Base
 from web import create_app, database_url
 from web.cli import init_database
 
-PG_URL = database_url(
-    os.environ.get("IPAM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# Cheap password hashing for the whole run (and the CLI processes it starts); set before
+# any hash is made. Production keeps Argon2id's full cost.
+os.environ.setdefault("IPAM_PASSWORD_COST", "test")
+
+# The PostgreSQL server the tests use. The database named here is only connected to, to
+# CREATE a database of the run's own (ipam_test_<pid>_<random>), dropped at the end:
+# the tests never empty or drop a database they did not create.
+SERVER_URL = database_url(
+    os.environ.get("IPAM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 )
 
 
 def pg_unavailable() -> str | None:
     """Return why PostgreSQL cannot be used, or None if it can."""
-    engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+    engine = create_engine(SERVER_URL, connect_args={"connect_timeout": 3})
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         return None
     except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
         return (
-            f"PostgreSQL not reachable at {PG_URL} ({type(exc).__name__}); "
+            f"PostgreSQL not reachable at {SERVER_URL} ({type(exc).__name__}); "
             "set IPAM_TEST_DATABASE_URL or start the server"
         )
     finally:
         engine.dispose()
 
 
-def reset_postgres(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+def _server_execute(sql: str) -> None:
+    engine = create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(sql))
+    finally:
+        engine.dispose()
+
+
+def create_pg_database() -> str:
+    """A new, uniquely named, empty database on the test server; its URL."""
+    name = f"ipam_test_{os.getpid()}_{secrets.token_hex(4)}"
+    _server_execute(f'CREATE DATABASE "{name}"')
+    _CREATED.append(name)
+    return make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_created_databases() -> None:
+    """Drop the databases this run created (only those)."""
+    while _CREATED:
+        name = _CREATED.pop()
+        _server_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 _PG_REASON: list[str | None] = []
+_CREATED: list[str] = []
 
 
 def migrated_url(backend: str, tmp_path_factory) -> str:
@@ -58,8 +83,7 @@ def migrated_url(backend: str, tmp_path_factory) -> str:
             if os.environ.get("CI"):
                 pytest.fail(f"CI must run the PostgreSQL tests: {reason}")
             pytest.skip(reason)
-        reset_postgres(PG_URL)
-        url = PG_URL
+        url = create_pg_database()
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "test"})
@@ -78,7 +102,8 @@ def backend(request):
 
 @pytest.fixture(scope="session")
 def _urls():
-    return {}
+    yield {}
+    drop_created_databases()
 
 
 @pytest.fixture(scope="session")
@@ -110,6 +135,42 @@ def clear(engine) -> None:
         conn.execute(
             text("INSERT INTO audit_head (id, seq, last_hash) VALUES (1, 0, :h)"), {"h": "0" * 64}
         )
+
+
+def snapshot(engine) -> dict:
+    """Every row of every table, to lay the same data again later (see restore)."""
+    with engine.connect() as conn:
+        return {
+            t.name: [dict(r._mapping) for r in conn.execute(select(t))]
+            for t in Base.metadata.sorted_tables
+        }
+
+
+def restore(engine, rows: dict) -> None:
+    """Empty the tables and lay a snapshot's rows back, with the same ids and sequences."""
+    from ipam.allocation import forget_known_lengths
+
+    forget_known_lengths()
+    tables = Base.metadata.sorted_tables
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(t.name for t in tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for t in reversed(tables):
+                conn.execute(t.delete())
+        for t in tables:
+            if rows[t.name]:
+                conn.execute(t.insert(), rows[t.name])
+        if engine.dialect.name == "postgresql":
+            for t in tables:
+                if "id" in t.c and t.c.id.autoincrement in (True, "auto") and rows[t.name]:
+                    conn.execute(
+                        text(
+                            f"SELECT setval(pg_get_serial_sequence('{t.name}', 'id'), "
+                            f"(SELECT max(id) FROM {t.name}))"
+                        )
+                    )
 
 
 @pytest.fixture
