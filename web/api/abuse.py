@@ -4,18 +4,36 @@ from __future__ import annotations
 
 import json
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, request
 from sqlalchemy import select
 
 from ipam.abuse import cases, ingest, notify
 from ipam.errors import NotFound, ValidationError
 from ipam.models import AbuseCase, RejectedReport
 
-from .. import mail, serialize
-from ..access import actor, customer_scope
+from .. import mail
+from ..access import CUSTOMER, OWN, READERS, STAFF, actor, customer_scope
 from ..extensions import db
+from ..schemas.abuse import (
+    AnswerIn,
+    CaseDetail,
+    CaseOut,
+    CaseQuery,
+    ComplaintIn,
+    IntakeOut,
+    NotifyIn,
+    RejectedOut,
+    RejectedQuery,
+    RetryIn,
+    RetryOut,
+    SanctionIn,
+    SanctionOut,
+    TransitionIn,
+)
+from ..schemas.common import Page
 from ..usecase import run
-from . import api, body, created, page
+from .endpoint import endpoint, parse_body
+from .helpers import page, policy
 
 FORMATS = {
     "message/rfc822": None,  # ARF or X-ARF mail: detected
@@ -24,37 +42,36 @@ FORMATS = {
 }
 
 
-@api.post("/abuse/reports")
+@endpoint(
+    "POST", "/abuse/reports", access=STAFF, out=IntakeOut, status=201,
+    consumes={
+        "message/rfc822": "an ARF or X-ARF mail, as it came",
+        "text/csv": "address,time,category,description,reporter",
+        "application/json": "XARF v4, or our own object: address, time, category, "
+        "description, reporter",
+    },
+)  # fmt: skip
 def abuse_report_add():
-    """A complaint: a mail (message/rfc822), XARF v4 or our own JSON object, or a CSV batch.
+    """A complaint: a mail, XARF v4 or our own JSON object, or a CSV batch
 
-    Our JSON object is {"address", "time", "category", "description", "reporter"}.
+    Answers 201 when a report was stored, 200 when all were known already, 422
+    when everything was refused (kept in the rejected store).
     """
     ctype = (request.mimetype or "").lower()
     if ctype not in FORMATS:
         raise ValidationError(
             f"send one of {', '.join(FORMATS)} (got {ctype or 'nothing'})", "Content-Type"
         )
-    raw = request.get_data(cache=False)
-    form = _form(raw) if ctype == "application/json" else None
-    if form is not None:
-        result = run(
-            lambda s: ingest.from_form(
-                s, form, actor=actor(), policy=current_app.config["IPAM_ABUSE_POLICY"]
-            )
-        )
+    raw = request.get_data(cache=True)
+    if ctype == "application/json" and _is_form(raw):
+        form = parse_body(ComplaintIn).model_dump(exclude_unset=True)
+        result = run(lambda s: ingest.from_form(s, form, actor=actor(), policy=policy()))
     else:
         result = run(
-            lambda s: ingest.ingest(
-                s,
-                raw,
-                actor=actor(),
-                kind=FORMATS[ctype],
-                policy=current_app.config["IPAM_ABUSE_POLICY"],
-            )
+            lambda s: ingest.ingest(s, raw, actor=actor(), kind=FORMATS[ctype], policy=policy())
         )
-    out = {
-        "reports": [
+    out = IntakeOut(
+        reports=[
             {
                 "id": r.id,
                 "prefix": r.prefix,
@@ -64,151 +81,143 @@ def abuse_report_add():
             }
             for r in result.reports
         ],
-        "duplicates": result.duplicates,
-        "cases_opened": result.cases_opened,
-        "rejected": [{"id": r.id, "field": r.field, "reason": r.reason} for r in result.rejected],
-    }
+        duplicates=result.duplicates,
+        cases_opened=result.cases_opened,
+        rejected=[{"id": r.id, "field": r.field, "reason": r.reason} for r in result.rejected],
+    )
     status = 201 if result.reports else (200 if result.duplicates else 422)
-    return jsonify(out), status
+    return Response(out.model_dump_json(), status=status, mimetype="application/json")
 
 
-def _form(raw: bytes) -> dict | None:
-    """Our own complaint object ({"address": ..., "time": ...}), or None (XARF v4, or junk)."""
+def _is_form(raw: bytes) -> bool:
+    """Our own complaint object ({"address": ..., "time": ...}), not XARF v4 or junk."""
     try:
         data = json.loads(raw)
-    except ValueError:
-        return None
-    if isinstance(data, dict) and "Report" not in data and "address" in data:
-        return data
-    return None
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and "Report" not in data and "address" in data
 
 
-@api.get("/abuse/cases")
-def abuse_cases_list():
-    q = select(AbuseCase).order_by(AbuseCase.id.desc())
+@endpoint("GET", "/abuse/cases", access=OWN, query=CaseQuery, out=Page[CaseOut])
+def abuse_cases_list(query: CaseQuery):
+    """Abuse cases, newest first (customers: their own)"""
+    statement = select(AbuseCase).order_by(AbuseCase.id.desc())
     scope = customer_scope()
     if scope is not None:
-        q = q.where(AbuseCase.customer_id == scope)
-    if request.args.get("state"):
-        q = q.where(AbuseCase.state == request.args["state"])
-    return jsonify(page(q, serialize.abuse_case))
+        statement = statement.where(AbuseCase.customer_id == scope)
+    if query.state:
+        statement = statement.where(AbuseCase.state == query.state)
+    return page(statement, query)
 
 
-@api.get("/abuse/cases/<int:case_id>")
+@endpoint("GET", "/abuse/cases/<int:case_id>", access=OWN, out=CaseDetail)
 def abuse_case(case_id):
-    """The case with its reports, its history and its customer's sanctions."""
+    """The case with its reports, its history and its customer's sanctions"""
     case = cases.get_case(db.session, case_id)
-    return jsonify(serialize.abuse_case_detail(case, *cases.case_record(db.session, case)))
+    reports, events, sanctions = cases.case_record(db.session, case)
+    return {
+        **CaseOut.model_validate(case).model_dump(),
+        "reports": reports,
+        "events": [
+            {
+                "at": e.at, "actor": e.actor, "action": e.action, "from": e.from_state,
+                "to": e.to_state, "comment": e.comment,
+            }
+            for e in events
+        ],
+        "sanctions": sanctions,
+    }  # fmt: skip
 
 
-@api.post("/abuse/cases/<int:case_id>/transition")
-def abuse_case_transition(case_id):
-    """{"action": notify|acknowledge|resolve|escalate, "comment": ...}; notify sends no mail."""
-    data = body()
-    return jsonify(
-        run(
-            lambda s: cases.transition(
-                s, case_id, str(data.get("action") or ""), actor=actor(),
-                comment=data.get("comment") or "",
-            ),
-            serialize.abuse_case,
-        )
-    )  # fmt: skip
-
-
-@api.post("/abuse/cases/<int:case_id>/notify")
-def abuse_case_notify(case_id):
-    """Mail the case to the holder's abuse contact (IPAM_SMTP_HOST), then mark it notified."""
-    data = body()
-    return jsonify(
-        run(
-            lambda s: notify.notify(
-                s, case_id, actor=actor(), sender=mail.sender(), send=mail.send,
-                with_sublessee=bool(data.get("with_sublessee")),
-            ),
-            serialize.abuse_case,
-        )
-    )  # fmt: skip
-
-
-@api.post("/abuse/cases/<int:case_id>/answer")
-def abuse_case_answer(case_id):
-    """The customer's side: {"status": acknowledged|answered|disputed, "answer": ...}."""
-    data = body()
-    return jsonify(
-        run(
-            lambda s: cases.customer_answer(
-                s, case_id, str(data.get("status") or ""), data.get("answer"), actor=actor()
-            ),
-            serialize.abuse_case,
+@endpoint(
+    "POST", "/abuse/cases/<int:case_id>/transition", access=STAFF, body=TransitionIn, out=CaseOut
+)
+def abuse_case_transition(case_id, body: TransitionIn):
+    """Move a case: notify (no mail), acknowledge, resolve or escalate"""
+    return run(
+        lambda s: cases.transition(
+            s, case_id, body.action, actor=actor(), comment=body.comment or ""
         )
     )
 
 
-@api.post("/abuse/cases/<int:case_id>/sanctions")
-def abuse_case_sanction(case_id):
-    """Propose the ladder's next rung for the case's customer: {"reason": ...}."""
-    data = body()
-    return created(
-        run(
-            lambda s: cases.propose_sanction(
-                s,
-                case_id,
-                data.get("reason"),
-                actor=actor(),
-                rungs=current_app.config["IPAM_SANCTION_LADDER"],
-            ),  # fmt: skip
-            serialize.sanction,
+@endpoint("POST", "/abuse/cases/<int:case_id>/notify", access=STAFF, body=NotifyIn, out=CaseOut)
+def abuse_case_notify(case_id, body: NotifyIn):
+    """Mail the case to the holder's abuse contact (IPAM_SMTP_HOST), then mark it notified"""
+    return run(
+        lambda s: notify.notify(
+            s, case_id, actor=actor(), sender=mail.sender(), send=mail.send,
+            with_sublessee=body.with_sublessee,
         )
-    )
+    )  # fmt: skip
 
 
-@api.post("/sanctions/<int:sanction_id>/confirm")
+@endpoint(
+    "POST", "/abuse/cases/<int:case_id>/answer", access=frozenset({CUSTOMER}), body=AnswerIn,
+    out=CaseOut,
+)  # fmt: skip
+def abuse_case_answer(case_id, body: AnswerIn):
+    """The customer's side: acknowledged, answered or disputed, with an answer"""
+    return run(lambda s: cases.customer_answer(s, case_id, body.status, body.answer, actor=actor()))
+
+
+@endpoint(
+    "POST", "/abuse/cases/<int:case_id>/sanctions", access=STAFF, body=SanctionIn,
+    out=SanctionOut, status=201,
+)  # fmt: skip
+def abuse_case_sanction(case_id, body: SanctionIn):
+    """Propose the ladder's next rung for the case's customer"""
+    from flask import current_app
+
+    return run(
+        lambda s: cases.propose_sanction(
+            s, case_id, body.reason, actor=actor(),
+            rungs=current_app.config["IPAM_SANCTION_LADDER"],
+        )
+    )  # fmt: skip
+
+
+@endpoint("POST", "/sanctions/<int:sanction_id>/confirm", access=STAFF, out=SanctionOut)
 def sanction_confirm(sanction_id):
-    """An engineer confirms a proposed sanction, which then takes effect."""
-    return jsonify(
-        run(lambda s: cases.confirm_sanction(s, sanction_id, actor=actor()), serialize.sanction)
-    )
+    """An engineer confirms a proposed sanction, which then takes effect"""
+    return run(lambda s: cases.confirm_sanction(s, sanction_id, actor=actor()))
 
 
-@api.get("/abuse/rejected")
-def abuse_rejected_list():
-    q = select(RejectedReport).order_by(RejectedReport.id.desc())
-    status = request.args.get("status", "rejected")
-    if status not in ("rejected", "accepted", "all"):
-        raise ValidationError(f"{status!r} is not rejected, accepted or all", "status")
-    if status != "all":
-        q = q.where(RejectedReport.status == status)
-    return jsonify(page(q, serialize.rejected_report))
+@endpoint("GET", "/abuse/rejected", access=READERS, query=RejectedQuery, out=Page[RejectedOut])
+def abuse_rejected_list(query: RejectedQuery):
+    """Input the intake could not read"""
+    statement = select(RejectedReport).order_by(RejectedReport.id.desc())
+    if query.status != "all":
+        statement = statement.where(RejectedReport.status == query.status)
+    return page(statement, query)
 
 
-@api.get("/abuse/rejected/<int:rejected_id>/raw")
+@endpoint(
+    "GET", "/abuse/rejected/<int:rejected_id>/raw", access=READERS,
+    produces={"application/octet-stream": "the input, byte for byte"},
+)  # fmt: skip
 def abuse_rejected_raw(rejected_id):
-    """The rejected input, byte for byte."""
+    """The rejected input, byte for byte"""
     row = db.session.get(RejectedReport, rejected_id)
     if row is None:
         raise NotFound(f"no rejected report {rejected_id}", "rejected")
     return Response(bytes(row.raw), mimetype="application/octet-stream")
 
 
-@api.post("/abuse/rejected/<int:rejected_id>/retry")
-def abuse_rejected_retry(rejected_id):
-    """Run a rejected input again: {"format": arf|xarf-mail|xarf-json|csv|drop} or detected."""
-    data = body()
-    kind = data.get("format") or None
-    if kind is not None and kind not in ingest.KINDS:
-        raise ValidationError(f"{kind!r} is not one of {', '.join(ingest.KINDS)}", "format")
+@endpoint(
+    "POST", "/abuse/rejected/<int:rejected_id>/retry", access=STAFF, body=RetryIn, out=RetryOut
+)
+def abuse_rejected_retry(rejected_id, body: RetryIn):
+    """Run a rejected input again, in a format named or detected (422 if still refused)"""
     result = run(
         lambda s: ingest.retry_rejected(
-            s, rejected_id, actor=actor(), kind=kind, policy=current_app.config["IPAM_ABUSE_POLICY"]
+            s, rejected_id, actor=actor(), kind=body.format, policy=policy()
         )
     )
-    return jsonify(
-        {
-            "stored": result.stored,
-            "duplicates": result.duplicates,
-            "rejected": [
-                {"id": r.id, "field": r.field, "reason": r.reason} for r in result.rejected
-            ],
-        }
-    ), (200 if not result.rejected_count else 422)
+    out = RetryOut(
+        stored=result.stored,
+        duplicates=result.duplicates,
+        rejected=[{"id": r.id, "field": r.field, "reason": r.reason} for r in result.rejected],
+    )
+    status = 200 if not result.rejected_count else 422
+    return Response(out.model_dump_json(), status=status, mimetype="application/json")

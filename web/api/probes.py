@@ -2,132 +2,134 @@
 
 from __future__ import annotations
 
-from flask import jsonify, request
 from sqlalchemy import select
 
 from ipam import findings, pools, probing
-from ipam.errors import ValidationError
-from ipam.models import Finding, FindingKind, ProbeObservation, ProbeRun, ProbeSchedule
-from ipam.validation import choice
+from ipam.models import ProbeObservation, ProbeRun, ProbeSchedule
 
-from .. import serialize
-from ..access import actor
+from ..access import READERS, STAFF, actor
 from ..extensions import db
+from ..scheduling import wake_scheduler
+from ..schemas.common import ListQuery, Page
+from ..schemas.probes import (
+    FindingOut,
+    FindingQuery,
+    ResolveIn,
+    RunDetail,
+    RunDetailQuery,
+    RunOut,
+    RunQuery,
+    ScheduleFields,
+    ScheduleIn,
+    ScheduleOut,
+)
 from ..usecase import run
-from . import api, body, created, int_arg, page, scoped_customer
+from .endpoint import endpoint
+from .helpers import page, paged, scoped_customer
 
 
-def wake_scheduler() -> None:
-    """In the embedded default the scheduler lives in this process: start the run at once."""
-    from probes.scheduler import current
-
-    sched = current()
-    if sched is not None:
-        sched.wake()
+@endpoint("GET", "/probe-schedules", access=READERS, query=ListQuery, out=Page[ScheduleOut])
+def probe_schedules_list(query: ListQuery):
+    """Probe schedules"""
+    return page(select(ProbeSchedule).order_by(ProbeSchedule.id), query)
 
 
-@api.get("/probe-schedules")
-def probe_schedules_list():
-    return jsonify(page(select(ProbeSchedule).order_by(ProbeSchedule.id), serialize.probe_schedule))
+@endpoint("POST", "/probe-schedules", access=STAFF, body=ScheduleIn, out=ScheduleOut, status=201)
+def probe_schedule_add(body: ScheduleIn):
+    """Add a probe schedule (a pool or a customer, cron, methods)"""
+    data = body.model_dump(mode="json", exclude_unset=True)
+    return run(lambda s: probing.add_schedule(s, data, actor=actor()))
 
 
-@api.post("/probe-schedules")
-def probe_schedule_add():
-    data = body()
-    return created(
-        run(lambda s: probing.add_schedule(s, data, actor=actor()), serialize.probe_schedule)
-    )
-
-
-@api.get("/probe-schedules/<int:schedule_id>")
+@endpoint("GET", "/probe-schedules/<int:schedule_id>", access=READERS, out=ScheduleOut)
 def probe_schedule(schedule_id):
-    return jsonify(serialize.probe_schedule(probing.get_schedule(db.session, schedule_id)))
+    """A probe schedule"""
+    return probing.get_schedule(db.session, schedule_id)
 
 
-@api.patch("/probe-schedules/<int:schedule_id>")
-def probe_schedule_update(schedule_id):
-    data = body()
-    return jsonify(
-        run(
-            lambda s: probing.update_schedule(s, schedule_id, data, actor=actor()),
-            serialize.probe_schedule,
-        )
-    )
+@endpoint(
+    "PATCH", "/probe-schedules/<int:schedule_id>", access=STAFF, body=ScheduleFields,
+    out=ScheduleOut,
+)  # fmt: skip
+def probe_schedule_update(schedule_id, body: ScheduleFields):
+    """Change a probe schedule"""
+    data = body.model_dump(mode="json", exclude_unset=True)
+    return run(lambda s: probing.update_schedule(s, schedule_id, data, actor=actor()))
 
 
-@api.post("/probe-schedules/<int:schedule_id>/run")
+@endpoint("POST", "/probe-schedules/<int:schedule_id>/run", access=STAFF, out=RunOut, status=201)
 def probe_schedule_run(schedule_id):
-    """Run now: queued for the scheduler (201); poll /probe-runs/{id} for the result."""
-    result = run(lambda s: probing.request_run(s, schedule_id, actor=actor()), serialize.probe_run)
+    """Run now: queued for the scheduler; poll /probe-runs/{id} for the result"""
+    result = run(lambda s: probing.request_run(s, schedule_id, actor=actor()))
     wake_scheduler()
-    return created(result)
+    return result
 
 
-@api.get("/probe-runs")
-def probe_runs_list():
-    q = select(ProbeRun).order_by(ProbeRun.id.desc())
-    if request.args.get("schedule"):
-        q = q.where(
-            ProbeRun.schedule_id == probing.get_schedule(db.session, request.args["schedule"]).id
-        )
-    if request.args.get("status"):
-        status = request.args["status"]
-        if status not in ("queued", "running", "done", "failed"):
-            raise ValidationError(f"{status!r} is not queued, running, done or failed", "status")
-        q = q.where(ProbeRun.status == status)
-    return jsonify(page(q, serialize.probe_run))
+@endpoint("GET", "/probe-runs", access=READERS, query=RunQuery, out=Page[RunOut])
+def probe_runs_list(query: RunQuery):
+    """Probe runs, newest first"""
+    statement = select(ProbeRun).order_by(ProbeRun.id.desc())
+    if query.schedule:
+        schedule = probing.get_schedule(db.session, query.schedule)
+        statement = statement.where(ProbeRun.schedule_id == schedule.id)
+    if query.status:
+        statement = statement.where(ProbeRun.status == query.status)
+    return page(statement, query)
 
 
-@api.get("/probe-runs/<int:run_id>")
-def probe_run(run_id):
-    """A run with its kept observations (?limit=, up to 5,000)."""
+@endpoint("GET", "/probe-runs/<int:run_id>", access=READERS, query=RunDetailQuery, out=RunDetail)
+def probe_run(run_id, query: RunDetailQuery):
+    """A run with its kept observations (?limit=, up to 5,000)"""
+    from netaddr import IPAddress
+
+    from ipam.addresses import from_bytes
+
     r = probing.get_run(db.session, run_id)
-    limit = int_arg("limit", 500, 1, 5000)
     obs = db.session.execute(
         select(ProbeObservation)
         .where(ProbeObservation.run_id == r.id)
         .order_by(ProbeObservation.family, ProbeObservation.address, ProbeObservation.method)
-        .limit(limit)
+        .limit(query.limit)
     ).scalars()
-    return jsonify(
-        {**serialize.probe_run(r), "observations": [serialize.observation(o) for o in obs]}
+    observations = [
+        {
+            "address": str(IPAddress(from_bytes(o.address), o.family)),
+            "method": o.method,
+            "answered": o.answered,
+            "rtt_ms": o.rtt_ms,
+            "detail": o.detail,
+            "observed_at": o.observed_at,
+        }
+        for o in obs
+    ]
+    return {**RunOut.model_validate(r).model_dump(), "observations": observations}
+
+
+@endpoint("GET", "/findings", access=READERS, query=FindingQuery, out=Page[FindingOut])
+def findings_list(query: FindingQuery):
+    """What the probes found (open by default)"""
+    pool_id = pools.get_pool(db.session, query.pool).id if query.pool else None
+    rows, total = findings.list_findings(
+        db.session,
+        status=None if query.status == "all" else query.status,
+        kind=query.kind,
+        customer_id=scoped_customer(query.customer),
+        pool_id=pool_id,
+        limit=query.limit,
+        offset=query.offset,
     )
+    return paged(rows, total, query)
 
 
-def findings_query():
-    """Findings filtered by ?status= ?kind= ?customer= ?pool= (shared with the UI)."""
-    q = select(Finding)
-    status = request.args.get("status", "open")
-    if status not in ("open", "resolved", "all"):
-        raise ValidationError(f"{status!r} is not open, resolved or all", "status")
-    if status != "all":
-        q = q.where(Finding.status == status)
-    if request.args.get("kind"):
-        q = q.where(Finding.kind == choice(FindingKind, request.args["kind"], "kind"))
-    customer_id = scoped_customer(request.args.get("customer"))
-    if customer_id is not None:
-        q = q.where(Finding.customer_id == customer_id)
-    if request.args.get("pool"):
-        q = q.where(Finding.pool_id == pools.get_pool(db.session, request.args["pool"]).id)
-    return q.order_by(Finding.last_seen.desc(), Finding.id.desc())
-
-
-@api.get("/findings")
-def findings_list():
-    return jsonify(page(findings_query(), serialize.finding))
-
-
-@api.get("/findings/<int:finding_id>")
+@endpoint("GET", "/findings/<int:finding_id>", access=READERS, out=FindingOut)
 def finding(finding_id):
-    return jsonify(serialize.finding(findings.get_finding(db.session, finding_id)))
+    """A finding with its latest evidence"""
+    return findings.get_finding(db.session, finding_id)
 
 
-@api.post("/findings/<int:finding_id>/resolve")
-def finding_resolve(finding_id):
-    data = body()
-    return jsonify(
-        run(
-            lambda s: findings.resolve_finding(s, finding_id, data.get("comment"), actor=actor()),
-            serialize.finding,
-        )
-    )
+@endpoint(
+    "POST", "/findings/<int:finding_id>/resolve", access=STAFF, body=ResolveIn, out=FindingOut
+)
+def finding_resolve(finding_id, body: ResolveIn):
+    """Resolve a finding with a comment"""
+    return run(lambda s: findings.resolve_finding(s, finding_id, body.comment, actor=actor()))

@@ -11,10 +11,18 @@ from ipam.errors import IpamError, NotFound, ValidationError
 from ipam.models import AbuseCase, AbuseCategory, AbuseReportCase, Incident, RejectedReport
 
 from .. import mail
-from ..access import actor, customer_scope
+from ..access import (
+    CUSTOMER,
+    OWN,
+    READERS,
+    STAFF,
+    actor,
+    customer_scope,
+)
 from ..extensions import db
 from ..usecase import run
-from . import attempt, form_errors, ui
+from . import ui
+from .helpers import attempt, form_errors, view
 
 
 @ui.app_template_global()
@@ -32,7 +40,7 @@ def abuse_cases_of(customer_id: int):
     )
 
 
-@ui.get("/abuse/cases")
+@view("/abuse/cases", access=READERS)
 def abuse_cases_page():
     q = select(AbuseCase).order_by(AbuseCase.updated_at.desc(), AbuseCase.id.desc())
     state = request.args.get("state", "")
@@ -61,12 +69,12 @@ def _case_page(case: AbuseCase, error: IpamError | None = None):
     ), (error.status if error else 200)
 
 
-@ui.get("/abuse/cases/<int:case_id>")
+@view("/abuse/cases/<int:case_id>", access=OWN)
 def abuse_case_page(case_id):
     return _case_page(cases.get_case(db.session, case_id))
 
 
-@ui.post("/abuse/cases/<int:case_id>/action")
+@view("/abuse/cases/<int:case_id>/action", methods=["POST"], access=STAFF)
 def abuse_case_action(case_id):
     """Staff: a transition, or proposing or confirming a sanction."""
     case = cases.get_case(db.session, case_id)
@@ -101,7 +109,7 @@ def abuse_case_action(case_id):
     return response or _case_page(case, error)
 
 
-@ui.post("/abuse/cases/<int:case_id>/answer")
+@view("/abuse/cases/<int:case_id>/answer", methods=["POST"], access=frozenset({CUSTOMER}))
 def abuse_case_answer(case_id):
     """The customer's side: acknowledge, answer or dispute."""
     case = cases.get_case(db.session, case_id)
@@ -119,7 +127,7 @@ def abuse_case_answer(case_id):
     return response or _case_page(case, error)
 
 
-@ui.get("/abuse/reports/new")
+@view("/abuse/reports/new", access=STAFF)
 def abuse_report_form(error: IpamError | None = None):
     return render_template(
         "abuse_report_form.html",
@@ -129,7 +137,7 @@ def abuse_report_form(error: IpamError | None = None):
     ), (error.status if error else 200)
 
 
-@ui.post("/abuse/reports/new")
+@view("/abuse/reports/new", methods=["POST"], access=STAFF)
 def abuse_report_submit():
     """A complaint typed in (by phone, a letter): attributed at its time like any other."""
     data = {k: request.form.get(k, "") for k in ingest.FORM_FIELDS}
@@ -156,7 +164,7 @@ def abuse_report_submit():
     return redirect(url_for("ui.abuse_case_page", case_id=case_id))
 
 
-@ui.get("/abuse/rejected")
+@view("/abuse/rejected", access=READERS)
 def abuse_rejected_page(error: IpamError | None = None, status: int = 200):
     rows = db.session.scalars(
         select(RejectedReport).order_by(RejectedReport.id.desc()).limit(200)
@@ -166,7 +174,7 @@ def abuse_rejected_page(error: IpamError | None = None, status: int = 200):
     ), status
 
 
-@ui.get("/abuse/rejected/<int:rejected_id>/raw")
+@view("/abuse/rejected/<int:rejected_id>/raw", access=READERS)
 def abuse_rejected_raw(rejected_id):
     """The input byte for byte, as text/plain (shown, never run)."""
     row = db.session.get(RejectedReport, rejected_id)
@@ -179,7 +187,7 @@ def abuse_rejected_raw(rejected_id):
     )
 
 
-@ui.post("/abuse/rejected/<int:rejected_id>/retry")
+@view("/abuse/rejected/<int:rejected_id>/retry", methods=["POST"], access=STAFF)
 def abuse_rejected_retry(rejected_id):
     """Run a rejected input again, as detected or with the format chosen."""
     kind = request.form.get("format") or None

@@ -12,12 +12,16 @@ from ipam.db import utcnow
 from ipam.errors import IpamError, ValidationError
 from ipam.models import AbuseCategory
 
-from ..access import actor
+from ..access import (
+    READERS,
+    STAFF,
+    actor,
+)
 from ..extensions import db
-from . import attempt, form_errors, ui
+from .helpers import attempt, form_errors, view
 
 
-@ui.get("/incidents")
+@view("/incidents", access=READERS)
 def incidents_page(error: IpamError | None = None):
     return render_template(
         "incidents.html",
@@ -29,7 +33,7 @@ def incidents_page(error: IpamError | None = None):
     ), (error.status if error else 200)
 
 
-@ui.post("/incidents")
+@view("/incidents", methods=["POST"], access=STAFF)
 def incident_declare():
     """Declare an incident, directly or from a case (the case page's form)."""
     form = request.form
@@ -68,12 +72,12 @@ def _incident_page(incident_id: int, error: IpamError | None = None):
     ), (error.status if error else 200)
 
 
-@ui.get("/incidents/<int:incident_id>")
+@view("/incidents/<int:incident_id>", access=READERS)
 def incident_page(incident_id):
     return _incident_page(incident_id)
 
 
-@ui.post("/incidents/<int:incident_id>")
+@view("/incidents/<int:incident_id>", methods=["POST"], access=STAFF)
 def incident_action(incident_id):
     """Staff: log a measure or note, freeze reports, record the report, close."""
     form = request.form
@@ -107,7 +111,7 @@ def incident_action(incident_id):
     return response or _incident_page(incident_id, error)
 
 
-@ui.get("/incidents/<int:incident_id>/export")
+@view("/incidents/<int:incident_id>/export", access=READERS)
 def incident_export(incident_id):
     """The incident report to hand over: plain text, or JSON with the evidence bytes."""
     data = incidents.export(db.session, incident_id)

@@ -6,15 +6,19 @@ from flask import render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from ipam import findings, pools, probing
-from ipam.errors import IpamError
+from ipam import customers, findings, pools, probing
+from ipam.errors import IpamError, ValidationError
 from ipam.models import Customer, Finding, FindingKind, ProbeObservation
 
-from ..access import actor
-from ..api import page
-from ..api.probes import findings_query, wake_scheduler
+from ..access import (
+    READERS,
+    STAFF,
+    actor,
+)
 from ..extensions import db
-from . import act, attempt, form_errors, ui
+from ..scheduling import wake_scheduler
+from . import ui
+from .helpers import act, attempt, form_errors, int_arg, page_of, view
 
 SCHEDULE_FORM = ("name", "pool", "customer", "cron", "methods", "tcp_ports", "dark_after")
 
@@ -50,12 +54,12 @@ def _probes_page(error: IpamError | None = None):
     ), (error.status if error else 200)
 
 
-@ui.get("/probes")
+@view("/probes", access=READERS)
 def probes_page():
     return _probes_page()
 
 
-@ui.post("/probes")
+@view("/probes", methods=["POST"], access=STAFF)
 def probe_schedule_add():
     data = _schedule_data(request.form, edit=False)
     response, error = attempt(
@@ -78,12 +82,12 @@ def _schedule_page(schedule, error: IpamError | None = None):
     ), (error.status if error else 200)
 
 
-@ui.get("/probes/<int:schedule_id>")
+@view("/probes/<int:schedule_id>", access=READERS)
 def probe_schedule_page(schedule_id):
     return _schedule_page(probing.get_schedule(db.session, schedule_id))
 
 
-@ui.post("/probes/<int:schedule_id>")
+@view("/probes/<int:schedule_id>", methods=["POST"], access=STAFF)
 def probe_schedule_edit(schedule_id):
     schedule = probing.get_schedule(db.session, schedule_id)
     data = _schedule_data(request.form, edit=True)
@@ -98,7 +102,7 @@ def probe_schedule_edit(schedule_id):
     return response or _schedule_page(schedule, error)
 
 
-@ui.post("/probes/<int:schedule_id>/run")
+@view("/probes/<int:schedule_id>/run", methods=["POST"], access=STAFF)
 def probe_schedule_run(schedule_id):
     response = act(
         lambda s: probing.request_run(s, schedule_id, actor=actor()),
@@ -109,7 +113,7 @@ def probe_schedule_run(schedule_id):
     return response
 
 
-@ui.get("/probes/runs/<int:run_id>")
+@view("/probes/runs/<int:run_id>", access=READERS)
 def probe_run_page(run_id):
     r = probing.get_run(db.session, run_id)
     obs = (
@@ -141,9 +145,24 @@ def probe_run_page(run_id):
     return render_template("probe_run.html", run=r, observations=obs, raised=raised)
 
 
-@ui.get("/findings")
+@view("/findings", access=READERS)
 def findings_page():
-    listing = page(findings_query(), lambda f: f)
+    args = request.args
+    status = args.get("status") or "open"
+    if status not in ("open", "resolved", "all"):
+        raise ValidationError(f"{status!r} is not open, resolved or all", "status")
+    limit, offset = int_arg("limit", 50, 1, 500), int_arg("offset", 0, 0, 2**31 - 1)
+    customer_id = customers.get_customer(db.session, args["customer"]).id if args.get(
+        "customer") else None  # fmt: skip
+    pool_id = pools.get_pool(db.session, args["pool"]).id if args.get("pool") else None
+    rows, total = findings.list_findings(
+        db.session, status=None if status == "all" else status, kind=args.get("kind") or None,
+        customer_id=customer_id, pool_id=pool_id, limit=limit, offset=offset,
+    )  # fmt: skip
+    listing = page_of(rows, total, limit, offset)
+    if listing["next"] is not None:
+        nxt = {**args.to_dict(), "offset": listing["next"]}
+        listing["next"] = url_for("ui.findings_page", **nxt)
     return render_template(
         "findings.html",
         listing=listing,
@@ -160,12 +179,12 @@ def _finding_page(f, error: IpamError | None = None):
     ), (error.status if error else 200)
 
 
-@ui.get("/findings/<int:finding_id>")
+@view("/findings/<int:finding_id>", access=READERS)
 def finding_page(finding_id):
     return _finding_page(findings.get_finding(db.session, finding_id))
 
 
-@ui.post("/findings/<int:finding_id>/resolve")
+@view("/findings/<int:finding_id>/resolve", methods=["POST"], access=STAFF)
 def finding_resolve(finding_id):
     f = findings.get_finding(db.session, finding_id)
     response, error = attempt(

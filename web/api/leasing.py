@@ -1,0 +1,124 @@
+"""Sublessees and subleases (clause 19) in the JSON API."""
+
+from __future__ import annotations
+
+import pydantic
+from flask import request
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
+
+from ipam import leasing
+from ipam.errors import ValidationError
+from ipam.models import Allocation, Sublease, Sublessee
+
+from ..access import OWN, OWN_WRITE, actor, load
+from ..extensions import db
+from ..schemas.common import Page, Ref
+from ..schemas.ledger import (
+    NoteIn,
+    SubleaseIn,
+    SubleaseOut,
+    SubleaseQuery,
+    SublesseeIn,
+    SublesseeOut,
+    SublesseePatch,
+    SublesseeQuery,
+)
+from ..usecase import run
+from .endpoint import endpoint, parse_body
+from .helpers import page, scoped_customer
+
+
+@endpoint("GET", "/sublessees", access=OWN, query=SublesseeQuery, out=Page[SublesseeOut])
+def sublessees_list(query: SublesseeQuery):
+    """Sublessees"""
+    statement = select(Sublessee).order_by(Sublessee.id)
+    cust = scoped_customer(query.customer)
+    if cust is not None:
+        statement = statement.where(Sublessee.customer_id == cust)
+    return page(statement, query)
+
+
+class NamedCustomer(BaseModel):
+    """Only the customer a new sublessee is for (the scope check comes first)."""
+
+    model_config = ConfigDict(extra="ignore")
+    customer: Ref | None = None
+
+
+@endpoint(
+    "POST", "/sublessees", access=OWN_WRITE, body=SublesseeIn, out=SublesseeOut, status=201,
+    parse=False,
+)  # fmt: skip
+def sublessee_add():
+    """Register a sublessee (clause 19)"""
+    # Another customer's id answers 404 before any field is judged, as for every object.
+    try:
+        named = NamedCustomer.model_validate_json(request.get_data(cache=True) or b"{}")
+    except pydantic.ValidationError:
+        named = None
+    if named is not None and named.customer is not None:
+        scoped_customer(named.customer)
+    data = parse_body(SublesseeIn).model_dump(mode="json", exclude_unset=True)
+    cust = scoped_customer(data.pop("customer", None))
+    if cust is None:
+        raise ValidationError("is required", "customer")
+    return run(lambda s: leasing.register_sublessee(s, cust, data, actor=actor()))
+
+
+@endpoint("GET", "/sublessees/<int:sublessee_id>", access=OWN, out=SublesseeOut)
+def sublessee(sublessee_id):
+    """A sublessee (personal data masked)"""
+    return leasing.get_sublessee(db.session, sublessee_id)
+
+
+@endpoint(
+    "PATCH", "/sublessees/<int:sublessee_id>", access=OWN_WRITE, body=SublesseePatch,
+    out=SublesseeOut,
+)  # fmt: skip
+def sublessee_update(sublessee_id, body: SublesseePatch):
+    """Change a sublessee's details"""
+    data = body.model_dump(mode="json", exclude_unset=True)
+    return run(lambda s: leasing.update_sublessee(s, sublessee_id, data, actor=actor()))
+
+
+@endpoint("GET", "/subleases", access=OWN, query=SubleaseQuery, out=Page[SubleaseOut])
+def subleases_list(query: SubleaseQuery):
+    """Subleases"""
+    statement = (
+        select(Sublease)
+        .join(Allocation, Allocation.id == Sublease.allocation_id)
+        .order_by(Sublease.family, Sublease.first, Sublease.id)
+    )
+    cust = scoped_customer(query.customer)
+    if cust is not None:
+        statement = statement.where(Allocation.customer_id == cust)
+    if query.sublessee:
+        statement = statement.where(Sublease.sublessee_id == load("sublessee", query.sublessee).id)
+    if query.current is not None:
+        statement = statement.where(
+            Sublease.valid_to.is_(None) if query.current else Sublease.valid_to.isnot(None)
+        )
+    return page(statement, query)
+
+
+@endpoint("POST", "/subleases", access=OWN_WRITE, body=SubleaseIn, out=SubleaseOut, status=201)
+def sublease_add(body: SubleaseIn):
+    """Sub-lease part of an allocation to a registered sublessee"""
+
+    def lease(s):
+        alloc = load("allocation", body.allocation)
+        sub = load("sublessee", body.sublessee)
+        return leasing.sublease(
+            s, alloc, sub, prefix=body.prefix, prefixlen=body.prefixlen, actor=actor()
+        )
+
+    return run(lease)
+
+
+@endpoint(
+    "POST", "/subleases/<int:sublease_id>/end", access=OWN_WRITE, body=NoteIn, out=SubleaseOut
+)
+def sublease_end(sublease_id, body: NoteIn):
+    """End a sublease"""
+    return run(lambda s: leasing.end_sublease(s, sublease_id, actor=actor(), note=body.note))

@@ -1,0 +1,197 @@
+"""Customers in the UI: the list, registration, the customer page, exit and reclamation."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import (
+    current_app,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from ipam import (
+    allocation,
+    change_requests,
+    customers,
+    filings,
+    leasing,
+    reclamation,
+)
+from ipam.errors import ValidationError
+from ipam.models import (
+    Allocation,
+    Customer,
+    Sublessee,
+)
+
+from ..access import (
+    OWN,
+    READERS,
+    STAFF,
+    actor,
+)
+from ..extensions import db
+from .helpers import attempt, form_errors, view
+
+
+@view("/customers", access=READERS)
+def customers_page():
+    rows = db.session.execute(select(Customer).order_by(Customer.name)).scalars().all()
+    return render_template("customers.html", customers=rows)
+
+
+@view("/customers/new", methods=["GET", "POST"], access=STAFF)
+def customer_new():
+    error = None
+    if request.method == "POST":
+        f = request.form
+        data = {
+            k: f.get(k)
+            for k in (
+                "name",
+                "uscc",
+                "kind",
+                "isp_licence_number",
+                "icp_number",
+                "connected_on",
+                "psb_filing_number",
+                "psb_filed_on",
+            )
+            if f.get(k)
+        }
+        if f.get("contact_name"):
+            data["contacts"] = [
+                {
+                    "name": f.get("contact_name"),
+                    "phone": f.get("contact_phone"),
+                    "email": f.get("contact_email"),
+                    "role": "abuse",
+                }
+            ]
+        response, error = attempt(
+            lambda s: customers.add_customer(s, data, actor=actor()),
+            _("Customer registered."),
+            url_for("ui.customers_page"),
+        )
+        if response:
+            return response
+    return render_template("customer_new.html", errors=form_errors(error), form=request.form), (
+        error.status if error else 200
+    )
+
+
+@view("/customers/<int:customer_id>", access=OWN)
+def customer(customer_id):
+    c = customers.get_customer(db.session, customer_id)
+    allocs = (
+        db.session.execute(
+            select(Allocation)
+            .where(Allocation.customer_id == c.id)
+            .order_by(Allocation.valid_to.is_not(None), Allocation.family, Allocation.first)
+        )
+        .scalars()
+        .all()
+    )
+    subs = (
+        db.session.execute(
+            select(Sublessee).where(Sublessee.customer_id == c.id).order_by(Sublessee.name)
+        )
+        .scalars()
+        .all()
+    )
+    leases = leasing.current_subleases(db.session, c.id)
+    requests_ = change_requests.list_requests(db.session, customer_id=c.id)
+    return render_template(
+        "customer.html",
+        customer=c,
+        allocations=allocs,
+        sublessees=subs,
+        leases=leases,
+        requests=requests_,
+        filings=filings.filings(c, date.today()),
+    )
+
+
+def _confirm_action(customer_id: int, template: str, change, done: str):
+    c = customers.get_customer(db.session, customer_id)
+    error = None
+    if request.method == "POST":
+        if request.form.get("confirm") != c.uscc:
+            error = ValidationError(
+                _("type the customer's code %(code)s to confirm", code=c.uscc), "confirm"
+            )
+        else:
+            response, error = attempt(
+                lambda s: change(s, c), done, url_for("ui.customer", customer_id=c.id)
+            )
+            if response:
+                return response
+    current = (
+        db.session.execute(
+            select(Allocation).where(Allocation.customer_id == c.id, Allocation.valid_to.is_(None))
+        )
+        .scalars()
+        .all()
+    )
+    return render_template(
+        template, customer=c, allocations=current, errors=form_errors(error), form=request.form
+    ), (error.status if error else 200)
+
+
+@view("/customers/<int:customer_id>/exit", methods=["GET", "POST"], access=STAFF)
+def customer_exit(customer_id):
+    days = current_app.config["IPAM_QUARANTINE_DAYS"]
+    return _confirm_action(
+        customer_id,
+        "customer_exit.html",
+        lambda s, c: reclamation.customer_exit(
+            s,
+            c,
+            actor=actor(),
+            quarantine_days=days,
+            note=request.form.get("note") or "customer exited",
+        ),
+        _("The customer has exited; its addresses are in quarantine."),
+    )
+
+
+@view("/customers/<int:customer_id>/reclaim", methods=["GET", "POST"], access=STAFF)
+def customer_reclaim(customer_id):
+    days = current_app.config["IPAM_QUARANTINE_DAYS"]
+    return _confirm_action(
+        customer_id,
+        "customer_reclaim.html",
+        lambda s, c: reclamation.reclaim(
+            s,
+            c,
+            reason=request.form.get("reason"),
+            actor=actor(),
+            quarantine_days=days,
+            allocations=request.form.getlist("allocations") or None,
+        ),
+        _("Addresses reclaimed; they are in quarantine."),
+    )
+
+
+@view("/allocations/<int:allocation_id>/end", methods=["GET", "POST"], access=STAFF)
+def allocation_end(allocation_id):
+    a = allocation.get_allocation(db.session, allocation_id)
+    error = None
+    if request.method == "POST":
+        days = current_app.config["IPAM_QUARANTINE_DAYS"]
+        response, error = attempt(
+            lambda s: allocation.end_allocation(
+                s, a.id, actor=actor(), quarantine_days=days, note=request.form.get("note") or None
+            ),
+            _("Allocation ended."),
+            url_for("ui.customer", customer_id=a.customer_id),
+        )
+        if response:
+            return response
+    return render_template("allocation_end.html", allocation=a, errors=form_errors(error)), (
+        error.status if error else 200
+    )
