@@ -16,8 +16,10 @@ from ipam.errors import IpamError
 
 from .extensions import babel, csrf, db, limiter, login_manager, migrate, select_locale
 
-# Found through the package, so an installed wheel migrates as well as a checkout.
-MIGRATIONS = str(importlib.resources.files("migrations"))
+
+def migrations_dir() -> str:
+    """The Alembic folder, found through its package: a wheel migrates as well as a checkout."""
+    return str(importlib.resources.files("migrations"))
 TRANSLATIONS = str(Path(__file__).resolve().parent / "translations")
 
 
@@ -126,7 +128,7 @@ def load_config(app: Flask, config: dict | None) -> None:
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
-    migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True, compare_type=True)
+    migrate.init_app(app, db, directory=migrations_dir(), render_as_batch=True, compare_type=True)
     login_manager.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)

@@ -7,7 +7,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from ipam.db import Base
-from web import MIGRATIONS
+from web import migrations_dir
 
 
 def test_migrations_build_every_table(engine):
@@ -25,5 +25,5 @@ def test_models_and_migrations_agree(engine):
 
 def test_one_head():
     config = Config()
-    config.set_main_option("script_location", MIGRATIONS)
+    config.set_main_option("script_location", migrations_dir())
     assert len(ScriptDirectory.from_config(config).get_heads()) == 1

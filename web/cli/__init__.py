@@ -1,0 +1,32 @@
+"""The `ipam` command: a group of commands per concern, each calling one ipam/ function.
+
+common.py holds the group and what every command shares; ledger.py, admin.py,
+abuse.py and probes.py hold the commands. `ipam --help` lists ipam's commands
+only, without Flask's own options.
+"""
+
+from __future__ import annotations
+
+from flask.cli import ScriptInfo
+
+from . import abuse, admin, ledger, probes  # noqa: F401  (each adds its commands to `ipam`)
+from .common import format_attribution, init_database, ipam
+
+__all__ = ["format_attribution", "init_database", "main", "register"]
+
+
+def register(app) -> None:
+    """Put every ipam command on the app's CLI (what `flask`'s test runner invokes)."""
+    for command in ipam.commands.values():
+        app.cli.add_command(command)
+
+
+def main() -> None:
+    from .. import create_app
+
+    info = ScriptInfo(
+        create_app=lambda: create_app({"IPAM_CLI": True}),
+        set_debug_flag=False,
+        load_dotenv_defaults=False,
+    )
+    ipam.main(prog_name="ipam", obj=info)

@@ -1,0 +1,121 @@
+"""Running ipam: the schema, the demo, the web server, users."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+
+from ipam import (
+    users,
+)
+from ipam.models import Role
+
+from ..extensions import db
+from .common import (
+    actor_option,
+    init_database,
+    ipam,
+    start_scheduler,
+    transaction,
+)
+
+
+@ipam.command("init")
+def init_cmd():
+    """Create or upgrade the database schema (runs the migrations)."""
+    init_database()
+    click.echo(f"database ready: {db.engine.url.render_as_string(hide_password=True)}")
+
+
+@ipam.command("demo")
+@click.option("--actor", default="demo")
+def demo_cmd(actor):
+    """Create the schema and seed the demo data (once)."""
+    from ipam import demo
+
+    init_database()
+    with transaction() as s:
+        if not demo.seed(s, actor=actor, echo=click.echo):
+            click.echo("demo data is there already")
+    click.echo("try: ipam whois 198.18.7.9 --at 2026-01-01T00:00:00+08:00, or ipam serve")
+
+
+@ipam.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+def serve_cmd(host, port, threads):
+    """Serve the web UI and API (waitress); production uses gunicorn, see README."""
+    from waitress import serve
+
+    from ipam import demo
+
+    from .. import MISSING_SECRET
+
+    if not current_app.config.get("SECRET_KEY"):
+        raise click.ClickException(MISSING_SECRET)
+    init_database()
+    shown = host if host not in ("0.0.0.0", "::") else "127.0.0.1"
+    click.echo(f"ipam is at http://{shown}:{port}/  (API docs: /api/v1/docs)")
+    logins = [
+        (name, password, role)
+        for name, password, role, _ in demo.DEMO_USERS
+        if users.authenticate(db.session, name, password) is not None
+    ]
+    db.session.rollback()
+    if logins:
+        click.echo("demo logins:")
+        for name, password, role in logins:
+            click.echo(f"  {role:9} {name:9} {password}")
+    if current_app.config.get("IPAM_SCHEDULER") != "off":  # the embedded default
+        start_scheduler()
+        click.echo("probe scheduler started in this process (IPAM_SCHEDULER=off to disable)")
+    serve(current_app._get_current_object(), host=host, port=port, threads=threads)
+
+
+# users -----------------------------------------------------------------
+@ipam.group("user")
+def user_group():
+    """Logins and API tokens."""
+
+
+@user_group.command("add")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--customer", help="the customer a customer user belongs to")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@actor_option
+def user_add(username, role, customer, password, actor):
+    """Add a login."""
+    with transaction() as s:
+        user = users.create_user(s, username, password, role, customer=customer, actor=actor)
+        click.echo(f"user {user.username} ({user.role.value}) created")
+
+
+@user_group.command("list")
+def user_list():
+    """List logins with their roles."""
+    for u in users.list_users(db.session):
+        bound = f" {u.customer.name}" if u.customer else ""
+        click.echo(f"{u.username:20} {u.role.value:9}{bound}{'' if u.active else ' (disabled)'}")
+
+
+@user_group.command("token")
+@click.argument("username")
+@click.option("--name", required=True, help="what the token is for")
+@actor_option
+def user_token(username, name, actor):
+    """Issue an API token for a user; it is printed this once."""
+    with transaction() as s:
+        _, secret = users.issue_token(s, username, name, actor=actor)
+    click.echo(secret)
+
+
+@user_group.command("revoke-token")
+@click.argument("token_id")
+@actor_option
+def user_revoke_token(token_id, actor):
+    """Revoke an API token by id."""
+    with transaction() as s:
+        users.revoke_token(s, token_id, actor=actor)
+    click.echo(f"token {token_id} revoked")

@@ -1,0 +1,155 @@
+"""What every command shares: the `ipam` group, the actor, one transaction per command.
+
+Domain errors print as "Error: <field>: <reason>" and exit 1 with nothing written.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from contextlib import contextmanager
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from flask_migrate import upgrade
+
+from ipam import (
+    attribution,
+)
+from ipam.errors import IpamError
+
+from ..extensions import db
+
+# Every command hangs on this group; `ipam` (main) and `flask`'s test runner both use it.
+ipam = AppGroup("ipam", help="IP address management for the leasing agreement.")
+
+
+def default_actor() -> str:
+    return os.environ.get("IPAM_ACTOR") or f"cli:{getpass.getuser()}"
+
+
+actor_option = click.option(
+    "--actor",
+    default=default_actor,
+    show_default="cli:$USER",
+    help="who makes the change, for the audit log",
+)
+
+
+def set_option(example: str):
+    """The repeatable --set FIELD=VALUE option of the update commands."""
+    return click.option(
+        "--set",
+        "pairs",
+        multiple=True,
+        required=True,
+        metavar="FIELD=VALUE",
+        help=f"e.g. --set {example} (repeatable)",
+    )
+
+
+@contextmanager
+def transaction():
+    """One use case, one transaction: commit on success, roll back and report on error."""
+    try:
+        yield db.session
+        db.session.commit()
+    except IpamError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def quarantine_days(value):
+    return current_app.config["IPAM_QUARANTINE_DAYS"] if value is None else value
+
+
+def init_database() -> None:
+    """Create or upgrade the schema through the migrations."""
+    upgrade(directory=current_app.extensions["migrate"].directory)
+
+
+def _days(value):
+    return quarantine_days(value)
+
+
+def _pairs(pairs) -> dict:
+    out = {}
+    for pair in pairs:
+        field, sep, value = pair.partition("=")
+        if not sep or not field.strip():
+            raise click.BadParameter(f"{pair!r} is not FIELD=VALUE", param_hint="--set")
+        out[field.strip()] = value
+    return out
+
+
+def _person(text: str) -> dict:
+    parts = [p.strip() for p in text.split(",")]
+    keys = ["name", "phone", "email", "role"]
+    return {k: v for k, v in zip(keys, parts, strict=False) if v}
+
+
+def display_zone() -> ZoneInfo:
+    """Times are stored in UTC and shown in IPAM_TIMEZONE (default Asia/Shanghai)."""
+    name = current_app.config["IPAM_TIMEZONE"]
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.ClickException(f"IPAM_TIMEZONE: {name!r} is not a known time zone") from None
+
+
+def format_attribution(r: attribution.Attribution, zone: ZoneInfo | None = None) -> str:
+    """Render an attribution for a terminal, times in `zone` (default UTC)."""
+    zone = zone or ZoneInfo("UTC")
+
+    def show(value):
+        return value.astimezone(zone).isoformat() if value else "now"
+
+    lines = [f"address:   {r.address}", f"at:        {show(r.at)}", f"status:    {r.status}"]
+    if r.pool:
+        lines.append(f"pool:      {r.pool['name']} ({r.pool['prefix']})")
+    if r.allocation:
+        a = r.allocation
+        lines.append(
+            f"allocation: {a['prefix']} from {show(a['valid_from'])} to {show(a['valid_to'])}"
+            + (f" ({a['end_reason']})" if a["end_reason"] else "")
+        )
+    if r.customer:
+        c = r.customer
+        lines.append(f"customer:  {c['name']} (USCC {c['uscc']}, {c['kind']})")
+        for p in c.get("contacts", []):
+            lines.append(
+                "  contact: "
+                + ", ".join(str(p[k]) for k in ("name", "role", "phone", "email") if p.get(k))
+            )
+    if r.sublease:
+        s = r.sublease
+        lines.append(
+            f"sublease:  {s['prefix']} from {show(s['valid_from'])} to {show(s['valid_to'])}"
+        )
+    if r.sublessee:
+        p = r.sublessee
+        lines.append(f"sublessee: {p['name']} ({p['kind']}, {p['id_type']} {p['id_number']})")
+        lines.append(f"  contact: {p['contact_person']}, {p['phone']}, {p['email']}")
+        lines.append(f"  purpose: {p['purpose']}")
+    if r.quarantine:
+        q = r.quarantine
+        lines.append(
+            f"quarantine: {q['prefix']} since {show(q['since'])} until "
+            f"{show(q['until'])}: {q['reason']}"
+        )
+    lines.extend(f"note:      {n}" for n in r.notes)
+    return "\n".join(lines)
+
+
+def start_scheduler():
+    """Start this process's probe scheduler (it fires only while it holds the lease)."""
+    from probes.scheduler import ProbeScheduler
+
+    sched = ProbeScheduler(current_app._get_current_object(), db)
+    sched.start()
+    return sched
