@@ -37,6 +37,7 @@ from sqlalchemy import create_engine  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from ipam.abuse import formats, ingest  # noqa: E402
+from ipam.db import chunk_done  # noqa: E402
 from web import database_url  # noqa: E402
 
 ARF = """From: <fbl@mailbox.example>
@@ -118,7 +119,7 @@ def child(kind: str, url: str, path: str) -> None:
     with Session(engine) as s:
         if kind == "csv":
             with open(path, "rb") as fh:
-                result = ingest.ingest_stream(s, fh, actor="bench")
+                result = ingest.ingest_stream(s, fh, actor="bench", chunk_done=chunk_done(s))
         elif kind == "csv-one-by-one":  # the same records stored one at a time: the baseline
             result = ingest.IngestResult()
             with open(path, "rb") as fh:
@@ -127,7 +128,9 @@ def child(kind: str, url: str, path: str) -> None:
                     if n % 500 == 499:
                         s.commit()
         else:
-            result = ingest.poll_maildir(s, path, actor="bench", limit=10**9)
+            result = ingest.poll_maildir(
+                s, path, actor="bench", limit=10**9, chunk_done=chunk_done(s)
+            )
         s.commit()
     wall = time.perf_counter() - t0
     sampler.stop.set()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from operator import itemgetter
 
-from sqlalchemy import JSON, DateTime, Enum, MetaData, Table, event, text
+from sqlalchemy import JSON, DateTime, Enum, MetaData, String, Table, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
@@ -48,6 +50,24 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC)
 
 
+class StateType(TypeDecorator):
+    """A state column: stored as its plain value (VARCHAR, checked by the table's CHECK),
+    handed back as its enum member; an unknown value is refused before it reaches SQL."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_cls: type[enum.StrEnum], length: int = 16):
+        super().__init__(length)
+        self.enum_cls = enum_cls
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else self.enum_cls(value).value
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else self.enum_cls(value)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -82,6 +102,29 @@ def _sqlite_on_begin(conn):
     # This serialises writers in the embedded default; PostgreSQL uses row locks.
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def transaction(session: Session) -> Iterator[Session]:
+    """The one transaction boundary: commit when the block ends, roll back if it raises.
+
+    Why one: the web (a request), the CLI (a command) and the jobs (a run) all
+    enter here, and nothing in ipam/ commits on its own, so a refused change
+    leaves nothing half-written wherever it came from. Work that must keep its
+    progress in chunks (a long intake) is handed `chunk_done(session)` by its
+    caller and calls it between chunks.
+    """
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def chunk_done(session: Session) -> Callable[[], None]:
+    """A boundary between chunks of one long piece of work: keep what is done so far."""
+    return session.commit
 
 
 def lock_rows(session: Session, table: str, ids) -> None:
@@ -141,6 +184,8 @@ def _storage(column_type, sqlite: bool):
         return _sqlite_when if sqlite else _pg_when
     if isinstance(column_type, Enum):
         return lambda v: v.value if isinstance(v, enum.Enum) else v
+    if isinstance(column_type, StateType):
+        return lambda v, cls=column_type.enum_cls: None if v is None else cls(v).value
     if isinstance(column_type, JSON):
         return lambda v: None if v is None else json.dumps(v)
     return None

@@ -28,7 +28,68 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .addresses import Block
-from .db import Base, UTCDateTime, utcnow
+from .db import Base, StateType, UTCDateTime, utcnow
+
+
+# States of the newer records. Stored as VARCHAR(16) with the tables' CHECK constraints
+# (ipam.db.StateType); compared as the enum members (a StrEnum equals its value).
+class RunTrigger(enum.StrEnum):
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+
+
+class RunStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class FindingStatus(enum.StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class CaseState(enum.StrEnum):
+    OPEN = "open"
+    NOTIFIED = "notified"
+    ACKNOWLEDGED = "acknowledged"
+    ESCALATED = "escalated"
+    RESOLVED = "resolved"
+
+
+class CustomerAnswer(enum.StrEnum):
+    """The customer's own status on a case (its portal), apart from the desk's state."""
+
+    NONE = "none"
+    ACKNOWLEDGED = "acknowledged"
+    ANSWERED = "answered"
+    DISPUTED = "disputed"
+
+
+class Holding(enum.StrEnum):
+    """What the reported address was at the event's time."""
+
+    HELD = "held"
+    UNALLOCATED = "unallocated"
+    QUARANTINED = "quarantined"
+
+
+class RejectedStatus(enum.StrEnum):
+    REJECTED = "rejected"
+    ACCEPTED = "accepted"
+
+
+class SanctionStatus(enum.StrEnum):
+    PROPOSED = "proposed"
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+
+
+class IncidentState(enum.StrEnum):
+    OPEN = "open"
+    REPORTED = "reported"
+    CLOSED = "closed"
 
 
 def _enum(cls, name):
@@ -447,8 +508,8 @@ class ProbeRun(Base):
     __tablename__ = "probe_run"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     schedule_id: Mapped[int] = mapped_column(ForeignKey("probe_schedule.id"), index=True)
-    trigger: Mapped[str] = mapped_column(String(16))  # schedule | manual
-    status: Mapped[str] = mapped_column(String(16))  # queued | running | done | failed
+    trigger: Mapped[RunTrigger] = mapped_column(StateType(RunTrigger))
+    status: Mapped[RunStatus] = mapped_column(StateType(RunStatus))
     requested_by: Mapped[str] = mapped_column(String(200))
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -516,7 +577,9 @@ class Finding(AddressMixin, Base):
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     count: Mapped[int] = mapped_column(Integer, default=1)
-    status: Mapped[str] = mapped_column(String(16), default="open")  # open | resolved
+    status: Mapped[FindingStatus] = mapped_column(
+        StateType(FindingStatus), default=FindingStatus.OPEN
+    )
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_by: Mapped[str | None] = mapped_column(String(200))
     resolution: Mapped[str | None] = mapped_column(Text)
@@ -553,6 +616,49 @@ class SchedulerJob(Base):
     job_state: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class JobStatus(enum.StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class JobRun(Base):
+    """One run of a scheduled job (ipam/jobs): when, by whom, what it did or why it failed."""
+
+    __tablename__ = "job_run"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, "job_status"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    run_by: Mapped[str] = mapped_column(String(200))
+    summary: Mapped[dict | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for its (next) attempt
+    SENDING = "sending"  # claimed by a sender; never picked up twice
+    SENT = "sent"
+    FAILED = "failed"  # gave up after the last attempt
+
+
+class OutboxMessage(Base):
+    """A mail decided inside a transaction, sent by the outbox job only after it committed."""
+
+    __tablename__ = "outbox_message"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recipients: Mapped[list] = mapped_column(JSON)
+    subject: Mapped[str] = mapped_column(String(500))
+    message: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus, "outbox_status"), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
 class AbuseCategory(enum.StrEnum):
     """Clauses 7-14 of the agreement, plus "other"."""
 
@@ -582,7 +688,7 @@ class AbuseReport(AddressMixin, Base):
     description: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[dict] = mapped_column(JSON, default=dict)  # the parsed fields
     # Who held it at event_at: "held" (see the cases), "unallocated" or "quarantined".
-    holding: Mapped[str] = mapped_column(String(16))
+    holding: Mapped[Holding] = mapped_column(StateType(Holding))
 
     __table_args__ = (
         *_address_checks(),
@@ -601,8 +707,10 @@ class AbuseCase(AddressMixin, Base):
     sublessee_id: Mapped[int | None] = mapped_column(ForeignKey("sublessee.id"))
     allocation_id: Mapped[int] = mapped_column(ForeignKey("allocation.id"))
     category: Mapped[AbuseCategory] = mapped_column(_enum(AbuseCategory, "abuse_category"))
-    state: Mapped[str] = mapped_column(String(16), default="open")
-    customer_status: Mapped[str] = mapped_column(String(16), default="none")
+    state: Mapped[CaseState] = mapped_column(StateType(CaseState), default=CaseState.OPEN)
+    customer_status: Mapped[CustomerAnswer] = mapped_column(
+        StateType(CustomerAnswer), default=CustomerAnswer.NONE
+    )
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     first_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -642,7 +750,9 @@ class RejectedReport(Base):
     field: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    status: Mapped[str] = mapped_column(String(16), default="rejected")  # rejected | accepted
+    status: Mapped[RejectedStatus] = mapped_column(
+        StateType(RejectedStatus), default=RejectedStatus.REJECTED
+    )
     report_id: Mapped[int | None] = mapped_column(ForeignKey("abuse_report.id"))
 
     __table_args__ = (CheckConstraint("status IN ('rejected', 'accepted')", name="status"),)
@@ -657,8 +767,8 @@ class AbuseCaseEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(32))
-    from_state: Mapped[str | None] = mapped_column(String(16))
-    to_state: Mapped[str | None] = mapped_column(String(16))
+    from_state: Mapped[CaseState | None] = mapped_column(StateType(CaseState))
+    to_state: Mapped[CaseState | None] = mapped_column(StateType(CaseState))
     comment: Mapped[str] = mapped_column(Text, default="")
 
 
@@ -677,7 +787,7 @@ class Sanction(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("abuse_case.id"))
     kind: Mapped[SanctionKind] = mapped_column(_enum(SanctionKind, "sanction_kind"))
-    status: Mapped[str] = mapped_column(String(16))  # proposed | confirmed | cancelled
+    status: Mapped[SanctionStatus] = mapped_column(StateType(SanctionStatus))
     reason: Mapped[str] = mapped_column(Text)
     evidence: Mapped[list] = mapped_column(JSON, default=list)
     proposed_by: Mapped[str] = mapped_column(String(200))
@@ -705,7 +815,9 @@ class Incident(Base):
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     category: Mapped[AbuseCategory] = mapped_column(_enum(AbuseCategory, "abuse_category"))
-    state: Mapped[str] = mapped_column(String(16), default="open")
+    state: Mapped[IncidentState] = mapped_column(
+        StateType(IncidentState), default=IncidentState.OPEN
+    )
     case_id: Mapped[int | None] = mapped_column(ForeignKey("abuse_case.id"), index=True)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)
     declared_at: Mapped[datetime] = mapped_column(UTCDateTime)

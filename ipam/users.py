@@ -43,6 +43,8 @@ def _hasher() -> PasswordHasher:
 def _dummy() -> str:
     """Verified against when the user does not exist, so both paths cost the same."""
     return _hasher().hash("not a password")
+
+
 TOKEN_PREFIX = "ipam_"
 MIN_PASSWORD = 10
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ipam import findings, probing
 from ipam.abuse.ingest import DEFAULT_POLICY, Policy
+from ipam.db import chunk_done
 from ipam.errors import IpamError
 from ipam.models import ProbeRun
 
@@ -92,26 +93,47 @@ def probe(plan: probing.Plan, settings: Settings):
     return observations, reverse, listings
 
 
+def _keep(session) -> None:
+    """A run keeps each phase (plan, then results) as it goes: the network phase holds no
+    transaction open, however long it takes."""
+    chunk_done(session)()
+
+
+def run_job(session, config, *, schedule_id=None, run_id=None, run_by: str = "scheduler") -> dict:
+    """The probe_run job (ipam.jobs): start a scheduled run, or carry out a claimed one."""
+    if run_id is None:
+        run_id = probing.start_run(session, schedule_id, trigger="schedule", actor=run_by).id
+        _keep(session)
+    run = execute(session, run_id, Settings.from_config(config))
+    return {
+        "run_id": run.id,
+        "status": run.status,
+        "targets": run.targets,
+        "answered": run.answered,
+        "findings": run.findings_raised,
+    }
+
+
 def execute(session, run_id: int, settings: Settings) -> ProbeRun:
     """Carry out a started (running) run to done or failed; the run row records either."""
     try:
         plan = probing.plan_run(session, run_id)
-        session.commit()
+        _keep(session)
         observations, reverse, listings = probe(plan, settings)
         run = findings.record_results(
             session, run_id, observations, reverse, listings, abuse_policy=settings.abuse_policy
         )
-        session.commit()
+        _keep(session)
         return run
     except (IpamError, OSError) as exc:
         session.rollback()
         log.warning("probe run %s failed: %s", run_id, exc)
         run = probing.fail_run(session, run_id, str(exc))
-        session.commit()
+        _keep(session)
         return run
     except Exception as exc:
         session.rollback()
         log.exception("probe run %s failed", run_id)
         run = probing.fail_run(session, run_id, "".join(traceback.format_exception_only(exc)))
-        session.commit()
+        _keep(session)
         return run

@@ -20,6 +20,8 @@ from .extensions import babel, csrf, db, limiter, login_manager, migrate, select
 def migrations_dir() -> str:
     """The Alembic folder, found through its package: a wheel migrates as well as a checkout."""
     return str(importlib.resources.files("migrations"))
+
+
 TRANSLATIONS = str(Path(__file__).resolve().parent / "translations")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def wake_scheduler() -> None:
     """In the embedded default the scheduler lives in this process: start the run at once."""
-    from probes.scheduler import current
+    from ipam.jobs.scheduler import current
 
     sched = current()
     if sched is not None:

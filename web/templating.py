@@ -14,6 +14,7 @@ from ipam.models import Role
 from ipam.validation import mask
 
 from .extensions import LANGUAGES
+from .labels import label
 
 NAV = [
     ("ui.dashboard", _l("Dashboard"), set(Role)),
@@ -47,6 +48,7 @@ def localtime(value) -> str:
 
 def register(app: Flask) -> None:
     app.jinja_env.filters["localtime"] = localtime
+    app.jinja_env.filters["label"] = label
     app.jinja_env.filters["address"] = lambda value, family: str(
         IPAddress(int.from_bytes(value, "big"), family)
     )

@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -490,12 +490,13 @@ def ingest_many(
     kind: str | None = None,
     now: datetime | None = None,
     policy: Policy = DEFAULT_POLICY,
-    commit: bool = False,
+    chunk_done: Callable[[], None] | None = None,
 ) -> IngestResult:
     """Ingest many inputs (mails of a maildir, say), storing their records CHUNK at a time.
 
     Same outcome as ingest() on each in turn, in a few statements per chunk
-    instead of a few per mail. With `commit` each chunk is committed on its own.
+    instead of a few per mail. The caller's `chunk_done` (ipam.db.chunk_done)
+    is called after each chunk, to keep it.
     """
     now = now or utcnow()
 
@@ -509,11 +510,11 @@ def ingest_many(
             yield from bad
             yield from got
 
-    return _store_items(session, items(), actor, now, policy, commit, IngestResult())
+    return _store_items(session, items(), actor, now, policy, chunk_done, IngestResult())
 
 
-def _store_items(session, items, actor, now, policy, commit, result) -> IngestResult:
-    """Store records CHUNK at a time and rejects as they come; commit per chunk if asked."""
+def _store_items(session, items, actor, now, policy, chunk_done, result) -> IngestResult:
+    """Store records CHUNK at a time and rejects as they come; the caller keeps each chunk."""
     records: list[formats.Record] = []
     for item in items:
         if isinstance(item, formats.Rejected):
@@ -523,8 +524,8 @@ def _store_items(session, items, actor, now, policy, commit, result) -> IngestRe
         if len(records) >= CHUNK:
             store_many(session, records, actor=actor, now=now, policy=policy, result=result)
             records = []
-            if commit:
-                session.commit()
+            if chunk_done is not None:
+                chunk_done()
     store_many(session, records, actor=actor, now=now, policy=policy, result=result)
     session.flush()
     return result
@@ -535,14 +536,16 @@ def poll_maildir(
     path,
     *,
     actor: str,
+    chunk_done: Callable[[], None],
     limit: int = 10 * CHUNK,
     policy: Policy = DEFAULT_POLICY,
 ) -> IngestResult:
     """Ingest the new mails of a maildir and file them as seen (new/ → cur/ with flag S).
 
-    Each chunk is committed before its mails are moved, so a crash between
-    the two only means those mails are read again next time and recognised
-    as duplicates. At most `limit` mails a call; the scheduler calls again.
+    Each chunk is kept (the caller's `chunk_done`, ipam.db.chunk_done) before
+    its mails are moved, so a crash between the two only means those mails are
+    read again next time and recognised as duplicates. At most `limit` mails a
+    call; the scheduler calls again.
     """
     box = Path(path)
     for sub in ("new", "cur", "tmp"):
@@ -554,7 +557,7 @@ def poll_maildir(
     for start in range(0, len(names), CHUNK):
         chunk = names[start : start + CHUNK]
         result = ingest_many(session, ((box / "new" / n).read_bytes() for n in chunk), actor=actor)
-        session.commit()
+        chunk_done()
         for n in chunk:
             os.replace(box / "new" / n, box / "cur" / f"{n}:2,S")
         total.stored += result.stored
@@ -653,13 +656,14 @@ def ingest_stream(
     actor: str,
     now: datetime | None = None,
     policy: Policy = DEFAULT_POLICY,
-    commit: bool = True,
+    chunk_done: Callable[[], None] | None = None,
 ) -> IngestResult:
     """Ingest a CSV batch of any size from a binary file, CHUNK rows at a time.
 
-    Memory stays flat in the batch size. With `commit` each chunk is committed
-    on its own, so a crash keeps the chunks before it; running the batch again
-    stores only the rest (the others are recognised as duplicates).
+    Memory stays flat in the batch size. With the caller's `chunk_done`
+    (ipam.db.chunk_done) each chunk is kept on its own, so a crash keeps the
+    chunks before it; running the batch again stores only the rest (the
+    others are recognised as duplicates).
     """
     now = now or utcnow()
     result = IngestResult()
@@ -673,7 +677,7 @@ def ingest_stream(
         session.flush()
         return result
     items = itertools.chain([first] if first is not None else [], rows)
-    return _store_items(session, items, actor, now, policy, commit, result)
+    return _store_items(session, items, actor, now, policy, chunk_done, result)
 
 
 def retry_rejected(

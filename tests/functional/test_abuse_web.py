@@ -6,7 +6,14 @@ import base64
 import email
 import email.policy
 import hashlib
+from datetime import timedelta
 
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ipam import jobs
+from ipam.db import utcnow
+from ipam.models import JobRun, OutboxMessage
 from tests.functional.test_api import error_of
 
 GOOD = {
@@ -88,13 +95,41 @@ def test_case_actions_through_the_api_mail_answer_and_sanction(engineer, login, 
     assert a["status"] == "suspended"
 
 
-def test_a_mail_server_that_is_away_changes_nothing(engineer, world, same):
-    engineer.http.application.config["IPAM_SMTP_PORT"] = 9  # nothing listens
-    case_id = engineer.api("POST", "/api/v1/abuse/reports", json=GOOD).get_json()
+def test_a_mail_server_that_is_away_keeps_the_mail_until_it_is_back(
+    engineer, world, same, smtp, engine
+):
+    """Mail goes out after the commit, from the outbox: a server away delays it, once."""
+    inbox, port = smtp
+    config = engineer.http.application.config
+    config["IPAM_SMTP_PORT"] = 9  # nothing listens
+    engineer.api("POST", "/api/v1/abuse/reports", json=GOOD)
     case_id = engineer.api("GET", "/api/v1/abuse/cases?state=open").get_json()["items"][0]["id"]
+    r = engineer.api("POST", f"/api/v1/abuse/cases/{case_id}/notify", json={})
+    assert r.status_code == 200 and r.get_json()["state"] == "notified"
+    with Session(engine) as s:
+        (row,) = s.scalars(select(OutboxMessage)).all()
+        assert (row.status, row.attempts) == ("pending", 1)
+        assert row.recipients == ["abuse@yunfan.example"] and "Connection" in row.last_error
+        assert row.next_attempt_at > utcnow()  # backoff: not tried again at once
+        failed_run = s.scalars(select(JobRun).where(JobRun.job == "outbox")).one()
+        assert failed_run.summary == {"sent": 0, "retried": 1, "failed": 0}
+    # A refused action queues nothing.
     with same():
-        r = engineer.api("POST", f"/api/v1/abuse/cases/{case_id}/notify", json={})
-        assert error_of(r, 502)["field"] == "smtp"
+        again = engineer.api("POST", f"/api/v1/abuse/cases/{case_id}/notify", json={})
+        assert error_of(again, 409)["field"] == "state"
+    config["IPAM_SMTP_PORT"] = port  # the server is back, but the retry is not due yet
+    jobs.run(engine, "outbox", config, run_by="test")
+    assert inbox.messages == []
+    with Session(engine) as s:
+        s.execute(update(OutboxMessage).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        s.commit()
+    for _ in range(2):  # due now: sent once, however often the job runs
+        jobs.run(engine, "outbox", config, run_by="test")
+    ((rcpts, _content),) = inbox.messages
+    assert rcpts == ["abuse@yunfan.example"]
+    with Session(engine) as s:
+        row = s.scalars(select(OutboxMessage)).one()
+        assert (row.status, row.attempts, row.last_error) == ("sent", 2, None)
 
 
 def test_rejected_input_is_listed_shown_and_run_again(engineer, login, same):

@@ -21,6 +21,8 @@ from ipam.models import (
     AbuseReportCase,
     Customer,
     Finding,
+    JobRun,
+    OutboxMessage,
     ProbeRun,
     SchedulerLease,
 )
@@ -81,11 +83,11 @@ def probe_app(db_url, engine, lab):
 
 
 def test_scheduled_runs_raise_each_finding_for_the_right_address_and_holder(probe_app, engine):
-    from probes.scheduler import ProbeScheduler
+    from ipam.jobs.scheduler import Scheduler
 
     every3 = "*/3 * * * * *"
     seed(engine, {"DC1 sweep": every3, "DC2 sweep": every3})
-    sched = ProbeScheduler(probe_app, db)
+    sched = Scheduler(engine, probe_app.config)
     sched.start()
     try:
 
@@ -139,10 +141,10 @@ def test_scheduled_runs_raise_each_finding_for_the_right_address_and_holder(prob
 
 
 def test_run_now_through_the_embedded_scheduler(probe_app, engine):
-    from probes.scheduler import ProbeScheduler
+    from ipam.jobs.scheduler import Scheduler
 
     seed(engine, {})
-    sched = ProbeScheduler(probe_app, db)
+    sched = Scheduler(engine, probe_app.config)
     sched.start()
     try:
         wait_for(lambda: sched.active, 10, "the lease")
@@ -216,7 +218,7 @@ def test_one_scheduler_fires_however_many_are_started(db_url, engine, tmp_path):
 
 
 def test_the_wsgi_app_never_starts_a_scheduler(db_url, engine):
-    from probes import scheduler
+    from ipam.jobs import scheduler
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "SECRET_KEY": "test"})
     app.test_client().get("/login")
@@ -231,7 +233,7 @@ def test_the_scheduler_polls_the_maildir_and_sends_reminders(db_url, engine, tmp
 
     from ipam.abuse import incidents
     from ipam.db import utcnow
-    from probes.scheduler import ProbeScheduler
+    from ipam.jobs.scheduler import Scheduler
 
     inbox, port = smtp
     seed(engine, {})
@@ -259,7 +261,7 @@ def test_the_scheduler_polls_the_maildir_and_sends_reminders(db_url, engine, tmp
             "IPAM_INCIDENT_NOTIFY": "soc@provider.example",
         }
     )
-    sched = ProbeScheduler(app, db)
+    sched = Scheduler(engine, app.config)
     sched.start()
     try:
         wait_for(lambda: list((box / "cur").iterdir()), 30, "the mail filed as seen")
@@ -279,6 +281,17 @@ def test_the_scheduler_polls_the_maildir_and_sends_reminders(db_url, engine, tmp
             .scalars()
             .all()
         )
+        # Every job run left its row; the reminders went out through the outbox, once each.
+        ran = {
+            (r.job, r.status)
+            for r in s.execute(select(JobRun)).scalars()
+            if r.job in ("poll_maildir", "case_reminders", "incident_reminders", "outbox")
+        }
+        sent = s.execute(select(OutboxMessage.status)).scalars().all()
     assert arf == ["198.18.7.9"] and events == ["notify", "reminder"]
     to = sorted(tuple(r) for r, _c in inbox.messages)
     assert to == [("noc@xinghe.example",), ("soc@provider.example",)]
+    assert {job for job, status in ran if status == "done"} == {
+        "poll_maildir", "case_reminders", "incident_reminders", "outbox"
+    }  # fmt: skip
+    assert sorted(sent) == ["sent", "sent"]

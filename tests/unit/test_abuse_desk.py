@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from ipam import audit, demo
 from ipam.abuse import cases, incidents, ingest, notify
+from ipam.db import chunk_done
 from ipam.errors import StateConflict, ValidationError
 from ipam.models import (
     AbuseCase,
@@ -86,7 +87,9 @@ def test_streamed_intake_in_small_chunks_decides_as_one_batch(ledger, monkeypatc
     assert counts == (6, 1, 1, 3)  # 198.18.9.20 was never allocated: kept, no case
     s.rollback()
     monkeypatch.setattr(ingest, "CHUNK", 2)  # cases must carry across chunk boundaries
-    streamed = ingest.ingest_stream(s, io.BytesIO(CSV.encode()), actor="test", now=NOW)
+    streamed = ingest.ingest_stream(
+        s, io.BytesIO(CSV.encode()), actor="test", now=NOW, chunk_done=chunk_done(s)
+    )
     s.commit()
     assert (
         streamed.stored,
@@ -110,10 +113,14 @@ def test_streamed_intake_in_small_chunks_decides_as_one_batch(ledger, monkeypatc
 def test_a_stream_run_again_stores_only_what_is_new(ledger, monkeypatch):
     s = ledger
     monkeypatch.setattr(ingest, "CHUNK", 3)
-    first = ingest.ingest_stream(s, io.BytesIO(CSV.encode()), actor="test", now=NOW)
+    first = ingest.ingest_stream(
+        s, io.BytesIO(CSV.encode()), actor="test", now=NOW, chunk_done=chunk_done(s)
+    )
     s.commit()
     more = CSV + "198.19.0.1,2026-11-21T10:00:00+08:00,malware,h,x@example.org\n"
-    again = ingest.ingest_stream(s, io.BytesIO(more.encode()), actor="test", now=NOW)
+    again = ingest.ingest_stream(
+        s, io.BytesIO(more.encode()), actor="test", now=NOW, chunk_done=chunk_done(s)
+    )
     s.commit()
     assert (first.stored, again.stored, again.duplicates) == (6, 1, 7)
     malware = s.execute(select(AbuseCase).where(AbuseCase.category == "malware")).scalar_one()
@@ -123,7 +130,9 @@ def test_a_stream_run_again_stores_only_what_is_new(ledger, monkeypatch):
 def test_a_stream_with_a_bad_header_is_rejected_whole(ledger):
     s = ledger
     raw = b"ip,when\n198.18.7.9,2026-01-01\n"
-    result = ingest.ingest_stream(s, io.BytesIO(raw), actor="test", now=NOW)
+    result = ingest.ingest_stream(
+        s, io.BytesIO(raw), actor="test", now=NOW, chunk_done=chunk_done(s)
+    )
     (row,) = result.rejected
     assert (row.field, row.raw, count(s, AbuseReport)) == ("csv", raw, 0)
     assert "address" in row.reason and "time" in row.reason
@@ -142,16 +151,16 @@ def test_polling_a_maildir_ingests_new_mail_once_and_files_it(ledger, tmp_path):
     (box / "new" / "2.b").write_bytes(sample("xarf-0.2.eml"))
     broken = b"From: a@b.example\nSubject: hi\n\nplain mail\n"
     (box / "new" / "3.c").write_bytes(broken)
-    result = ingest.poll_maildir(s, box, actor="scheduler:maildir")
+    result = ingest.poll_maildir(s, box, actor="scheduler:maildir", chunk_done=chunk_done(s))
     assert (result.stored, result.rejected_count) == (2, 1)
     assert sorted(p.name for p in (box / "new").iterdir()) == []
     assert sorted(p.name for p in (box / "cur").iterdir()) == ["1.a:2,S", "2.b:2,S", "3.c:2,S"]
     assert s.execute(select(RejectedReport.raw)).scalar_one() == broken
     (box / "new" / "4.d").write_bytes(sample("arf-spam.eml"))  # the same report again
-    again = ingest.poll_maildir(s, box, actor="scheduler:maildir")
+    again = ingest.poll_maildir(s, box, actor="scheduler:maildir", chunk_done=chunk_done(s))
     assert (again.stored, again.duplicates) == (0, 1)
     with pytest.raises(ValidationError) as err:
-        ingest.poll_maildir(s, tmp_path, actor="scheduler:maildir")
+        ingest.poll_maildir(s, tmp_path, actor="scheduler:maildir", chunk_done=chunk_done(s))
     assert err.value.field == "maildir"
 
 

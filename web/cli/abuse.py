@@ -11,6 +11,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from ipam.abuse import cases, formats, incidents, ingest, notify
+from ipam.db import chunk_done
 from ipam.errors import IpamError
 from ipam.models import AbuseCase, IncidentEvidence, RejectedReport
 
@@ -42,8 +43,9 @@ def _ingest_one(s, raw, kind, actor):
             if (kind or formats.detect(fh.read(4096))) == "csv":
                 fh.seek(0)
                 return ingest.ingest_stream(
-                    s, fh, actor=actor, policy=current_app.config["IPAM_ABUSE_POLICY"]
-                )
+                    s, fh, actor=actor, policy=current_app.config["IPAM_ABUSE_POLICY"],
+                    chunk_done=chunk_done(s),
+                )  # fmt: skip
         raw = raw.read_bytes()
     return ingest.ingest(
         s, raw, actor=actor, kind=kind, policy=current_app.config["IPAM_ABUSE_POLICY"]
@@ -188,8 +190,9 @@ def abuse_poll(maildir, actor):
         raise click.ClickException("maildir: give one, or set IPAM_ABUSE_MAILDIR")
     with transaction() as s:
         result = ingest.poll_maildir(
-            s, path, actor=actor, policy=current_app.config["IPAM_ABUSE_POLICY"]
-        )
+            s, path, actor=actor, policy=current_app.config["IPAM_ABUSE_POLICY"],
+            chunk_done=chunk_done(s),
+        )  # fmt: skip
     click.echo(
         f"{result.stored} report(s), {result.cases_opened} new case(s), "
         f"{result.duplicates} duplicate(s), {result.rejected_count} rejected"

@@ -18,9 +18,11 @@ from flask_migrate import upgrade
 from ipam import (
     attribution,
 )
+from ipam.db import transaction as db_transaction
 from ipam.errors import IpamError
 
 from ..extensions import db
+from ..mail import deliver_queued
 
 # Every command hangs on this group; `ipam` (main) and `flask`'s test runner both use it.
 ipam = AppGroup("ipam", help="IP address management for the leasing agreement.")
@@ -52,16 +54,16 @@ def set_option(example: str):
 
 @contextmanager
 def transaction():
-    """One use case, one transaction: commit on success, roll back and report on error."""
+    """One use case, one transaction (ipam.db.transaction); mail it queued goes out after.
+
+    A domain error prints as "Error: <field>: <reason>" with nothing written.
+    """
     try:
-        yield db.session
-        db.session.commit()
+        with db_transaction(db.session) as session:
+            yield session
     except IpamError as exc:
-        db.session.rollback()
         raise click.ClickException(str(exc)) from None
-    except Exception:
-        db.session.rollback()
-        raise
+    deliver_queued(default_actor())
 
 
 def quarantine_days(value):
@@ -148,8 +150,8 @@ def format_attribution(r: attribution.Attribution, zone: ZoneInfo | None = None)
 
 def start_scheduler():
     """Start this process's probe scheduler (it fires only while it holds the lease)."""
-    from probes.scheduler import ProbeScheduler
+    from ipam.jobs.scheduler import Scheduler
 
-    sched = ProbeScheduler(current_app._get_current_object(), db)
+    sched = Scheduler(db.engine, current_app.config)
     sched.start()
     return sched

@@ -6,7 +6,16 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ipam.models import AbuseCategory, SanctionKind
+from ipam.models import (
+    AbuseCategory,
+    CaseState,
+    CustomerAnswer,
+    Holding,
+    IncidentState,
+    RejectedStatus,
+    SanctionKind,
+    SanctionStatus,
+)
 
 from .common import Count, Id, In, Instant, ListQuery, Out, Query, Ref, ShortText, Text
 
@@ -27,8 +36,8 @@ class StoredReport(Out):
     id: int
     prefix: str
     event_at: str
-    category: str
-    holding: str | None
+    category: AbuseCategory
+    holding: Holding
 
 
 class RejectedBrief(Out):
@@ -45,13 +54,13 @@ class IntakeOut(Out):
 
 
 class CaseQuery(ListQuery):
-    state: ShortText | None = None
+    state: CaseState | None = None
 
 
 class CaseOut(Out):
     id: int
-    state: str
-    customer_status: str | None
+    state: CaseState
+    customer_status: CustomerAnswer
     category: AbuseCategory
     prefix: str
     customer_id: int | None
@@ -71,7 +80,7 @@ class ReportOut(Out):
     category: AbuseCategory
     reporter: str | None
     description: str | None
-    holding: str | None
+    holding: Holding
     sha256: str
 
 
@@ -79,8 +88,8 @@ class CaseEventOut(Out):
     at: Instant
     actor: str
     action: str
-    from_: str | None = Field(alias="from")
-    to: str | None
+    from_: CaseState | None = Field(alias="from")
+    to: CaseState | None
     comment: str | None
 
 
@@ -89,7 +98,7 @@ class SanctionOut(Out):
     customer_id: int
     case_id: int | None
     kind: SanctionKind
-    status: str
+    status: SanctionStatus
     reason: str
     evidence: Any
     proposed_by: str
@@ -132,7 +141,7 @@ class RejectedOut(Out):
     field: str | None
     reason: str
     received_at: Instant
-    status: str
+    status: RejectedStatus
     report_id: int | None
     sha256: str
     bytes: int = Field(description="the input's size")
@@ -192,7 +201,7 @@ class IncidentOut(Out):
     id: int
     title: str
     category: AbuseCategory
-    state: str
+    state: IncidentState
     case_id: int | None
     customer_id: int | None
     declared_at: Instant

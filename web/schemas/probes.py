@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ipam.models import FindingKind
+from ipam.models import FindingKind, FindingStatus, RunStatus, RunTrigger
 
 from .common import In, Instant, ListQuery, Out, Query, Ref, ShortText, Text
 
@@ -52,8 +52,8 @@ class RunQuery(ListQuery):
 class RunOut(Out):
     id: int
     schedule_id: int
-    trigger: str
-    status: str
+    trigger: RunTrigger
+    status: RunStatus
     requested_by: str | None
     queued_at: Instant
     started_at: Instant | None
@@ -92,7 +92,7 @@ class FindingOut(Out):
     id: int
     kind: FindingKind
     prefix: str
-    status: str
+    status: FindingStatus
     summary: str
     customer_id: int | None
     sublessee_id: int | None

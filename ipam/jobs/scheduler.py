@@ -1,4 +1,4 @@
-"""The probe scheduler: APScheduler 3 with its jobs in the database, one firing at a time.
+"""The scheduler: APScheduler 3 firing the jobs (ipam/jobs), one process at a time.
 
 Exactly one scheduler fires jobs, however many web workers run:
   1. Only two entry points start one: `ipam serve` (the embedded default, one
@@ -13,9 +13,12 @@ Exactly one scheduler fires jobs, however many web workers run:
   3. "Run now" requests are rows (probe_run, status queued); claiming one marks
      it running in the same transaction (SKIP LOCKED on PostgreSQL).
 
-Schedules live in probe_schedule (edited by UI, API and CLI); a sync job
-mirrors them into APScheduler's SQLAlchemyJobStore every few seconds. Missed
-runs are coalesced into one.
+Probe schedules live in probe_schedule (edited by UI, API and CLI); a sync
+job mirrors them into APScheduler's SQLAlchemyJobStore every few seconds.
+Missed runs are coalesced into one. The other jobs fire on the intervals the
+job table gives (ipam.jobs.JOBS). Every firing goes through ipam.jobs.run,
+which leaves a job_run row. No Flask here: the scheduler gets an engine and
+the settings.
 """
 
 from __future__ import annotations
@@ -34,13 +37,13 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from ipam import probing, reclamation
-from ipam.abuse import incidents, ingest, notify
-from ipam.db import utcnow
-from ipam.models import ProbeSchedule, SchedulerLease
-
-from . import runner
+from .. import probing
+from ..db import transaction, utcnow
+from ..models import ProbeSchedule, SchedulerLease
+from . import JOBS
+from . import run as run_job
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +52,9 @@ LEASE_SECONDS = 30
 SYNC_SECONDS = 5
 DISPATCH_SECONDS = 2
 JOB_PREFIX = "schedule-"
+FIRE = "ipam.jobs.scheduler:fire"  # what the persistent job store names
 
-_current: ProbeScheduler | None = None  # the scheduler of this process (jobs find it here)
+_current: Scheduler | None = None  # the scheduler of this process (jobs find it here)
 
 
 class Lease:
@@ -110,136 +114,58 @@ class Lease:
 
 @contextmanager
 def _as_leader():
-    """This process's scheduler, inside its app, while it holds the lease; else None."""
+    """This process's scheduler while it holds the lease; else None."""
     sched = _current
     if sched is None:
         yield None
         return
-    with sched.busy(), sched.app.app_context():
+    with sched.busy():
         yield sched if sched.lease.held() else None
 
 
 def fire(schedule_id: int) -> None:
-    """A schedule's timer went off: start a run and carry it out."""
+    """A probe schedule's timer went off: start a run and carry it out (job probe_run)."""
     with _as_leader() as sched:
         if sched is None:
             log.warning("schedule %s not fired: this process holds no lease", schedule_id)
             return
-        session = sched.db.session
-        try:
-            run = probing.start_run(
-                session, schedule_id, trigger="schedule", actor=f"scheduler:{sched.holder}"
-            )
-            session.commit()
-        except Exception:
-            session.rollback()
-            log.exception("schedule %s could not start a run", schedule_id)
-            return
-        runner.execute(session, run.id, sched.settings())
+        run_job(
+            sched.engine, "probe_run", sched.config, run_by=f"scheduler:{sched.holder}",
+            schedule_id=schedule_id,
+        )  # fmt: skip
 
 
 def dispatch() -> None:
-    """Carry out queued "run now" requests."""
+    """Carry out queued "run now" requests, each as a probe_run job."""
     with _as_leader() as sched:
         if sched is None:
             return
-        session = sched.db.session
-        ids = probing.claim_queued(session)
-        session.commit()
+        with Session(sched.engine) as session, transaction(session):
+            ids = probing.claim_queued(session)
         for run_id in ids:
-            runner.execute(session, run_id, sched.settings())
-
-
-def release_quarantine() -> None:
-    """Blocks whose cool-down has ended go back to free space (was a manual command)."""
-    with _as_leader() as sched:
-        if sched is None:
-            return
-        session = sched.db.session
-        try:
-            released = reclamation.release_quarantine(session, actor="scheduler")
-            session.commit()
-            if released:
-                log.info("released %d quarantined block(s)", len(released))
-        except Exception:
-            session.rollback()
-            log.exception("quarantine release failed")
-
-
-def _items(value) -> list[str]:
-    return [x for x in str(value or "").replace(",", " ").split() if x]
-
-
-def abuse_desk() -> None:
-    """Reminders before case and incident deadlines; unanswered overdue cases up the ladder."""
-    with _as_leader() as sched:
-        if sched is None:
-            return
-        config, session = sched.app.config, sched.db.session
-        send = notify.smtp(config["IPAM_SMTP_HOST"], config["IPAM_SMTP_PORT"])
-        sender = config["IPAM_ABUSE_SENDER"]
-        steps = [
-            ("case reminders", lambda: notify.remind_cases(session, send=send, sender=sender)),
-            (
-                "overdue cases",
-                lambda: notify.escalate_overdue(session, rungs=config["IPAM_SANCTION_LADDER"]),
-            ),
-        ]
-        staff = _items(config.get("IPAM_INCIDENT_NOTIFY"))
-        if staff:
-            steps.append(
-                (
-                    "incident reminders",
-                    lambda: incidents.remind(session, send=send, sender=sender, to=staff),
-                )
-            )
-        for name, step in steps:
-            try:
-                done = step()
-                session.commit()
-                if done:
-                    log.info("%s: %d", name, len(done))
-            except Exception:
-                session.rollback()
-                log.exception("%s failed", name)
-
-
-def poll_maildir() -> None:
-    """New mails of IPAM_ABUSE_MAILDIR are ingested and filed as seen."""
-    with _as_leader() as sched:
-        if sched is None:
-            return
-        path = sched.app.config.get("IPAM_ABUSE_MAILDIR")
-        if not path:
-            return
-        session = sched.db.session
-        try:
-            result = ingest.poll_maildir(
-                session, path, actor="scheduler:maildir",
-                policy=sched.app.config["IPAM_ABUSE_POLICY"],
+            run_job(
+                sched.engine, "probe_run", sched.config, run_by=f"scheduler:{sched.holder}",
+                run_id=run_id,
             )  # fmt: skip
-            session.commit()
-            if result.stored or result.rejected_count:
-                log.info(
-                    "maildir %s: %d report(s), %d rejected", path, result.stored,
-                    result.rejected_count,
-                )  # fmt: skip
-        except Exception:
-            session.rollback()
-            log.exception("polling maildir %s failed", path)
 
 
-class ProbeScheduler:
+def interval(name: str) -> None:
+    """A job of the table came due on its interval."""
+    with _as_leader() as sched:
+        if sched is None:
+            return
+        run_job(sched.engine, name, sched.config, run_by=f"scheduler:{sched.holder}")
+
+
+class Scheduler:
     """Stands by for the lease; while holding it, runs an APScheduler instance."""
 
-    def __init__(self, app, db):
-        self.app = app
-        self.db = db
+    def __init__(self, engine, config):
+        self.engine = engine
+        self.config = config
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        with app.app_context():
-            self.engine = db.engine
         self.lease = Lease(
-            self.engine, self.holder, int(app.config.get("IPAM_SCHEDULER_LEASE") or LEASE_SECONDS)
+            self.engine, self.holder, int(config.get("IPAM_SCHEDULER_LEASE") or LEASE_SECONDS)
         )
         self.scheduler: BackgroundScheduler | None = None
         self._stop = threading.Event()
@@ -248,10 +174,7 @@ class ProbeScheduler:
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
         self._dispatcher: threading.Thread | None = None
-        self.zone = app.config.get("IPAM_TIMEZONE", "Asia/Shanghai")
-
-    def settings(self) -> runner.Settings:
-        return runner.Settings.from_config(self.app.config)
+        self.zone = config.get("IPAM_TIMEZONE", "Asia/Shanghai")
 
     @property
     def active(self) -> bool:
@@ -307,19 +230,13 @@ class ProbeScheduler:
             timezone=self.zone,
         )
         s.add_job(self.sync, "interval", seconds=SYNC_SECONDS, id="sync", next_run_time=utcnow())
-        s.add_job(
-            release_quarantine,
-            "interval",
-            minutes=10,
-            id="release_quarantine",
-            next_run_time=utcnow(),
-        )
-        every = int(self.app.config.get("IPAM_ABUSE_POLL_SECONDS") or 60)
-        s.add_job(abuse_desk, "interval", seconds=every, id="abuse_desk", next_run_time=utcnow())
-        if self.app.config.get("IPAM_ABUSE_MAILDIR"):
-            s.add_job(
-                poll_maildir, "interval", seconds=every, id="poll_maildir", next_run_time=utcnow()
-            )
+        for name, job in JOBS.items():
+            every = job.every(self.config)
+            if every:
+                s.add_job(
+                    interval, "interval", seconds=every, args=[name], id=name,
+                    next_run_time=utcnow(),
+                )  # fmt: skip
         s.start()
         self.scheduler = s
         log.info("probe scheduler %s holds the lease and fires jobs", self.holder)
@@ -362,11 +279,10 @@ class ProbeScheduler:
         s = self.scheduler
         if s is None:
             return
-        with self.app.app_context():
-            rows = self.db.session.execute(
+        with Session(self.engine) as session:
+            rows = session.execute(
                 select(ProbeSchedule.id, ProbeSchedule.cron).where(ProbeSchedule.enabled)
             ).all()
-            self.db.session.remove()
         want = {f"{JOB_PREFIX}{sid}": (sid, cron) for sid, cron in rows}
         for job in s.get_jobs(jobstore="probes"):
             if job.id not in want:
@@ -374,9 +290,9 @@ class ProbeScheduler:
         for job_id, (sid, cron) in want.items():
             trigger = probing.cron_trigger(cron, self.zone)
             job = s.get_job(job_id, jobstore="probes")
-            if job is None:
+            if job is None or job.func_ref != FIRE:  # new, or stored by an older version
                 s.add_job(
-                    "probes.scheduler:fire",
+                    FIRE,
                     trigger,
                     args=[sid],
                     id=job_id,
@@ -401,5 +317,5 @@ class ProbeScheduler:
             _current = None
 
 
-def current() -> ProbeScheduler | None:
+def current() -> Scheduler | None:
     return _current

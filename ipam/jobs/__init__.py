@@ -1,0 +1,151 @@
+"""Scheduled and queued work: one table of jobs, one wrapper that runs any of them.
+
+The wrapper (`run`) owns the job's transaction (ipam.db.transaction), logs,
+and leaves a `job_run` row for every run: when, by whom, what it did (a small
+summary) or why it failed. Mail a job decides goes to the outbox and is sent
+once the job's transaction has committed. The scheduler (scheduler.py) fires
+the jobs whose `every` gives an interval; probe runs fire on their schedules'
+cron. A job's function is named by "module:function", so this table needs no
+import of probes/ (which calls ipam/, never the reverse).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from .. import outbox
+from ..db import transaction, utcnow
+from ..models import JobRun, JobStatus
+
+log = logging.getLogger(__name__)
+
+
+def _seconds(key: str, default: int) -> Callable[[Mapping], int]:
+    return lambda config: int(config.get(key) or default)
+
+
+def _poll(config: Mapping) -> int | None:
+    return int(config.get("IPAM_ABUSE_POLL_SECONDS") or 60)
+
+
+def _if(key: str, every: Callable[[Mapping], int | None]) -> Callable[[Mapping], int | None]:
+    """Scheduled only when the setting `key` has a value."""
+    return lambda config: every(config) if config.get(key) else None
+
+
+def _never(config: Mapping) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    doc: str
+    # "module:function", called as func(session, config, run_by=..., **kwargs) -> summary dict
+    func: str
+    every: Callable[[Mapping], int | None]  # seconds between runs; None: not on a timer
+    own_transactions: bool = False  # keeps progress itself (chunks, a claim per message)
+
+
+JOBS: dict[str, Job] = {
+    job.name: job
+    for job in (
+        Job(
+            "probe_run",
+            "A probe run: plan, probe inside the scope, record observations and findings",
+            "probes.runner:run_job",
+            _never,  # fired by the probe schedules' cron, or "run now"
+            own_transactions=True,
+        ),
+        Job(
+            "release_quarantine",
+            "Blocks whose cool-down has ended go back to free space",
+            "ipam.jobs.tasks:release_quarantine",
+            lambda config: 600,
+        ),
+        Job(
+            "poll_maildir",
+            "New mails of IPAM_ABUSE_MAILDIR are ingested and filed as seen",
+            "ipam.jobs.tasks:poll_maildir",
+            _if("IPAM_ABUSE_MAILDIR", _poll),
+            own_transactions=True,
+        ),
+        Job(
+            "case_reminders",
+            "One reminder to the customer when a quarter of a case's answering time is left",
+            "ipam.jobs.tasks:case_reminders",
+            _poll,
+        ),
+        Job(
+            "overdue_cases",
+            "Notified cases unanswered past their deadline go up the sanction ladder",
+            "ipam.jobs.tasks:overdue_cases",
+            _poll,
+        ),
+        Job(
+            "incident_reminders",
+            "Clause 16 reminders to IPAM_INCIDENT_NOTIFY at half time, an hour left, overdue",
+            "ipam.jobs.tasks:incident_reminders",
+            _if("IPAM_INCIDENT_NOTIFY", _poll),
+        ),
+        Job(
+            "outbox",
+            "Send the mail whose transaction committed; retry failures with backoff",
+            "ipam.jobs.tasks:send_outbox",
+            _seconds("IPAM_OUTBOX_SECONDS", 15),
+            own_transactions=True,
+        ),
+        Job(
+            "prune_job_runs",
+            "Forget job runs older than IPAM_JOB_RUN_DAYS (default 90)",
+            "ipam.jobs.tasks:prune_job_runs",
+            lambda config: 86400,
+        ),
+    )
+}
+
+
+def _function(job: Job):
+    module, _, name = job.func.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def run(engine, name: str, config: Mapping, *, run_by: str, **kwargs) -> JobRun:
+    """Run one job in a session of its own; its job_run row says how it went.
+
+    Never raises for the job's own failure (a scheduler thread must survive
+    any input); the row carries the error instead.
+    """
+    job = JOBS[name]
+    with Session(engine, expire_on_commit=False) as session:
+        with transaction(session):
+            row = JobRun(job=name, status=JobStatus.RUNNING, started_at=utcnow(), run_by=run_by)
+            session.add(row)
+        try:
+            func = _function(job)
+            if job.own_transactions:
+                summary = func(session, config, run_by=run_by, **kwargs)
+                session.commit()
+            else:
+                with transaction(session):
+                    summary = func(session, config, run_by=run_by, **kwargs)
+            status, error = JobStatus.DONE, None
+        except Exception as exc:  # noqa: BLE001 - recorded on the row, and logged
+            session.rollback()
+            log.exception("job %s failed", name)
+            summary, status, error = None, JobStatus.FAILED, f"{type(exc).__name__}: {exc}"
+        with transaction(session):
+            row = session.merge(row)
+            row.status, row.finished_at = status, utcnow()
+            row.summary, row.error = summary, (error or None) and error[:4000]
+        mailed = outbox.queued(session)
+    if mailed and name != "outbox":  # mail decided by this run: send it now it has committed
+        run(engine, "outbox", config, run_by=run_by)
+    if summary:
+        log.info("job %s: %s", name, summary)
+    return row

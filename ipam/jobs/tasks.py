@@ -1,0 +1,71 @@
+"""The jobs' functions: each takes (session, config, run_by=...) and returns a small summary.
+
+They do not commit: the wrapper (ipam.jobs.run) does, except where a job
+keeps progress on its own (the maildir's chunks, the outbox's claims).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from .. import outbox, reclamation
+from ..abuse import incidents, ingest, notify
+from ..db import chunk_done, utcnow
+from ..models import JobRun
+
+
+def _items(value) -> list[str]:
+    return [x for x in str(value or "").replace(",", " ").split() if x]
+
+
+def release_quarantine(session: Session, config: Mapping, **_) -> dict:
+    released = reclamation.release_quarantine(session, actor="scheduler")
+    return {"released": len(released)}
+
+
+def poll_maildir(session: Session, config: Mapping, **_) -> dict:
+    result = ingest.poll_maildir(
+        session,
+        config["IPAM_ABUSE_MAILDIR"],
+        actor="scheduler:maildir",
+        policy=config["IPAM_ABUSE_POLICY"],
+        chunk_done=chunk_done(session),
+    )
+    return {"stored": result.stored, "rejected": result.rejected_count}
+
+
+def case_reminders(session: Session, config: Mapping, **_) -> dict:
+    sent = notify.remind_cases(
+        session, send=outbox.enqueue(session), sender=config["IPAM_ABUSE_SENDER"]
+    )
+    return {"reminded": len(sent)}
+
+
+def overdue_cases(session: Session, config: Mapping, **_) -> dict:
+    done = notify.escalate_overdue(session, rungs=config["IPAM_SANCTION_LADDER"])
+    return {"escalated": len(done)}
+
+
+def incident_reminders(session: Session, config: Mapping, **_) -> dict:
+    staff = _items(config.get("IPAM_INCIDENT_NOTIFY"))
+    sent = incidents.remind(
+        session, send=outbox.enqueue(session), sender=config["IPAM_ABUSE_SENDER"], to=staff
+    )
+    return {"reminded": len(sent)}
+
+
+def send_outbox(session: Session, config: Mapping, **_) -> dict:
+    send = notify.smtp(config["IPAM_SMTP_HOST"], config["IPAM_SMTP_PORT"])
+    return outbox.deliver(session, send).summary()
+
+
+def prune_job_runs(session: Session, config: Mapping, **_) -> dict:
+    days = int(config.get("IPAM_JOB_RUN_DAYS") or 90)
+    gone = session.execute(
+        delete(JobRun).where(JobRun.started_at < utcnow() - timedelta(days=days))
+    ).rowcount
+    return {"pruned": gone}
