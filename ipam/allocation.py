@@ -8,6 +8,7 @@ and a request that cannot be met gets a clean PoolExhausted.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, text, true
@@ -20,6 +21,7 @@ from .addresses import Block, check_prefixlen, parse_block, to_bytes
 from .customers import get_customer
 from .db import utcnow
 from .errors import AddressConflict, NotFound, PoolExhausted, StateConflict, ValidationError
+from .listing import ALL, EVERYONE, Scope, Window, fetch
 from .lookup import as_id, during, overlapping
 from .models import (
     Allocation,
@@ -371,3 +373,43 @@ def set_purpose(session: Session, allocation, purpose, *, actor: str) -> Allocat
     if before != purpose:
         audit.record(session, actor, "allocation.purpose", alloc, {"from": before, "to": purpose})
     return alloc
+
+
+@dataclass(frozen=True)
+class AllocationFilter:
+    customer_id: int | None = None
+    pool_id: int | None = None
+    current: bool | None = True  # True: held now; False: ended; None: both
+    contains: str | None = None  # an address the allocation holds
+    order: str = "address"  # address | recent (newest first) | current_first
+
+
+def list_allocations(
+    session: Session,
+    flt: AllocationFilter = AllocationFilter(),
+    scope: Scope = EVERYONE,
+    window: Window = ALL,
+) -> tuple[list[Allocation], int]:
+    """Allocations matching `flt` that the scope may see: (rows, total)."""
+    from .addresses import parse_address
+
+    q = scope.restrict(select(Allocation), Allocation.customer_id)
+    if flt.customer_id is not None:
+        q = q.where(Allocation.customer_id == flt.customer_id)
+    if flt.pool_id is not None:
+        q = q.where(Allocation.pool_id == flt.pool_id)
+    if flt.current is not None:
+        q = q.where(
+            Allocation.valid_to.is_(None) if flt.current else Allocation.valid_to.isnot(None)
+        )
+    if flt.contains:
+        a = parse_address(flt.contains, "contains")
+        key = to_bytes(a.first)
+        q = q.where(Allocation.family == a.family, Allocation.first <= key, Allocation.last >= key)
+    if flt.order == "recent":
+        q = q.order_by(Allocation.id.desc())
+    elif flt.order == "current_first":
+        q = q.order_by(Allocation.valid_to.is_not(None), Allocation.family, Allocation.first)
+    else:
+        q = q.order_by(Allocation.family, Allocation.first, Allocation.id)
+    return fetch(session, q, window)

@@ -7,7 +7,7 @@ same functions an engineer would call directly when approved.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import audit, validation
@@ -16,6 +16,7 @@ from .customers import _clean as clean_customer
 from .customers import get_customer, update_customer
 from .db import utcnow
 from .errors import NotFound, StateConflict, ValidationError
+from .listing import ALL, EVERYONE, Scope, Window, fetch
 from .lookup import as_id
 from .models import ChangeRequest, ChangeStatus
 
@@ -123,12 +124,25 @@ def _decide(session, req: ChangeRequest, status, actor: str, comment) -> ChangeR
     return req
 
 
-def list_requests(session: Session, *, customer_id=None, status=None) -> list[ChangeRequest]:
-    query = select(ChangeRequest).order_by(ChangeRequest.id.desc())
+def list_requests(
+    session: Session,
+    *,
+    customer_id=None,
+    status=None,
+    scope: Scope = EVERYONE,
+    window: Window = ALL,
+) -> tuple[list[ChangeRequest], int]:
+    """Change requests, newest first, of one customer or status if given: (rows, total)."""
+    query = scope.restrict(select(ChangeRequest), ChangeRequest.customer_id)
     if customer_id is not None:
         query = query.where(ChangeRequest.customer_id == customer_id)
     if status:
         query = query.where(
             ChangeRequest.status == validation.choice(ChangeStatus, status, "status")
         )
-    return list(session.execute(query).scalars())
+    return fetch(session, query.order_by(ChangeRequest.id.desc()), window)
+
+
+def count_pending(session: Session) -> int:
+    """How many change requests wait for an engineer."""
+    return session.scalar(select(func.count()).where(ChangeRequest.status == ChangeStatus.PENDING))

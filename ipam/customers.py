@@ -6,6 +6,7 @@ with the contacts and filings as they were at any past instant.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from . import audit, validation
 from .db import utcnow
 from .errors import NotFound, ValidationError
+from .listing import ALL, EVERYONE, Scope, Window, fetch
 from .lookup import find_by_ref
 from .models import Customer, CustomerKind, CustomerRevision, CustomerStatus
 
@@ -167,3 +169,29 @@ def set_status(
         customer,
         {"from": before.value, "to": status.value, "reason": reason},
     )
+
+
+@dataclass(frozen=True)
+class CustomerFilter:
+    status: CustomerStatus | None = None
+    name_contains: str | None = None
+    active_only: bool = False  # not exited (filings, the allocate form)
+    order: str = "id"  # id | name
+
+
+def list_customers(
+    session: Session,
+    flt: CustomerFilter = CustomerFilter(),
+    scope: Scope = EVERYONE,
+    window: Window = ALL,
+) -> tuple[list[Customer], int]:
+    """Customers matching `flt` that the scope may see: (rows, total)."""
+    q = scope.restrict(select(Customer), Customer.id)
+    if flt.status is not None:
+        q = q.where(Customer.status == flt.status)
+    if flt.active_only:
+        q = q.where(Customer.status != CustomerStatus.EXITED)
+    if flt.name_contains:
+        q = q.where(Customer.name.contains(flt.name_contains))
+    q = q.order_by(Customer.name if flt.order == "name" else Customer.id)
+    return fetch(session, q, window)

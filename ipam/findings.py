@@ -589,6 +589,19 @@ def list_findings(
     return list(rows), total
 
 
+def raised_by_run(session: Session, run) -> list[Finding]:
+    """Findings a run opened: its schedule's, first seen since the run started."""
+    if run.started_at is None:
+        return []
+    return list(
+        session.scalars(
+            select(Finding)
+            .where(Finding.schedule_id == run.schedule_id, Finding.first_seen >= run.started_at)
+            .order_by(Finding.id)
+        )
+    )
+
+
 def open_counts(session: Session) -> dict[str, int]:
     rows = session.execute(
         select(Finding.kind, func.count()).where(Finding.status == "open").group_by(Finding.kind)

@@ -6,6 +6,7 @@ sub-leased to two sublessees at the same instant.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -17,6 +18,7 @@ from .allocation import _check_end, effective_time, get_allocation
 from .customers import get_customer
 from .db import utcnow
 from .errors import AddressConflict, NotFound, ValidationError
+from .listing import ALL, EVERYONE, Scope, Window, fetch
 from .lookup import during, find_by_ref, overlapping
 from .models import EndReason, IdType, Sublease, Sublessee, SublesseeKind, SublesseeRevision
 from .pools import lock_pool
@@ -271,3 +273,51 @@ def current_subleases(session: Session, customer_id: int) -> list[Sublease]:
             .order_by(Sublease.family, Sublease.first)
         ).scalars()
     )
+
+
+@dataclass(frozen=True)
+class SublesseeFilter:
+    customer_id: int | None = None
+    order: str = "id"  # id | name
+
+
+def list_sublessees(
+    session: Session,
+    flt: SublesseeFilter = SublesseeFilter(),
+    scope: Scope = EVERYONE,
+    window: Window = ALL,
+) -> tuple[list[Sublessee], int]:
+    """Sublessees matching `flt` that the scope may see: (rows, total)."""
+    q = scope.restrict(select(Sublessee), Sublessee.customer_id)
+    if flt.customer_id is not None:
+        q = q.where(Sublessee.customer_id == flt.customer_id)
+    q = q.order_by(Sublessee.name if flt.order == "name" else Sublessee.id)
+    return fetch(session, q, window)
+
+
+@dataclass(frozen=True)
+class SubleaseFilter:
+    customer_id: int | None = None
+    sublessee_id: int | None = None
+    current: bool | None = True
+
+
+def list_subleases(
+    session: Session,
+    flt: SubleaseFilter = SubleaseFilter(),
+    scope: Scope = EVERYONE,
+    window: Window = ALL,
+) -> tuple[list[Sublease], int]:
+    """Subleases matching `flt` that the scope may see (by their allocation's holder)."""
+    from .models import Allocation
+
+    q = select(Sublease).join(Allocation, Allocation.id == Sublease.allocation_id)
+    q = scope.restrict(q, Allocation.customer_id)
+    if flt.customer_id is not None:
+        q = q.where(Allocation.customer_id == flt.customer_id)
+    if flt.sublessee_id is not None:
+        q = q.where(Sublease.sublessee_id == flt.sublessee_id)
+    if flt.current is not None:
+        q = q.where(Sublease.valid_to.is_(None) if flt.current else Sublease.valid_to.isnot(None))
+    q = q.order_by(Sublease.family, Sublease.first, Sublease.id)
+    return fetch(session, q, window)

@@ -11,6 +11,7 @@ from . import audit, freespace
 from .addresses import Block, parse_block, to_bytes
 from .db import lock_named, lock_rows, utcnow
 from .errors import AddressConflict, NotFound, ValidationError
+from .listing import ALL, Window, fetch
 from .lookup import covering, inside
 from .models import Allocation, Pool, Quarantine
 from .validation import required
@@ -171,5 +172,11 @@ def utilization(session: Session, pool) -> Utilization:
     )
 
 
-def list_pools(session: Session) -> list[Pool]:
-    return list(session.execute(select(Pool).order_by(Pool.family, Pool.first)).scalars())
+def list_pools(
+    session: Session, *, family: int | None = None, window: Window = ALL
+) -> tuple[list[Pool], int]:
+    """Pools (of one family if given) in address order: (rows, total)."""
+    q = select(Pool).order_by(Pool.family, Pool.first)
+    if family is not None:
+        q = q.where(Pool.family == family)
+    return fetch(session, q, window)

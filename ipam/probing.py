@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import audit, validation
@@ -19,8 +19,9 @@ from .addresses import from_bytes
 from .customers import get_customer
 from .db import utcnow
 from .errors import NotFound, StateConflict, ValidationError
+from .listing import ALL, Window, fetch
 from .lookup import find_by_ref
-from .models import Allocation, ProbeRun, ProbeSchedule, Quarantine
+from .models import Allocation, ProbeObservation, ProbeRun, ProbeSchedule, Quarantine
 from .pools import get_pool
 
 METHODS = ("icmp", "tcp", "dns", "blocklist")
@@ -200,8 +201,9 @@ def update_schedule(session: Session, ref, data: dict, *, actor: str) -> ProbeSc
     return schedule
 
 
-def list_schedules(session: Session) -> list[ProbeSchedule]:
-    return list(session.execute(select(ProbeSchedule).order_by(ProbeSchedule.id)).scalars())
+def list_schedules(session: Session, window: Window = ALL) -> tuple[list[ProbeSchedule], int]:
+    """Probe schedules in the order they were made: (rows, total)."""
+    return fetch(session, select(ProbeSchedule).order_by(ProbeSchedule.id), window)
 
 
 # --------------------------------------------------------------------------- runs
@@ -279,14 +281,30 @@ def get_run(session: Session, ref) -> ProbeRun:
 
 
 def list_runs(session: Session, *, schedule_id=None, status=None, limit=50, offset=0):
+    """Probe runs, newest first, of one schedule or status if given: (rows, total)."""
     q = select(ProbeRun)
     if schedule_id is not None:
         q = q.where(ProbeRun.schedule_id == int(schedule_id))
     if status:
         q = q.where(ProbeRun.status == status)
-    total = session.execute(select(func.count()).select_from(q.subquery())).scalar()
-    rows = session.execute(q.order_by(ProbeRun.id.desc()).limit(limit).offset(offset)).scalars()
-    return list(rows), total
+    return fetch(session, q.order_by(ProbeRun.id.desc()), Window(limit, offset))
+
+
+def run_observations(
+    session: Session, run_id: int, limit: int, *, answered_first: bool = False
+) -> list[ProbeObservation]:
+    """A run's kept observations in address order (answers first if asked), at most `limit`."""
+    order = [ProbeObservation.family, ProbeObservation.address, ProbeObservation.method]
+    if answered_first:
+        order.insert(0, ProbeObservation.answered.desc())
+    return list(
+        session.scalars(
+            select(ProbeObservation)
+            .where(ProbeObservation.run_id == run_id)
+            .order_by(*order)
+            .limit(limit)
+        )
+    )
 
 
 # --------------------------------------------------------------------------- plans

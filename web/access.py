@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from ipam import allocation, change_requests, customers, leasing, users
 from ipam.errors import NotFound
+from ipam.listing import Scope
 from ipam.models import (
     AbuseCase,
     Allocation,
@@ -83,6 +84,11 @@ def customer_scope() -> int | None:
     if current_user.is_authenticated and current_user.role == CUSTOMER:
         return current_user.customer_id
     return None
+
+
+def scope() -> Scope:
+    """The caller's scope for ipam's list functions (ipam/listing.py)."""
+    return Scope(customer_scope())
 
 
 def _refuse_foreign(owner_id: int | None, what: str, ref) -> None:

@@ -24,15 +24,18 @@ from .. import audit, reclamation, validation
 from ..customers import get_customer, set_status
 from ..db import utcnow
 from ..errors import NotFound, StateConflict, ValidationError
+from ..listing import ALL, EVERYONE, Scope, Window, fetch
 from ..models import (
     AbuseCase,
     AbuseCaseEvent,
     AbuseReport,
     AbuseReportCase,
+    CaseState,
     CustomerStatus,
     Sanction,
     SanctionKind,
 )
+from ..validation import choice
 
 LADDER = (
     SanctionKind.WARNING,
@@ -269,3 +272,32 @@ def case_record(session: Session, case: AbuseCase) -> tuple[list, list, list]:
         select(Sanction).where(Sanction.customer_id == case.customer_id).order_by(Sanction.id)
     ).all()
     return list(reports), list(events), list(sanctions)
+
+
+def list_cases(
+    session: Session,
+    *,
+    state=None,
+    customer_id: int | None = None,
+    order: str = "id",
+    scope: Scope = EVERYONE,
+    window: Window = ALL,
+) -> tuple[list[AbuseCase], int]:
+    """Abuse cases newest first (order "updated": last touched first), that the scope sees."""
+    q = scope.restrict(select(AbuseCase), AbuseCase.customer_id)
+    if state:
+        q = q.where(AbuseCase.state == choice(CaseState, state, "state"))
+    if customer_id is not None:
+        q = q.where(AbuseCase.customer_id == customer_id)
+    if order == "updated":
+        q = q.order_by(AbuseCase.updated_at.desc(), AbuseCase.id.desc())
+    else:
+        q = q.order_by(AbuseCase.id.desc())
+    return fetch(session, q, window)
+
+
+def case_of_report(session: Session, report_id: int) -> int | None:
+    """The case a report joined, if any (a report on unheld space joins none)."""
+    return session.scalar(
+        select(AbuseReportCase.case_id).where(AbuseReportCase.report_id == report_id).limit(1)
+    )

@@ -28,6 +28,7 @@ from .. import audit, validation
 from ..attribution import attribution
 from ..db import utcnow
 from ..errors import NotFound, StateConflict, ValidationError
+from ..listing import ALL, Window, fetch
 from ..models import (
     AbuseCase,
     AbuseCategory,
@@ -37,8 +38,10 @@ from ..models import (
     Incident,
     IncidentAction,
     IncidentEvidence,
+    IncidentState,
     Sublessee,
 )
+from ..validation import choice
 
 MIN_HOURS, MAX_HOURS = 2, 24
 AUTHORITIES = "city Public Security Bureau; provincial communications administration"
@@ -242,11 +245,21 @@ def close(session: Session, ref, text: str, *, actor: str) -> Incident:
     return incident
 
 
-def list_incidents(session: Session, state: str | None = None) -> list[Incident]:
+def list_incidents(
+    session: Session, state: str | None = None, window: Window = ALL
+) -> tuple[list[Incident], int]:
+    """Incidents, newest first, in one state if given: (rows, total)."""
     q = select(Incident).order_by(Incident.id.desc())
     if state:
-        q = q.where(Incident.state == state)
-    return list(session.scalars(q))
+        q = q.where(Incident.state == choice(IncidentState, state, "state"))
+    return fetch(session, q, window)
+
+
+def incidents_of_case(session: Session, case_id: int) -> list[Incident]:
+    """The incidents declared from a case, oldest first."""
+    return list(
+        session.scalars(select(Incident).where(Incident.case_id == case_id).order_by(Incident.id))
+    )
 
 
 def due_stage(incident: Incident, now: datetime) -> int | None:
@@ -274,7 +287,7 @@ def remind(
     if not to:
         raise ValidationError("no address to send incident reminders to", "IPAM_INCIDENT_NOTIFY")
     sent = []
-    for incident in list_incidents(session, "open"):
+    for incident in list_incidents(session, "open")[0]:
         stage = due_stage(incident, now)
         if stage is None:
             continue

@@ -27,6 +27,7 @@ from ..addresses import Block, to_bytes
 from ..attribution import holders_many
 from ..db import insert_plain, lock_named, reserve_ids, utcnow
 from ..errors import NotFound, ValidationError
+from ..listing import ALL, Window, fetch
 from ..lookup import current_at, overlapping
 from ..models import (
     AbuseCase,
@@ -36,8 +37,10 @@ from ..models import (
     Allocation,
     Quarantine,
     RejectedReport,
+    RejectedStatus,
     Sublease,
 )
+from ..validation import choice
 from . import formats
 
 CASE_WINDOW = timedelta(days=7)
@@ -717,3 +720,13 @@ def retry_rejected(
             {"format": kind, "report_id": row.report_id, "reports": result.stored},
         )  # fmt: skip
     return result
+
+
+def list_rejected(
+    session: Session, *, status: str | None = "rejected", window: Window = ALL
+) -> tuple[list[RejectedReport], int]:
+    """Rejected input, newest first: waiting (default), accepted on retry, or all (None)."""
+    q = select(RejectedReport).order_by(RejectedReport.id.desc())
+    if status:
+        q = q.where(RejectedReport.status == choice(RejectedStatus, status, "status"))
+    return fetch(session, q, window)

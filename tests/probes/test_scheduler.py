@@ -47,7 +47,7 @@ def seed(engine, crons: dict[str, str | None]) -> None:
     """The demo ledger, with the given schedules set to fire fast and the others disabled."""
     with Session(engine) as s:
         demo.seed(s, echo=lambda *_: None)
-        for sched in probing.list_schedules(s):
+        for sched in probing.list_schedules(s)[0]:
             cron = crons.get(sched.name)
             data = {"cron": cron, "enabled": True} if cron else {"enabled": False}
             probing.update_schedule(s, sched.id, data, actor="test")

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 
 from flask import Response, request
-from sqlalchemy import select
 
 from ipam.abuse import cases, ingest, notify
 from ipam.errors import NotFound, ValidationError
-from ipam.models import AbuseCase, RejectedReport
+from ipam.models import RejectedReport
 
 from .. import mail
-from ..access import CUSTOMER, OWN, READERS, STAFF, actor, customer_scope
+from ..access import CUSTOMER, OWN, READERS, STAFF, actor, scope
 from ..extensions import db
 from ..schemas.abuse import (
     AnswerIn,
@@ -33,7 +32,7 @@ from ..schemas.abuse import (
 from ..schemas.common import Page
 from ..usecase import run
 from .endpoint import endpoint, parse_body
-from .helpers import page, policy
+from .helpers import paged, policy, window
 
 FORMATS = {
     "message/rfc822": None,  # ARF or X-ARF mail: detected
@@ -101,13 +100,10 @@ def _is_form(raw: bytes) -> bool:
 @endpoint("GET", "/abuse/cases", access=OWN, query=CaseQuery, out=Page[CaseOut])
 def abuse_cases_list(query: CaseQuery):
     """Abuse cases, newest first (customers: their own)"""
-    statement = select(AbuseCase).order_by(AbuseCase.id.desc())
-    scope = customer_scope()
-    if scope is not None:
-        statement = statement.where(AbuseCase.customer_id == scope)
-    if query.state:
-        statement = statement.where(AbuseCase.state == query.state)
-    return page(statement, query)
+    rows, total = cases.list_cases(
+        db.session, state=query.state, scope=scope(), window=window(query)
+    )
+    return paged(rows, total, query)
 
 
 @endpoint("GET", "/abuse/cases/<int:case_id>", access=OWN, out=CaseDetail)
@@ -186,10 +182,9 @@ def sanction_confirm(sanction_id):
 @endpoint("GET", "/abuse/rejected", access=READERS, query=RejectedQuery, out=Page[RejectedOut])
 def abuse_rejected_list(query: RejectedQuery):
     """Input the intake could not read"""
-    statement = select(RejectedReport).order_by(RejectedReport.id.desc())
-    if query.status != "all":
-        statement = statement.where(RejectedReport.status == query.status)
-    return page(statement, query)
+    status = None if query.status == "all" else query.status
+    rows, total = ingest.list_rejected(db.session, status=status, window=window(query))
+    return paged(rows, total, query)
 
 
 @endpoint(

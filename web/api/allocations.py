@@ -2,41 +2,28 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from ipam import allocation, pools
-from ipam.addresses import parse_address, to_bytes
-from ipam.models import Allocation
 
-from ..access import OWN, STAFF, actor
+from ..access import OWN, STAFF, actor, scope
 from ..extensions import db
 from ..schemas.common import Page
 from ..schemas.ledger import AllocationIn, AllocationOut, AllocationQuery, EndIn
 from ..usecase import run
 from .endpoint import endpoint
-from .helpers import page, quarantine_days, scoped_customer
+from .helpers import paged, quarantine_days, scoped_customer, window
 
 
 @endpoint("GET", "/allocations", access=OWN, query=AllocationQuery, out=Page[AllocationOut])
 def allocations_list(query: AllocationQuery):
     """Allocations"""
-    statement = select(Allocation).order_by(Allocation.family, Allocation.first, Allocation.id)
-    cust = scoped_customer(query.customer)
-    if cust is not None:
-        statement = statement.where(Allocation.customer_id == cust)
-    if query.pool:
-        statement = statement.where(Allocation.pool_id == pools.get_pool(db.session, query.pool).id)
-    if query.current is not None:
-        statement = statement.where(
-            Allocation.valid_to.is_(None) if query.current else Allocation.valid_to.isnot(None)
-        )
-    if query.contains:
-        a = parse_address(query.contains, "contains")
-        key = to_bytes(a.first)
-        statement = statement.where(
-            Allocation.family == a.family, Allocation.first <= key, Allocation.last >= key
-        )
-    return page(statement, query)
+    flt = allocation.AllocationFilter(
+        customer_id=scoped_customer(query.customer),
+        pool_id=pools.get_pool(db.session, query.pool).id if query.pool else None,
+        current=query.current,
+        contains=query.contains,
+    )
+    rows, total = allocation.list_allocations(db.session, flt, scope(), window(query))
+    return paged(rows, total, query)
 
 
 @endpoint("POST", "/allocations", access=STAFF, body=AllocationIn, out=AllocationOut, status=201)

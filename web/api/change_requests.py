@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from ipam import change_requests
-from ipam.models import ChangeRequest
 
-from ..access import CUSTOMER, OWN, STAFF, actor, customer_scope
+from ..access import CUSTOMER, OWN, STAFF, actor, customer_scope, scope
 from ..extensions import db
 from ..schemas.common import Page
 from ..schemas.ledger import ChangeRequestIn, ChangeRequestOut, ChangeRequestQuery, CommentIn
 from ..usecase import run
 from .endpoint import endpoint
-from .helpers import page, scoped_customer
+from .helpers import paged, scoped_customer, window
 
 
 @endpoint(
@@ -21,13 +18,11 @@ from .helpers import page, scoped_customer
 )
 def change_requests_list(query: ChangeRequestQuery):
     """Change requests"""
-    statement = select(ChangeRequest).order_by(ChangeRequest.id.desc())
-    cust = scoped_customer(query.customer)
-    if cust is not None:
-        statement = statement.where(ChangeRequest.customer_id == cust)
-    if query.status:
-        statement = statement.where(ChangeRequest.status == query.status)
-    return page(statement, query)
+    rows, total = change_requests.list_requests(
+        db.session, customer_id=scoped_customer(query.customer), status=query.status,
+        scope=scope(), window=window(query),
+    )  # fmt: skip
+    return paged(rows, total, query)
 
 
 @endpoint(

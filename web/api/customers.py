@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from ipam import customers, reclamation
-from ipam.models import Customer
 
-from ..access import OWN, STAFF, actor, customer_scope
+from ..access import OWN, STAFF, actor, scope
 from ..extensions import db
 from ..schemas.common import Page
 from ..schemas.ledger import (
@@ -21,20 +18,15 @@ from ..schemas.ledger import (
 )
 from ..usecase import run
 from .endpoint import endpoint
-from .helpers import page, quarantine_days
+from .helpers import paged, quarantine_days, window
 
 
 @endpoint("GET", "/customers", access=OWN, query=CustomerQuery, out=Page[CustomerOut])
 def customers_list(query: CustomerQuery):
     """Customers"""
-    statement = select(Customer).order_by(Customer.id)
-    if customer_scope() is not None:
-        statement = statement.where(Customer.id == customer_scope())
-    if query.status:
-        statement = statement.where(Customer.status == query.status)
-    if query.q:
-        statement = statement.where(Customer.name.contains(query.q))
-    return page(statement, query)
+    flt = customers.CustomerFilter(status=query.status, name_contains=query.q)
+    rows, total = customers.list_customers(db.session, flt, scope(), window(query))
+    return paged(rows, total, query)
 
 
 @endpoint("POST", "/customers", access=STAFF, body=CustomerIn, out=CustomerOut, status=201)

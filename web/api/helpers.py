@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from flask import current_app, request, url_for
-from sqlalchemy import func, select
 
 from ipam import customers
 from ipam.errors import NotFound
+from ipam.listing import Window
 
 from ..access import customer_scope, load
 from ..extensions import db
 
 
-def page(statement, query) -> dict:
-    """One page of `statement` (?limit=, ?offset= from `query`), with the total and a next link."""
-    limit, offset = query.limit, query.offset
-    total = db.session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
-    rows = db.session.execute(statement.limit(limit).offset(offset)).scalars().all()
-    return paged(rows, total, query)
+def window(query) -> Window:
+    """The page a list query asks for (?limit=, ?offset=)."""
+    return Window(query.limit, query.offset)
 
 
 def paged(rows, total: int, query) -> dict:

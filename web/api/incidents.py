@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Response, jsonify
-from sqlalchemy import select
 
 from ipam.abuse import incidents
 from ipam.models import Incident
@@ -24,7 +23,7 @@ from ..schemas.abuse import (
 from ..schemas.common import Page
 from ..usecase import run
 from .endpoint import endpoint
-from .helpers import page
+from .helpers import paged, window
 
 
 def _detail(incident: Incident) -> dict:
@@ -47,10 +46,8 @@ def _detail(incident: Incident) -> dict:
 @endpoint("GET", "/incidents", access=READERS, query=IncidentQuery, out=Page[IncidentOut])
 def incidents_list(query: IncidentQuery):
     """Incidents, newest first"""
-    statement = select(Incident).order_by(Incident.id.desc())
-    if query.state:
-        statement = statement.where(Incident.state == query.state)
-    return page(statement, query)
+    rows, total = incidents.list_incidents(db.session, query.state, window(query))
+    return paged(rows, total, query)
 
 
 @endpoint("POST", "/incidents", access=STAFF, body=IncidentIn, out=IncidentDetail, status=201)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import pydantic
 from flask import request
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
 
 from ipam import leasing
 from ipam.errors import ValidationError
-from ipam.models import Allocation, Sublease, Sublessee
 
-from ..access import OWN, OWN_WRITE, actor, load
+from ..access import OWN, OWN_WRITE, actor, load, scope
 from ..extensions import db
 from ..schemas.common import Page, Ref
 from ..schemas.ledger import (
@@ -26,17 +24,15 @@ from ..schemas.ledger import (
 )
 from ..usecase import run
 from .endpoint import endpoint, parse_body
-from .helpers import page, scoped_customer
+from .helpers import paged, scoped_customer, window
 
 
 @endpoint("GET", "/sublessees", access=OWN, query=SublesseeQuery, out=Page[SublesseeOut])
 def sublessees_list(query: SublesseeQuery):
     """Sublessees"""
-    statement = select(Sublessee).order_by(Sublessee.id)
-    cust = scoped_customer(query.customer)
-    if cust is not None:
-        statement = statement.where(Sublessee.customer_id == cust)
-    return page(statement, query)
+    flt = leasing.SublesseeFilter(customer_id=scoped_customer(query.customer))
+    rows, total = leasing.list_sublessees(db.session, flt, scope(), window(query))
+    return paged(rows, total, query)
 
 
 class NamedCustomer(BaseModel):
@@ -85,21 +81,13 @@ def sublessee_update(sublessee_id, body: SublesseePatch):
 @endpoint("GET", "/subleases", access=OWN, query=SubleaseQuery, out=Page[SubleaseOut])
 def subleases_list(query: SubleaseQuery):
     """Subleases"""
-    statement = (
-        select(Sublease)
-        .join(Allocation, Allocation.id == Sublease.allocation_id)
-        .order_by(Sublease.family, Sublease.first, Sublease.id)
+    flt = leasing.SubleaseFilter(
+        customer_id=scoped_customer(query.customer),
+        sublessee_id=load("sublessee", query.sublessee).id if query.sublessee else None,
+        current=query.current,
     )
-    cust = scoped_customer(query.customer)
-    if cust is not None:
-        statement = statement.where(Allocation.customer_id == cust)
-    if query.sublessee:
-        statement = statement.where(Sublease.sublessee_id == load("sublessee", query.sublessee).id)
-    if query.current is not None:
-        statement = statement.where(
-            Sublease.valid_to.is_(None) if query.current else Sublease.valid_to.isnot(None)
-        )
-    return page(statement, query)
+    rows, total = leasing.list_subleases(db.session, flt, scope(), window(query))
+    return paged(rows, total, query)
 
 
 @endpoint("POST", "/subleases", access=OWN_WRITE, body=SubleaseIn, out=SubleaseOut, status=201)

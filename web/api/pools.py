@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from ipam import addressmap, pools
-from ipam.models import Pool
 
 from ..access import READERS, STAFF, actor
 from ..extensions import db
@@ -13,16 +10,15 @@ from ..schemas.common import Page
 from ..schemas.ledger import MapOut, MapQuery, PoolIn, PoolOut, PoolQuery
 from ..usecase import run
 from .endpoint import endpoint
-from .helpers import page
+from .helpers import paged, window
 
 
 @endpoint("GET", "/pools", access=READERS, query=PoolQuery, out=Page[PoolOut])
 def pools_list(query: PoolQuery):
     """Pools"""
-    statement = select(Pool).order_by(Pool.family, Pool.first)
-    if query.family:
-        statement = statement.where(Pool.family == int(query.family))
-    return page(statement, query)
+    family = int(query.family) if query.family else None
+    rows, total = pools.list_pools(db.session, family=family, window=window(query))
+    return paged(rows, total, query)
 
 
 @endpoint("POST", "/pools", access=STAFF, body=PoolIn, out=PoolOut, status=201)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from ipam import findings, pools, probing
-from ipam.models import ProbeObservation, ProbeRun, ProbeSchedule
 
 from ..access import READERS, STAFF, actor
 from ..extensions import db
@@ -25,13 +22,14 @@ from ..schemas.probes import (
 )
 from ..usecase import run
 from .endpoint import endpoint
-from .helpers import page, paged, scoped_customer
+from .helpers import paged, scoped_customer, window
 
 
 @endpoint("GET", "/probe-schedules", access=READERS, query=ListQuery, out=Page[ScheduleOut])
 def probe_schedules_list(query: ListQuery):
     """Probe schedules"""
-    return page(select(ProbeSchedule).order_by(ProbeSchedule.id), query)
+    rows, total = probing.list_schedules(db.session, window(query))
+    return paged(rows, total, query)
 
 
 @endpoint("POST", "/probe-schedules", access=STAFF, body=ScheduleIn, out=ScheduleOut, status=201)
@@ -68,13 +66,12 @@ def probe_schedule_run(schedule_id):
 @endpoint("GET", "/probe-runs", access=READERS, query=RunQuery, out=Page[RunOut])
 def probe_runs_list(query: RunQuery):
     """Probe runs, newest first"""
-    statement = select(ProbeRun).order_by(ProbeRun.id.desc())
-    if query.schedule:
-        schedule = probing.get_schedule(db.session, query.schedule)
-        statement = statement.where(ProbeRun.schedule_id == schedule.id)
-    if query.status:
-        statement = statement.where(ProbeRun.status == query.status)
-    return page(statement, query)
+    schedule_id = probing.get_schedule(db.session, query.schedule).id if query.schedule else None
+    rows, total = probing.list_runs(
+        db.session, schedule_id=schedule_id, status=query.status, limit=query.limit,
+        offset=query.offset,
+    )  # fmt: skip
+    return paged(rows, total, query)
 
 
 @endpoint("GET", "/probe-runs/<int:run_id>", access=READERS, query=RunDetailQuery, out=RunDetail)
@@ -85,12 +82,7 @@ def probe_run(run_id, query: RunDetailQuery):
     from ipam.addresses import from_bytes
 
     r = probing.get_run(db.session, run_id)
-    obs = db.session.execute(
-        select(ProbeObservation)
-        .where(ProbeObservation.run_id == r.id)
-        .order_by(ProbeObservation.family, ProbeObservation.address, ProbeObservation.method)
-        .limit(query.limit)
-    ).scalars()
+    obs = probing.run_observations(db.session, r.id, query.limit)
     observations = [
         {
             "address": str(IPAddress(from_bytes(o.address), o.family)),

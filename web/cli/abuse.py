@@ -8,12 +8,10 @@ from pathlib import Path
 
 import click
 from flask import current_app
-from sqlalchemy import func, select
 
 from ipam.abuse import cases, formats, incidents, ingest, notify
 from ipam.db import chunk_done
 from ipam.errors import IpamError
-from ipam.models import AbuseCase, IncidentEvidence, RejectedReport
 
 from .. import mail
 from ..extensions import db
@@ -94,11 +92,9 @@ def abuse_ingest(paths, kind, actor):
 @abuse_group.command("cases")
 @click.option("--state", default=None, help="open, notified, acknowledged, resolved, escalated")
 def abuse_cases(state):
-    """List abuse cases, newest first."""
-    q = select(AbuseCase).order_by(AbuseCase.id)
-    if state:
-        q = q.where(AbuseCase.state == state)
-    for c in db.session.execute(q).scalars():
+    """List abuse cases, oldest first."""
+    rows, _total = cases.list_cases(db.session, state=state)
+    for c in reversed(rows):
         sub = f" / {c.sublessee.name}" if c.sublessee else ""
         click.echo(
             f"{c.id:5} {c.state:12} {c.category.value:18} {c.prefix:20} "
@@ -109,8 +105,8 @@ def abuse_cases(state):
 @abuse_group.command("rejected")
 def abuse_rejected():
     """List input the intake could not read."""
-    q = select(RejectedReport).where(RejectedReport.status == "rejected")
-    for r in db.session.execute(q.order_by(RejectedReport.id)).scalars():
+    rows, _total = ingest.list_rejected(db.session)
+    for r in reversed(rows):
         click.echo(
             f"{r.id:5} {r.source:10} {r.received_at:%Y-%m-%d %H:%M} {r.field or '-'}: {r.reason}"
         )
@@ -238,7 +234,7 @@ def incident_declare(title, category, hours, case_id, description, actor):
             s, title=title, category=category, hours=hours, case=case_id,
             description=description, actor=actor,
         )  # fmt: skip
-        frozen = s.scalar(select(func.count()).where(IncidentEvidence.incident_id == inc.id))
+        frozen = len(incidents.incident_record(s, inc)[1])
     click.echo(
         f"incident {inc.id} declared: report due {inc.deadline:%Y-%m-%d %H:%M} UTC; "
         f"{frozen} record(s) frozen"
@@ -249,7 +245,7 @@ def incident_declare(title, category, hours, case_id, description, actor):
 @click.option("--state", default=None)
 def incident_list(state):
     """List incidents with their deadlines."""
-    for i in incidents.list_incidents(db.session, state):
+    for i in incidents.list_incidents(db.session, state)[0]:
         click.echo(
             f"{i.id:5} {i.state:9} due {i.deadline:%Y-%m-%d %H:%M}Z {i.category.value:14} {i.title}"
         )

@@ -56,7 +56,7 @@ def pool_add(prefix, name, parent, description, actor):
 def pool_list():
     """List pools with their utilization."""
     with transaction() as s:
-        for pool in pools.list_pools(s):
+        for pool in pools.list_pools(s)[0]:
             u = pools.utilization(s, pool)
             depth = 0
             parent = pool.parent
@@ -127,11 +127,7 @@ def customer_update(customer, pairs, contact_list, actor):
 def customer_list():
     """List customers."""
     with transaction() as s:
-        from sqlalchemy import select
-
-        from ipam.models import Customer
-
-        for c in s.execute(select(Customer).order_by(Customer.id)).scalars():
+        for c in customers.list_customers(s)[0]:
             click.echo(f"{c.id:>4} {c.uscc} {c.status.value:<9} {c.kind.value:<10} {c.name}")
 
 

@@ -127,7 +127,7 @@ def probe_update(schedule, pairs, actor):
 @probe_group.command("list")
 def probe_list():
     """List probe schedules."""
-    for s in probing.list_schedules(db.session):
+    for s in probing.list_schedules(db.session)[0]:
         target = f"pool {s.pool.name}" if s.pool else f"customer {s.customer.name}"
         state = "" if s.enabled else " (disabled)"
         click.echo(f"{s.id:4} {s.name:24} {s.cron:16} {','.join(s.methods):22} {target}{state}")

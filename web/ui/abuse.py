@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import select
 
-from ipam.abuse import cases, ingest, notify
+from ipam import validation
+from ipam.abuse import cases, incidents, ingest, notify
 from ipam.errors import IpamError, NotFound, ValidationError
-from ipam.models import AbuseCase, AbuseCategory, AbuseReportCase, Incident, RejectedReport
+from ipam.listing import Window
+from ipam.models import (
+    AbuseCase,
+    AbuseCategory,
+    CaseState,
+    RejectedReport,
+)
 
 from .. import mail
 from ..access import (
@@ -28,33 +34,23 @@ from .helpers import attempt, form_errors, view
 @ui.app_template_global()
 def abuse_cases_of(customer_id: int):
     """A customer's cases, newest first (its page lists them)."""
-    return (
-        db.session.execute(
-            select(AbuseCase)
-            .where(AbuseCase.customer_id == customer_id)
-            .order_by(AbuseCase.id.desc())
-            .limit(50)
-        )
-        .scalars()
-        .all()
-    )
+    return cases.list_cases(db.session, customer_id=customer_id, window=Window(50))[0]
 
 
 @view("/abuse/cases", access=READERS)
 def abuse_cases_page():
-    q = select(AbuseCase).order_by(AbuseCase.updated_at.desc(), AbuseCase.id.desc())
     state = request.args.get("state", "")
     if state:
-        q = q.where(AbuseCase.state == state)
-    rows = db.session.execute(q.limit(200)).scalars().all()
+        state = validation.choice(CaseState, state, "state")
+    rows, _total = cases.list_cases(
+        db.session, state=state or None, order="updated", window=Window(200)
+    )
     return render_template("abuse_cases.html", rows=rows, state=state)
 
 
 def _case_page(case: AbuseCase, error: IpamError | None = None):
     reports, events, sanctions = cases.case_record(db.session, case)
-    incident_rows = db.session.scalars(
-        select(Incident).where(Incident.case_id == case.id).order_by(Incident.id)
-    ).all()
+    incident_rows = incidents.incidents_of_case(db.session, case.id)
     return render_template(
         "abuse_case.html",
         case=case,
@@ -153,9 +149,7 @@ def abuse_report_submit():
         flash(_("This complaint is already recorded."))
         return redirect(url_for("ui.abuse_cases_page"))
     (report,) = result.reports
-    case_id = db.session.scalar(
-        select(AbuseReportCase.case_id).where(AbuseReportCase.report_id == report.id).limit(1)
-    )
+    case_id = cases.case_of_report(db.session, report.id)
     if case_id is None:
         flash(_("Report %(id)s kept: the address was %(holding)s at that time.",
                 id=report.id, holding=_(report.holding)))  # fmt: skip
@@ -166,9 +160,7 @@ def abuse_report_submit():
 
 @view("/abuse/rejected", access=READERS)
 def abuse_rejected_page(error: IpamError | None = None, status: int = 200):
-    rows = db.session.scalars(
-        select(RejectedReport).order_by(RejectedReport.id.desc()).limit(200)
-    ).all()
+    rows, _total = ingest.list_rejected(db.session, status=None, window=Window(200))
     return render_template(
         "abuse_rejected.html", rows=rows, kinds=ingest.KINDS, errors=form_errors(error)
     ), status

@@ -8,15 +8,14 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from ipam import (
+    allocation,
     change_requests,
     customers,
 )
 from ipam.errors import IpamError
 from ipam.models import (
-    Allocation,
     ChangeRequest,
 )
 
@@ -26,6 +25,7 @@ from ..access import (
     STAFF,
     actor,
     customer_scope,
+    scope,
 )
 from ..extensions import db
 from .helpers import attempt, form_errors, view
@@ -34,7 +34,7 @@ from .helpers import attempt, form_errors, view
 @view("/change-requests", access=OWN)
 def change_requests_page():
     status = request.args.get("status") or None
-    rows = change_requests.list_requests(db.session, customer_id=customer_scope(), status=status)
+    rows = change_requests.list_requests(db.session, status=status, scope=scope())[0]
     return render_template("change_requests.html", requests=rows, status=status)
 
 
@@ -77,13 +77,9 @@ def change_request_new():
         )
         if response:
             return response
-    allocs = (
-        db.session.execute(
-            select(Allocation).where(Allocation.customer_id == c.id, Allocation.valid_to.is_(None))
-        )
-        .scalars()
-        .all()
-    )
+    allocs = allocation.list_allocations(
+        db.session, allocation.AllocationFilter(customer_id=c.id, current=True)
+    )[0]
     return render_template(
         "change_request_new.html",
         customer=c,
@@ -95,7 +91,7 @@ def change_request_new():
 
 
 def _request_page(req: ChangeRequest, error: IpamError | None = None):
-    history = change_requests.list_requests(db.session, customer_id=req.customer_id)
+    history = change_requests.list_requests(db.session, customer_id=req.customer_id)[0]
     return render_template(
         "change_request.html", req=req, history=history, errors=form_errors(error)
     ), (error.status if error else 200)

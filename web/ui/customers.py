@@ -11,7 +11,6 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from ipam import (
     allocation,
@@ -22,11 +21,6 @@ from ipam import (
     reclamation,
 )
 from ipam.errors import ValidationError
-from ipam.models import (
-    Allocation,
-    Customer,
-    Sublessee,
-)
 
 from ..access import (
     OWN,
@@ -40,7 +34,7 @@ from .helpers import attempt, form_errors, view
 
 @view("/customers", access=READERS)
 def customers_page():
-    rows = db.session.execute(select(Customer).order_by(Customer.name)).scalars().all()
+    rows, _total = customers.list_customers(db.session, customers.CustomerFilter(order="name"))
     return render_template("customers.html", customers=rows)
 
 
@@ -87,24 +81,15 @@ def customer_new():
 @view("/customers/<int:customer_id>", access=OWN)
 def customer(customer_id):
     c = customers.get_customer(db.session, customer_id)
-    allocs = (
-        db.session.execute(
-            select(Allocation)
-            .where(Allocation.customer_id == c.id)
-            .order_by(Allocation.valid_to.is_not(None), Allocation.family, Allocation.first)
-        )
-        .scalars()
-        .all()
+    allocs, _total = allocation.list_allocations(
+        db.session,
+        allocation.AllocationFilter(customer_id=c.id, current=None, order="current_first"),
     )
-    subs = (
-        db.session.execute(
-            select(Sublessee).where(Sublessee.customer_id == c.id).order_by(Sublessee.name)
-        )
-        .scalars()
-        .all()
+    subs, _total = leasing.list_sublessees(
+        db.session, leasing.SublesseeFilter(customer_id=c.id, order="name")
     )
     leases = leasing.current_subleases(db.session, c.id)
-    requests_ = change_requests.list_requests(db.session, customer_id=c.id)
+    requests_ = change_requests.list_requests(db.session, customer_id=c.id)[0]
     return render_template(
         "customer.html",
         customer=c,
@@ -130,13 +115,9 @@ def _confirm_action(customer_id: int, template: str, change, done: str):
             )
             if response:
                 return response
-    current = (
-        db.session.execute(
-            select(Allocation).where(Allocation.customer_id == c.id, Allocation.valid_to.is_(None))
-        )
-        .scalars()
-        .all()
-    )
+    current = allocation.list_allocations(
+        db.session, allocation.AllocationFilter(customer_id=c.id, current=True)
+    )[0]
     return render_template(
         template, customer=c, allocations=current, errors=form_errors(error), form=request.form
     ), (error.status if error else 200)

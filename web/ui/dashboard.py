@@ -11,17 +11,13 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import func, select
 
 from ipam import (
+    change_requests,
+    customers,
     filings,
     pools,
     reclamation,
-)
-from ipam.models import (
-    ChangeRequest,
-    ChangeStatus,
-    Customer,
 )
 
 from ..access import (
@@ -46,16 +42,15 @@ def dashboard():
     scope = customer_scope()
     if scope is not None:
         return redirect(url_for("ui.customer", customer_id=scope))
-    utils = [pools.utilization(db.session, p) for p in pools.list_pools(db.session)]
-    pending = db.session.scalar(
-        select(func.count()).where(ChangeRequest.status == ChangeStatus.PENDING)
-    )
+    utils = [pools.utilization(db.session, p) for p in pools.list_pools(db.session)[0]]
+    pending = change_requests.count_pending(db.session)
     quarantine = reclamation.quarantined(db.session)
     today = date.today()
     overdue = [
         (c, f)
-        for c in db.session.execute(select(Customer).order_by(Customer.name)).scalars()
-        if c.status.value != "exited"
+        for c in customers.list_customers(
+            db.session, customers.CustomerFilter(active_only=True, order="name")
+        )[0]
         for f in filings.filings(c, today)
         if f.state in ("overdue", "missing", "due")
     ]

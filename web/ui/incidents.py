@@ -25,7 +25,7 @@ from .helpers import attempt, form_errors, view
 def incidents_page(error: IpamError | None = None):
     return render_template(
         "incidents.html",
-        rows=incidents.list_incidents(db.session),
+        rows=incidents.list_incidents(db.session)[0],
         categories=list(AbuseCategory),
         now=utcnow(),
         errors=form_errors(error),

@@ -8,17 +8,15 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from ipam import (
+    allocation,
     leasing,
 )
 from ipam.errors import NotFound
 from ipam.models import (
-    Allocation,
     IdType,
     Sublease,
-    Sublessee,
     SublesseeKind,
 )
 
@@ -122,20 +120,12 @@ def sublease_new():
         )
         if response:
             return response
-    allocs = (
-        db.session.execute(
-            select(Allocation).where(Allocation.customer_id == c.id, Allocation.valid_to.is_(None))
-        )
-        .scalars()
-        .all()
-    )
-    subs = (
-        db.session.execute(
-            select(Sublessee).where(Sublessee.customer_id == c.id).order_by(Sublessee.name)
-        )
-        .scalars()
-        .all()
-    )
+    allocs = allocation.list_allocations(
+        db.session, allocation.AllocationFilter(customer_id=c.id, current=True)
+    )[0]
+    subs = leasing.list_sublessees(
+        db.session, leasing.SublesseeFilter(customer_id=c.id, order="name")
+    )[0]
     return render_template(
         "sublease_new.html",
         customer=c,

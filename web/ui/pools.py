@@ -10,18 +10,18 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from ipam import (
     addressmap,
     allocation,
+    customers,
     pools,
     reclamation,
 )
 from ipam.errors import IpamError
+from ipam.listing import Window
 from ipam.models import (
-    Allocation,
-    Customer,
+    CustomerStatus,
     Pool,
 )
 
@@ -37,7 +37,7 @@ from .helpers import act, form_errors, view
 
 @view("/pools", access=READERS)
 def pools_page():
-    all_pools = pools.list_pools(db.session)
+    all_pools = pools.list_pools(db.session)[0]
     children: dict[int | None, list[Pool]] = {}
     for p in all_pools:
         children.setdefault(p.parent_id, []).append(p)
@@ -46,22 +46,11 @@ def pools_page():
 
 
 def _pool_page(p: Pool, error: IpamError | None = None):
-    recent = (
-        db.session.execute(
-            select(Allocation)
-            .where(Allocation.pool_id == p.id, Allocation.valid_to.is_(None))
-            .order_by(Allocation.id.desc())
-            .limit(20)
-        )
-        .scalars()
-        .all()
+    recent, _total = allocation.list_allocations(
+        db.session, allocation.AllocationFilter(pool_id=p.id, order="recent"), window=Window(20)
     )
-    active = (
-        db.session.execute(
-            select(Customer).where(Customer.status == "active").order_by(Customer.name)
-        )
-        .scalars()
-        .all()
+    active, _total = customers.list_customers(
+        db.session, customers.CustomerFilter(status=CustomerStatus.ACTIVE, order="name")
     )
     return render_template(
         "pool.html",

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from flask import render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from ipam import customers, findings, pools, probing
 from ipam.errors import IpamError, ValidationError
-from ipam.models import Customer, Finding, FindingKind, ProbeObservation
+from ipam.models import FindingKind
 
 from ..access import (
     READERS,
@@ -40,14 +39,12 @@ def _probes_page(error: IpamError | None = None):
     runs, _total = probing.list_runs(db.session, limit=20)
     return render_template(
         "probes.html",
-        schedules=probing.list_schedules(db.session),
+        schedules=probing.list_schedules(db.session)[0],
         runs=runs,
-        pools=pools.list_pools(db.session),
-        customers=db.session.execute(
-            select(Customer).where(Customer.status != "exited").order_by(Customer.name)
-        )
-        .scalars()
-        .all(),
+        pools=pools.list_pools(db.session)[0],
+        customers=customers.list_customers(
+            db.session, customers.CustomerFilter(active_only=True, order="name")
+        )[0],
         methods=probing.METHODS,
         errors=form_errors(error),
         form=request.form,
@@ -116,32 +113,8 @@ def probe_schedule_run(schedule_id):
 @view("/probes/runs/<int:run_id>", access=READERS)
 def probe_run_page(run_id):
     r = probing.get_run(db.session, run_id)
-    obs = (
-        db.session.execute(
-            select(ProbeObservation)
-            .where(ProbeObservation.run_id == r.id)
-            .order_by(
-                ProbeObservation.answered.desc(),
-                ProbeObservation.family,
-                ProbeObservation.address,
-                ProbeObservation.method,
-            )
-            .limit(1000)
-        )
-        .scalars()
-        .all()
-    )
-    raised = (
-        db.session.execute(
-            select(Finding)
-            .where(Finding.schedule_id == r.schedule_id, Finding.first_seen >= r.started_at)
-            .order_by(Finding.id)
-            if r.started_at
-            else select(Finding).where(False)
-        )
-        .scalars()
-        .all()
-    )
+    obs = probing.run_observations(db.session, r.id, 1000, answered_first=True)
+    raised = findings.raised_by_run(db.session, r)
     return render_template("probe_run.html", run=r, observations=obs, raised=raised)
 
 
@@ -169,7 +142,7 @@ def findings_page():
         kinds=[k.value for k in FindingKind],
         counts=findings.open_counts(db.session),
         args=request.args,
-        pools=pools.list_pools(db.session),
+        pools=pools.list_pools(db.session)[0],
     )
 
 

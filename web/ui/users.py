@@ -9,14 +9,13 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
 from ipam import (
+    customers,
     users,
 )
 from ipam.errors import IpamError
 from ipam.models import (
-    Customer,
     Role,
 )
 
@@ -86,7 +85,7 @@ def users_page():
         )
         if response:
             return response
-    all_customers = db.session.execute(select(Customer).order_by(Customer.name)).scalars().all()
+    all_customers = customers.list_customers(db.session, customers.CustomerFilter(order="name"))[0]
     return render_template(
         "users.html",
         users=users.list_users(db.session),
