@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, select, text
+from sqlalchemy import Integer, create_engine, make_url, select, text
 from sqlalchemy.orm import Session
 
 from ipam.db import Base
@@ -59,6 +59,8 @@ def create_pg_database() -> str:
     """A new, uniquely named, empty database on the test server; its URL."""
     name = f"ipam_test_{os.getpid()}_{secrets.token_hex(4)}"
     _server_execute(f'CREATE DATABASE "{name}"')
+    # A test database need not wait for its commits to reach the disk (ours alone).
+    _server_execute(f'ALTER DATABASE "{name}" SET synchronous_commit TO off')
     _CREATED.append(name)
     return make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
 
@@ -120,18 +122,38 @@ def engine(db_url):
     eng.dispose()
 
 
+def _empty(conn) -> None:
+    """Delete every row, children first. On PostgreSQL DELETE is far quicker than TRUNCATE
+    for tables this small (TRUNCATE makes new files for every table, every time)."""
+    names = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    conn.exec_driver_sql("; ".join(f"DELETE FROM {name}" for name in names))
+
+
+def _set_sequences(conn, restart: bool) -> None:
+    """PostgreSQL: every id sequence restarted (at 1), or set past the rows laid back."""
+    ids = [
+        t.name
+        for t in Base.metadata.sorted_tables
+        if "id" in t.c and isinstance(t.c.id.type, Integer)
+    ]
+    if restart:
+        parts = [f"setval(pg_get_serial_sequence('{n}', 'id'), 1, false)" for n in ids]
+    else:
+        parts = [
+            f"setval(pg_get_serial_sequence('{n}', 'id'), (SELECT max(id) FROM {n}))" for n in ids
+        ]
+    conn.exec_driver_sql("SELECT " + ", ".join(parts))
+
+
 def clear(engine) -> None:
     """Empty every table and reset the audit head, as a fresh migrated database."""
     from ipam.allocation import forget_known_lengths
 
     forget_known_lengths()
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:
+        _empty(conn)
         if engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in tables:
-                conn.execute(text(f"DELETE FROM {name}"))
+            _set_sequences(conn, restart=True)
         conn.execute(
             text("INSERT INTO audit_head (id, seq, last_hash) VALUES (1, 0, :h)"), {"h": "0" * 64}
         )
@@ -151,26 +173,13 @@ def restore(engine, rows: dict) -> None:
     from ipam.allocation import forget_known_lengths
 
     forget_known_lengths()
-    tables = Base.metadata.sorted_tables
     with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            names = ", ".join(t.name for t in tables)
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            for t in reversed(tables):
-                conn.execute(t.delete())
-        for t in tables:
+        _empty(conn)
+        for t in Base.metadata.sorted_tables:
             if rows[t.name]:
                 conn.execute(t.insert(), rows[t.name])
         if engine.dialect.name == "postgresql":
-            for t in tables:
-                if "id" in t.c and t.c.id.autoincrement in (True, "auto") and rows[t.name]:
-                    conn.execute(
-                        text(
-                            f"SELECT setval(pg_get_serial_sequence('{t.name}', 'id'), "
-                            f"(SELECT max(id) FROM {t.name}))"
-                        )
-                    )
+            _set_sequences(conn, restart=False)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from ipam.abuse import cases
 from ipam.abuse.ingest import Policy
@@ -137,6 +138,19 @@ def register_extensions(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
 
 
+class IdConverter(IntegerConverter):
+    """`<int:...>` in our routes: 1 to 2^31-1, what the id columns hold; anything else is 404."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("min", 1)
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
+def register_converters(app: Flask) -> None:
+    app.url_map.converters["int"] = IdConverter
+
+
 def register_blueprints(app: Flask) -> None:
     from .api import api
     from .auth import auth
@@ -175,6 +189,7 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.environ.get("IPAM_INSTANCE_PATH") or None)
     load_config(app, config)
     register_extensions(app)
+    register_converters(app)
     register_blueprints(app)
     register_access(app)
     register_errorhandlers(app)

@@ -29,7 +29,7 @@ from ..schemas.abuse import (
     SanctionOut,
     TransitionIn,
 )
-from ..schemas.common import Page
+from ..schemas.common import Error, Page
 from ..usecase import run
 from .endpoint import endpoint, parse_body
 from .helpers import paged, policy, window
@@ -43,6 +43,10 @@ FORMATS = {
 
 @endpoint(
     "POST", "/abuse/reports", access=STAFF, out=IntakeOut, status=201,
+    answers={
+        200: (IntakeOut, "every record was known already"),
+        422: (IntakeOut | Error, "nothing stored: all refused (kept as rejected input)"),
+    },
     consumes={
         "message/rfc822": "an ARF or X-ARF mail, as it came",
         "text/csv": "address,time,category,description,reporter",
@@ -200,8 +204,9 @@ def abuse_rejected_raw(rejected_id):
 
 
 @endpoint(
-    "POST", "/abuse/rejected/<int:rejected_id>/retry", access=STAFF, body=RetryIn, out=RetryOut
-)
+    "POST", "/abuse/rejected/<int:rejected_id>/retry", access=STAFF, body=RetryIn, out=RetryOut,
+    answers={422: (RetryOut | Error, "still refused: the input keeps its row, with the reason")},
+)  # fmt: skip
 def abuse_rejected_retry(rejected_id, body: RetryIn):
     """Run a rejected input again, in a format named or detected (422 if still refused)"""
     result = run(

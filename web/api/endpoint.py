@@ -41,6 +41,8 @@ class Endpoint:
     # Non-JSON bodies it takes ({media type: description}) and non-JSON answers it gives.
     consumes: dict[str, str] = field(default_factory=dict)
     produces: dict[str, str] = field(default_factory=dict)
+    # Statuses whose answer is not the usual error shape: {status: (schema, description)}.
+    answers: dict[int, tuple[Any, str]] = field(default_factory=dict)
 
 
 def endpoint(
@@ -54,6 +56,7 @@ def endpoint(
     status: int = 200,
     consumes: dict[str, str] | None = None,
     produces: dict[str, str] | None = None,
+    answers: dict[int, tuple[Any, str]] | None = None,
     parse: bool = True,
 ):
     """Declare and register an API view; it receives `query=` and `body=` already checked.
@@ -80,6 +83,7 @@ def endpoint(
             status=status,
             consumes=consumes or {},
             produces=produces or {},
+            answers=answers or {},
         )
 
         @functools.wraps(view)

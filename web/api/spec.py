@@ -120,6 +120,13 @@ def spec() -> dict:
                 for code, text in ERRORS
             },
         }
+        for code, (model, text) in ep.answers.items():
+            schema = TypeAdapter(model).json_schema(ref_template=REF, mode="serialization")
+            components.update(schema.pop("$defs", {}))
+            op["responses"][str(code)] = {
+                "description": text,
+                "content": {"application/json": {"schema": schema}},
+            }
         if ep.access is None:
             op["security"] = []
         paths.setdefault(path, {})[ep.method.lower()] = op
