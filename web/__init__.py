@@ -111,6 +111,8 @@ def load_config(app: Flask, config: dict | None) -> None:
             "IPAM_SANCTION_LADDER", "warning,suspension,reclamation,termination"
         ),
         IPAM_SCHEDULER_LEASE=int(env("IPAM_SCHEDULER_LEASE", "30")),
+        IPAM_OUTBOX_SECONDS=int(env("IPAM_OUTBOX_SECONDS", "15")),
+        IPAM_JOB_RUN_DAYS=int(env("IPAM_JOB_RUN_DAYS", "90")),
         **probe_settings(app),
     )
     if config:

@@ -296,3 +296,33 @@ def test_admin_disables_a_user_over_the_api_and_its_tokens_stop(login, web_app, 
     r = admin.api("PATCH", f"/api/v1/users/{me['id']}", json={"active": False})
     assert r.status_code == 200 and r.get_json()["active"] is False
     assert error_of(anon.get("/api/v1/me", headers=bearer), 401)
+
+
+def test_bodies_and_queries_are_checked_by_their_schemas(engineer, world, same):
+    """Wrong types, unknown fields, numbers out of range, hostile input: 4xx naming the field."""
+    a, pool = world["a"], world["pool_id"]
+    cases = [
+        ("POST", f"/api/v1/customers/{a}/reclaim", {"reason": True}, 422, "reason"),
+        ("POST", "/api/v1/customers", {"name": True, "uscc": "x", "kind": "isp"}, 422, "name"),
+        ("POST", "/api/v1/allocations", {"pool": pool, "customer": a, "prefixlen": 29.5}, 422,
+         "prefixlen"),
+        ("POST", "/api/v1/allocations", {"pool": pool, "customer": a, "prefixlen": 29, "x": 1},
+         422, "x"),
+        ("POST", "/api/v1/pools", {"prefix": "198.18.0.0/16", "name": "n", "colour": "red"}, 422,
+         "colour"),
+        ("POST", "/api/v1/allocations", {"pool": 2**64, "customer": a, "prefixlen": 29}, 422,
+         "pool"),
+        ("POST", "/api/v1/pools", {"prefix": "198.18.0.0/16", "name": "a\u0000b"}, 422, "name"),
+        ("GET", "/api/v1/allocations?limit=99999999999999999999", None, 422, "limit"),
+        ("GET", "/api/v1/allocations?colour=red", None, 422, "colour"),
+        ("GET", "/api/v1/abuse/cases?state=closed", None, 422, "state"),
+    ]  # fmt: skip
+    with same():
+        for method, url, body, status, field in cases:
+            err = error_of(engineer.api(method, url, json=body), status)
+            assert err["field"] == field, (url, body, err)
+        deep = "[" * 100_000 + "]" * 100_000
+        for raw in (deep, '{"prefix": Infinity, "name": "n"}', '{"prefix": 1e999}'):
+            r = engineer.api("POST", "/api/v1/pools", data=raw, content_type="application/json")
+            assert r.status_code in (400, 422), (raw[:40], r.status_code)
+        assert engineer.api("GET", "/api/v1/allocations/99999999999999").status_code == 404

@@ -239,3 +239,28 @@ def test_abuse_case_commands_take_a_case_to_a_warning(run):
     assert "escalated" in run("abuse", "cases", "--state", "escalated").output
     out = run("abuse", "case", case_id, "resolve", "--comment", "cleaned").output
     assert "is resolved" in out
+
+
+def test_help_lists_ipams_commands_only_each_with_a_line():
+    import subprocess
+    import sys
+
+    import click
+
+    from web.cli import ipam
+
+    shown = subprocess.run(
+        [sys.executable, "-c", "from web.cli import main; main()", "--help"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "--app" not in shown and "--env-file" not in shown and "limiter" not in shown
+    assert " db " not in shown and "whois" in shown and "abuse" in shown
+
+    def walk(group, prefix=""):
+        for name, command in group.commands.items():
+            yield prefix + name, command
+            if isinstance(command, click.Group):
+                yield from walk(command, f"{prefix}{name} ")
+
+    missing = [name for name, command in walk(ipam) if not (command.help or command.short_help)]
+    assert missing == []

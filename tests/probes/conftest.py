@@ -38,13 +38,8 @@ def inside(lab):
     return lambda: entered(lab.probe_ns)
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items):
-    """Under pytest-xdist, every test that builds a lab runs on one worker, one at a time.
 
-    Two labs up at once (the shared one and test_lab's rate-limited one) would share
-    host-side names; one worker keeps them apart in time, as a serial run does.
-    """
-    for item in items:
-        if "lab" in getattr(item, "fixturenames", ()) or item.path.name == "test_lab.py":
-            item.add_marker(pytest.mark.xdist_group("lab"))
+# Under pytest-xdist, every test that builds a lab carries LAB_GROUP: one worker
+# runs them, one at a time, as a serial run does. Two labs up at once (the shared one and
+# test_lab's rate-limited one) would share host-side names.
+LAB_GROUP = pytest.mark.xdist_group("lab")

@@ -11,10 +11,13 @@ from probes import dnscheck, sweep
 from probes import lab as lab_module
 from probes.netns import own_addresses
 from probes.scope import ProbeScope
+from tests.probes.conftest import LAB_GROUP
 
 LAB = ProbeScope.parse(",".join(lab_module.LAB_RANGES))
 DNS = lab_module.DNS_SERVER
 
+
+pytestmark = LAB_GROUP
 
 def ip(text: str) -> int:
     return int(IPAddress(text))

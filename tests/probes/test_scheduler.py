@@ -27,6 +27,7 @@ from ipam.models import (
     SchedulerLease,
 )
 from tests.conftest import clear
+from tests.probes.conftest import LAB_GROUP
 from web import create_app
 from web.extensions import db
 
@@ -82,6 +83,7 @@ def probe_app(db_url, engine, lab):
     clear(engine)
 
 
+@LAB_GROUP
 def test_scheduled_runs_raise_each_finding_for_the_right_address_and_holder(probe_app, engine):
     from ipam.jobs.scheduler import Scheduler
 
@@ -140,6 +142,7 @@ def test_scheduled_runs_raise_each_finding_for_the_right_address_and_holder(prob
     assert set(probe_cases) == {("198.18.7.12", "上海星河数据服务有限公司")}
 
 
+@LAB_GROUP
 def test_run_now_through_the_embedded_scheduler(probe_app, engine):
     from ipam.jobs.scheduler import Scheduler
 
