@@ -1,7 +1,7 @@
 """API benchmark: concurrent next-free allocations over HTTP, and the address map of a full /16.
 
-Runs gunicorn (gthread workers) on PostgreSQL database `ipam_bench` (dropped
-and re-created), then:
+Runs gunicorn (gthread workers) on a PostgreSQL database of its own (created, then
+dropped at the end), then:
   * 16 client threads, each with a keep-alive connection and an API token,
     POST /api/v1/allocations {"pool", "customer"} (next free address of one
     pool) for --seconds: allocations per second, p50/p99 latency, duplicates

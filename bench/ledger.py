@@ -1,6 +1,6 @@
 """Ledger benchmark: allocation latency and attribution rate at 1,000,000 holdings.
 
-For each back-end (SQLite file, PostgreSQL database `ipam_bench`):
+For each back-end (SQLite file; a PostgreSQL database of its own, dropped at the end):
   * a /8 pool with 1,000,000 current single-address allocations scattered over
     its first 1,200,000 addresses, each address with two earlier holders
     (3,000,000 allocation rows), 10 % of the current ones sub-leased;
@@ -72,12 +72,26 @@ def migrate(url: str) -> None:
 
 
 def prepare_postgres(url: str) -> str:
-    admin = create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    """A new database of this run's own on the server of `url`, dropped when the run ends.
+
+    The benchmark never empties or drops a database it did not create.
+    """
+    import atexit
+    import secrets
+
+    server = url.rsplit("/", 1)[0]
+    name = f"ipam_bench_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = create_engine(server + "/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text("DROP DATABASE IF EXISTS ipam_bench"))
-        conn.execute(text("CREATE DATABASE ipam_bench"))
-    admin.dispose()
-    return url.rsplit("/", 1)[0] + "/ipam_bench"
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    atexit.register(drop)
+    return f"{server}/{name}"
 
 
 def bulk_rows(engine, table, rows, batch=50_000):

@@ -413,3 +413,8 @@ def list_allocations(
     else:
         q = q.order_by(Allocation.family, Allocation.first, Allocation.id)
     return fetch(session, q, window)
+
+
+def held_by(session: Session, customer_id: int) -> list[Allocation]:
+    """What a customer holds now, in address order (its forms offer these)."""
+    return list_allocations(session, AllocationFilter(customer_id=customer_id, current=True))[0]

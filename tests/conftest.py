@@ -167,7 +167,10 @@ def snapshot(engine) -> dict:
     """Every row of every table, to lay the same data again later (see restore)."""
     with engine.connect() as conn:
         return {
-            t.name: [dict(r._mapping) for r in conn.execute(select(t))]
+            # In key order: a row that names its parent (a nested pool) comes after it.
+            t.name: [
+                dict(r._mapping) for r in conn.execute(select(t).order_by(*t.primary_key.columns))
+            ]
             for t in Base.metadata.sorted_tables
         }
 

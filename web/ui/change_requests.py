@@ -77,9 +77,7 @@ def change_request_new():
         )
         if response:
             return response
-    allocs = allocation.list_allocations(
-        db.session, allocation.AllocationFilter(customer_id=c.id, current=True)
-    )[0]
+    allocs = allocation.held_by(db.session, c.id)
     return render_template(
         "change_request_new.html",
         customer=c,

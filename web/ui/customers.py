@@ -115,9 +115,7 @@ def _confirm_action(customer_id: int, template: str, change, done: str):
             )
             if response:
                 return response
-    current = allocation.list_allocations(
-        db.session, allocation.AllocationFilter(customer_id=c.id, current=True)
-    )[0]
+    current = allocation.held_by(db.session, c.id)
     return render_template(
         template, customer=c, allocations=current, errors=form_errors(error), form=request.form
     ), (error.status if error else 200)

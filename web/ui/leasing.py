@@ -120,9 +120,7 @@ def sublease_new():
         )
         if response:
             return response
-    allocs = allocation.list_allocations(
-        db.session, allocation.AllocationFilter(customer_id=c.id, current=True)
-    )[0]
+    allocs = allocation.held_by(db.session, c.id)
     subs = leasing.list_sublessees(
         db.session, leasing.SublesseeFilter(customer_id=c.id, order="name")
     )[0]
