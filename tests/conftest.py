@@ -240,18 +240,34 @@ def unchanged(session):
     return check
 
 
+@pytest.fixture(scope="session")
+def _cli_apps():
+    apps: dict = {}
+    yield apps
+    for app in apps.values():  # their pooled connections close with the run
+        with app.app_context():
+            from web.extensions import db
+
+            db.engine.dispose()
+
+
 @pytest.fixture
-def cli_app(db_url, engine):
-    """A Flask app on the test database, for CLI tests through the runner."""
-    app = create_app(
-        {"SQLALCHEMY_DATABASE_URI": db_url, "IPAM_QUARANTINE_DAYS": 30, "SECRET_KEY": "test"}
-    )
+def cli_app(db_url, engine, _cli_apps):
+    """A Flask app on the test database, for CLI tests through the runner (one per database)."""
+    app = _cli_apps.get(db_url)
+    if app is None:
+        app = create_app(
+            {"SQLALCHEMY_DATABASE_URI": db_url, "IPAM_QUARANTINE_DAYS": 30, "SECRET_KEY": "test"}
+        )
+        _cli_apps[db_url] = app
+    config = dict(app.config)
     yield app
+    app.config.clear()
+    app.config.update(config)
     with app.app_context():
         from web.extensions import db
 
         db.session.remove()
-        db.engine.dispose()
     clear(engine)
 
 

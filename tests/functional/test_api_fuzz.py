@@ -4,6 +4,7 @@ Every operation of the spec gets generated requests, valid (positive) and
 invalid (negative), as an engineer (the role that may call the most): none
 may answer 500, and every answer must match what the spec declares for its
 status. The demo world is laid again before each operation that writes.
+Invalid requests that got through would show as a 500 or a wrong answer here.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from ipam import users
 from tests.conftest import restore, snapshot
 
-EXAMPLES = 8  # per operation and mode: about 70 operations x 2 modes x 2 back-ends
+EXAMPLES = 6  # per operation and mode: about 70 operations x 2 modes x 2 back-ends
 
 
 def test_no_request_answers_500_and_answers_match_the_spec(web_app, world, engine):
@@ -34,7 +35,9 @@ def test_no_request_answers_500_and_answers_match_the_spec(web_app, world, engin
     failures, statuses = [], []
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            if operation.method.upper() != "GET":  # reads change nothing: no need to lay again
+            # Reads change nothing, and invalid requests are refused whole: lay the world
+            # again only before the valid requests of an operation that writes.
+            if operation.method.upper() != "GET" and mode is GenerationMode.POSITIVE:
                 restore(engine, laid)
 
             @given(case=operation.as_strategy(generation_mode=mode))
