@@ -55,6 +55,13 @@ def seed(engine, crons: dict[str, str | None]) -> None:
         s.commit()
 
 
+@pytest.fixture
+def cleared(engine):
+    """The test's rows are removed after it, so the next test on this database starts empty."""
+    yield
+    clear(engine)
+
+
 def runs(engine, **where) -> list[ProbeRun]:
     with Session(engine) as s:
         q = select(ProbeRun).order_by(ProbeRun.id)
@@ -230,7 +237,9 @@ def test_the_wsgi_app_never_starts_a_scheduler(db_url, engine):
         assert conn.execute(text("SELECT count(*) FROM scheduler_lease")).scalar() == 0
 
 
-def test_the_scheduler_polls_the_maildir_and_sends_reminders(db_url, engine, tmp_path, smtp):
+def test_the_scheduler_polls_the_maildir_and_sends_reminders(
+    db_url, engine, tmp_path, smtp, cleared
+):
     """No lab needed: the abuse desk's jobs, through the embedded scheduler, with a real SMTP."""
     from datetime import timedelta
 
