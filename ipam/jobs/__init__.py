@@ -49,7 +49,6 @@ class Job:
     # "module:function", called as func(session, config, run_by=..., **kwargs) -> summary dict
     func: str
     every: Callable[[Mapping], int | None]  # seconds between runs; None: not on a timer
-    own_transactions: bool = False  # keeps progress itself (chunks, a claim per message)
 
 
 JOBS: dict[str, Job] = {
@@ -60,7 +59,6 @@ JOBS: dict[str, Job] = {
             "A probe run: plan, probe inside the scope, record observations and findings",
             "probes.runner:run_job",
             _never,  # fired by the probe schedules' cron, or "run now"
-            own_transactions=True,
         ),
         Job(
             "release_quarantine",
@@ -73,7 +71,6 @@ JOBS: dict[str, Job] = {
             "New mails of IPAM_ABUSE_MAILDIR are ingested and filed as seen",
             "ipam.jobs.tasks:poll_maildir",
             _if("IPAM_ABUSE_MAILDIR", _poll),
-            own_transactions=True,
         ),
         Job(
             "case_reminders",
@@ -98,7 +95,6 @@ JOBS: dict[str, Job] = {
             "Send the mail whose transaction committed; retry failures with backoff",
             "ipam.jobs.tasks:send_outbox",
             _seconds("IPAM_OUTBOX_SECONDS", 15),
-            own_transactions=True,
         ),
         Job(
             "prune_job_runs",
@@ -128,12 +124,8 @@ def run(engine, name: str, config: Mapping, *, run_by: str, **kwargs) -> JobRun:
             session.add(row)
         try:
             func = _function(job)
-            if job.own_transactions:
+            with transaction(session):  # what the job keeps as it goes is kept already
                 summary = func(session, config, run_by=run_by, **kwargs)
-                session.commit()
-            else:
-                with transaction(session):
-                    summary = func(session, config, run_by=run_by, **kwargs)
             status, error = JobStatus.DONE, None
         except Exception as exc:  # noqa: BLE001 - recorded on the row, and logged
             session.rollback()

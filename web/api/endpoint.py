@@ -19,7 +19,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from ipam.errors import ValidationError
 
-from .. import access
+from ..access import RULES
 from . import api
 
 # Paths of the blueprint with their declarations, for the spec, in declaration order.
@@ -101,15 +101,11 @@ def endpoint(
             return jsonify(result), status
 
         api.add_url_rule(path, name, handle, methods=[method])
-        declare(f"api.{name}", access)
+        RULES[f"api.{name}"] = access
         ENDPOINTS.append(ep)
         return handle
 
     return register
-
-
-def declare(endpoint_name: str, rule) -> None:
-    access.RULES[endpoint_name] = rule
 
 
 # parsing -------------------------------------------------------------------------

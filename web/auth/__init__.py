@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from flask_login import login_user, logout_user
 
 from ipam import users
+from ipam.db import transaction
 
 from ..extensions import db, limiter
 
@@ -32,14 +33,13 @@ def _safe_next(target: str | None) -> str:
 def login():
     error = None
     if request.method == "POST":
-        user = users.authenticate(
-            db.session, request.form.get("username", ""), request.form.get("password", "")
-        )
+        name, password = request.form.get("username", ""), request.form.get("password", "")
+        # One transaction: a password re-hashed at today's cost is kept.
+        with transaction(db.session):
+            user = users.authenticate(db.session, name, password)
         if user is not None:
-            db.session.commit()  # a rehashed password is kept
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
-        db.session.rollback()
         error = _("Wrong username or password.")
     return render_template("login.html", error=error), (401 if error else 200)
 

@@ -18,6 +18,7 @@ from ipam import (
     pools,
     reclamation,
 )
+from ipam.db import transaction as db_transaction
 
 from ..extensions import db
 from .common import (
@@ -337,6 +338,10 @@ def audit_verify():
 
 
 # import and demo ---------------------------------------------------
+class _NothingImported(Exception):
+    """Bad rows without --skip-errors: the import's transaction is rolled back whole."""
+
+
 @ipam.command("import")
 @click.argument("kind", type=click.Choice(["pools", "customers", "allocations"]))
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -346,22 +351,24 @@ def import_cmd(kind, path, skip_errors, actor):
     """Import pools, customers or allocations from a CSV file."""
     with path.open(newline="", encoding="utf-8-sig") as fh:
         total = max(sum(1 for _ in fh) - 1, 0)
-    with (
-        path.open(newline="", encoding="utf-8-sig") as fh,
-        click.progressbar(length=total, label=f"importing {kind}", file=sys.stderr) as bar,
-    ):
-        report = importing.import_csv(db.session, kind, fh, actor=actor, progress=bar.update)
-    for err in report.errors:
-        click.echo(f"row {err.row}: {err.field}: {err.message}", err=True)
-    if report.errors and not skip_errors:
-        db.session.rollback()
+    try:
+        with (
+            db_transaction(db.session),
+            path.open(newline="", encoding="utf-8-sig") as fh,
+            click.progressbar(length=total, label=f"importing {kind}", file=sys.stderr) as bar,
+        ):
+            report = importing.import_csv(db.session, kind, fh, actor=actor, progress=bar.update)
+            for err in report.errors:
+                click.echo(f"row {err.row}: {err.field}: {err.message}", err=True)
+            if report.errors and not skip_errors:
+                raise _NothingImported(len(report.errors))
+    except _NothingImported as refused:
         click.echo(
-            f"{len(report.errors)} row(s) failed; nothing imported "
+            f"{refused.args[0]} row(s) failed; nothing imported "
             "(use --skip-errors to import the good rows)",
             err=True,
         )
         sys.exit(1)
-    db.session.commit()
     click.echo(f"imported {report.imported} {kind}; {len(report.errors)} row(s) failed")
     if report.errors:
         sys.exit(1)

@@ -6,7 +6,7 @@ from flask import flash, redirect, render_template, request
 
 from ipam.errors import IpamError, ValidationError
 
-from .. import access
+from ..access import RULES
 from ..usecase import run
 from . import ui
 
@@ -16,13 +16,10 @@ def view(rule: str, *, access: frozenset | None, methods=("GET",)):
 
     def register(fn):
         ui.add_url_rule(rule, fn.__name__, fn, methods=list(methods))
-        access_rules[f"ui.{fn.__name__}"] = access
+        RULES[f"ui.{fn.__name__}"] = access
         return fn
 
     return register
-
-
-access_rules = access.RULES
 
 
 def attempt(change, done_message: str, then_url: str):
