@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from .. import outbox
 from ..db import transaction, utcnow
+from ..errors import IpamError
 from ..models import JobRun, JobStatus
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,10 @@ def run(engine, name: str, config: Mapping, *, run_by: str, **kwargs) -> JobRun:
             status, error = JobStatus.DONE, None
         except Exception as exc:  # noqa: BLE001 - recorded on the row, and logged
             session.rollback()
-            log.exception("job %s failed", name)
+            if isinstance(exc, IpamError):  # refused, with its reason: no traceback to read
+                log.warning("job %s refused: %s", name, exc)
+            else:
+                log.exception("job %s failed", name)
             summary, status, error = None, JobStatus.FAILED, f"{type(exc).__name__}: {exc}"
         with transaction(session):
             row = session.merge(row)
@@ -141,3 +145,13 @@ def run(engine, name: str, config: Mapping, *, run_by: str, **kwargs) -> JobRun:
     if summary:
         log.info("job %s: %s", name, summary)
     return row
+
+
+def recent_runs(session: Session, *, name: str | None = None, limit: int = 20) -> list[JobRun]:
+    """The latest job runs (of one job if named), newest first."""
+    from sqlalchemy import select
+
+    q = select(JobRun).order_by(JobRun.id.desc()).limit(limit)
+    if name:
+        q = q.where(JobRun.job == name)
+    return list(session.scalars(q))

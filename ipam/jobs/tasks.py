@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from .. import outbox, reclamation
 from ..abuse import incidents, ingest, notify
 from ..db import chunk_done, utcnow
+from ..errors import ValidationError
 from ..models import JobRun
 
 
@@ -28,6 +29,8 @@ def release_quarantine(session: Session, config: Mapping, **_) -> dict:
 
 
 def poll_maildir(session: Session, config: Mapping, **_) -> dict:
+    if not config.get("IPAM_ABUSE_MAILDIR"):
+        raise ValidationError("no maildir is set", "IPAM_ABUSE_MAILDIR")
     result = ingest.poll_maildir(
         session,
         config["IPAM_ABUSE_MAILDIR"],

@@ -264,3 +264,16 @@ def test_help_lists_ipams_commands_only_each_with_a_line():
 
     missing = [name for name, command in walk(ipam) if not (command.help or command.short_help)]
     assert missing == []
+
+
+def test_jobs_run_now_and_every_run_is_listed(run):
+    run("demo")
+    assert "release_quarantine: done" in run("job", "run", "release_quarantine").output
+    refused = run("job", "run", "poll_maildir", ok=False)
+    assert refused.exit_code == 1 and "IPAM_ABUSE_MAILDIR: no maildir is set" in refused.output
+    listed = run("job", "list").output.splitlines()
+    assert [line.split()[3:5] for line in listed] == [
+        ["poll_maildir", "failed"],
+        ["release_quarantine", "done"],
+    ]
+    assert run("job", "run", "nonsense", ok=False).exit_code == 2  # not a job: click refuses

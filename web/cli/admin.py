@@ -6,6 +6,7 @@ import click
 from flask import current_app
 
 from ipam import (
+    jobs,
     users,
 )
 from ipam.models import Role
@@ -119,3 +120,34 @@ def user_revoke_token(token_id, actor):
     with transaction() as s:
         users.revoke_token(s, token_id, actor=actor)
     click.echo(f"token {token_id} revoked")
+
+
+# jobs ------------------------------------------------------------------
+@ipam.group("job")
+def job_group():
+    """Scheduled work: what ran, and running a job now."""
+
+
+@job_group.command("list")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--job", "name", type=click.Choice(sorted(jobs.JOBS)), help="one job only")
+def job_list(limit, name):
+    """List the latest job runs, newest first."""
+    for r in jobs.recent_runs(db.session, name=name, limit=limit):
+        took = f"{(r.finished_at - r.started_at).total_seconds():.1f}s" if r.finished_at else "-"
+        outcome = r.error or (r.summary if r.summary is not None else "")
+        click.echo(
+            f"{r.id:6} {r.started_at:%Y-%m-%d %H:%M:%S} {r.job:20} {r.status.value:8} "
+            f"{took:>7} {r.run_by}  {outcome}"
+        )
+
+
+@job_group.command("run")
+@click.argument("name", type=click.Choice(sorted(n for n in jobs.JOBS if n != "probe_run")))
+@actor_option
+def job_run(name, actor):
+    """Run one job now, as the scheduler would (probe runs: `ipam probe run`)."""
+    row = jobs.run(db.engine, name, current_app.config, run_by=actor)
+    click.echo(f"{name}: {row.status.value} {row.summary or ''}{row.error or ''}")
+    if row.status != "done":
+        raise SystemExit(1)
