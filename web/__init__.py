@@ -112,6 +112,8 @@ def load_config(app: Flask, config: dict | None) -> None:
         ),
         IPAM_SCHEDULER_LEASE=int(env("IPAM_SCHEDULER_LEASE", "30")),
         IPAM_OUTBOX_SECONDS=int(env("IPAM_OUTBOX_SECONDS", "15")),
+        # Larger requests answer 413 before they are read (a complaint batch fits well).
+        MAX_CONTENT_LENGTH=int(env("IPAM_MAX_REQUEST_BYTES", str(64 * 1024 * 1024))),
         IPAM_JOB_RUN_DAYS=int(env("IPAM_JOB_RUN_DAYS", "90")),
         **probe_settings(app),
     )
@@ -175,6 +177,12 @@ def register_errorhandlers(app: Flask) -> None:
     register(app)
 
 
+def register_security(app: Flask) -> None:
+    from .security import register
+
+    register(app)
+
+
 def register_templating(app: Flask) -> None:
     from .templating import register
 
@@ -195,6 +203,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_blueprints(app)
     register_access(app)
     register_errorhandlers(app)
+    register_security(app)
     register_templating(app)
     register_commands(app)
     return app

@@ -259,3 +259,40 @@ def test_admin_disables_a_user_and_users_change_their_password(login, web_app, w
     assert r.status_code == 302
     fresh = Client(web_app)
     fresh.login("auditor", "new-password-1")
+
+
+def test_every_answer_carries_the_security_headers(web_app, world, engineer):
+    for response in (
+        web_app.test_client().get("/login"),
+        engineer.get("/pools"),
+        engineer.api("GET", "/api/v1/pools"),
+        engineer.api("GET", "/api/v1/nowhere"),
+    ):
+        h = response.headers
+        assert "frame-ancestors 'none'" in h["Content-Security-Policy"]
+        assert "script-src 'self'" in h["Content-Security-Policy"]
+        assert (h["X-Frame-Options"], h["X-Content-Type-Options"]) == ("DENY", "nosniff")
+        assert h["Referrer-Policy"] == "same-origin"
+        assert "Strict-Transport-Security" not in h  # only behind HTTPS (IPAM_SECURE_COOKIES)
+    # A page that sets its own, stricter policy keeps it (rejected input is shown sandboxed).
+    raw = engineer.get(f"/abuse/rejected/{world['rejected_id']}/raw")
+    assert "sandbox" in raw.headers["Content-Security-Policy"]
+
+
+def test_next_never_leaves_the_site(web_app, world):
+    client = web_app.test_client()
+    for target in ("/%09/evil.example", "//evil.example", "/\\evil.example", "https://evil.example",
+                   "/x%0d%0aSet-Cookie:%20a=b", "javascript:alert(1)"):  # fmt: skip
+        r = client.get(f"/lang/en?next={target}")
+        assert r.status_code == 302 and r.location == "/", (target, r.location)
+    assert client.get("/lang/zh?next=/pools%3Fx=1").location == "/pools?x=1"
+
+
+def test_a_request_past_the_size_limit_answers_413_in_the_error_shape(engineer, same):
+    engineer.http.application.config["MAX_CONTENT_LENGTH"] = 1024  # put back after the test
+    with same():
+        r = engineer.api(
+            "POST", "/api/v1/pools", data="{" + " " * 4096 + "}", content_type="application/json"
+        )
+        assert r.status_code == 413
+        assert r.get_json()["error"]["code"] == "request_entity_too_large"

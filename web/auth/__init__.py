@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_user, logout_user
@@ -12,20 +10,14 @@ from ipam import users
 from ipam.db import transaction
 
 from ..extensions import db, limiter
+from ..security import safe_next
 
 auth = Blueprint("auth", __name__)
 
 
 def _safe_next(target: str | None) -> str:
     """Only same-site paths: an open redirect would make the login page a phishing tool."""
-    if (
-        target
-        and target.startswith("/")
-        and not target.startswith("//")
-        and not urlsplit(target).netloc
-    ):
-        return target
-    return url_for("ui.dashboard")
+    return safe_next(target, url_for("ui.dashboard"))
 
 
 @auth.route("/login", methods=["GET", "POST"])

@@ -26,6 +26,7 @@ from ..access import (
     customer_scope,
 )
 from ..extensions import LANGUAGES, db
+from ..security import safe_next
 from .helpers import view
 
 
@@ -33,8 +34,7 @@ from .helpers import view
 def set_language(code):
     if code in LANGUAGES:
         session["lang"] = code
-    target = request.args.get("next") or "/"
-    return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+    return redirect(safe_next(request.args.get("next")))
 
 
 @view("/", access=ANY)
