@@ -9,6 +9,7 @@ never deleted.
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import date, datetime
 
 from sqlalchemy import (
@@ -409,6 +410,9 @@ class User(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Part of every login session's id: a new one (ipam.users.end_sessions) on logout,
+    # password change and disable kills every older session cookie.
+    session_key: Mapped[str] = mapped_column(String(32), default=lambda: secrets.token_hex(16))
 
     customer: Mapped[Customer | None] = relationship()
 
@@ -421,7 +425,7 @@ class User(Base):
         return self.active
 
     def get_id(self) -> str:
-        return str(self.id)
+        return f"{self.id}:{self.session_key}"
 
     __table_args__ = (
         CheckConstraint(

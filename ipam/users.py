@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass
@@ -100,10 +101,27 @@ def create_user(session: Session, username, password, role, *, customer=None, ac
     return user
 
 
+def end_sessions(session: Session, user) -> User:
+    """Every login session of the user ends: their ids carry the key this replaces."""
+    user = get_user(session, user)
+    user.session_key = secrets.token_hex(16)
+    session.flush()
+    return user
+
+
+def session_user(session: Session, session_id: str) -> User | None:
+    """The active user a login session id ("<id>:<key>") speaks for, or None."""
+    user_id, _, key = (session_id or "").partition(":")
+    user = session.get(User, int(user_id)) if user_id.isdigit() and key else None
+    if user is None or not user.active or not hmac.compare_digest(user.session_key, key):
+        return None
+    return user
+
+
 def set_password(session: Session, user, password, *, actor: str) -> User:
     user = get_user(session, user)
     user.password_hash = _hasher().hash(_password(password))
-    session.flush()
+    end_sessions(session, user)
     audit.record(session, actor, "user.password", user, {"username": user.username})
     return user
 
@@ -119,9 +137,16 @@ def change_own_password(session: Session, user, current, new, *, actor: str) -> 
 
 
 def set_active(session: Session, user, active: bool, *, actor: str) -> User:
-    """Disable or re-enable a login; its tokens stop working while disabled."""
+    """Disable or re-enable a login. Disabling ends its sessions and revokes its tokens,
+    so re-enabling brings neither back: the user logs in again and gets new tokens."""
     user = get_user(session, user)
     user.active = bool(active)
+    if not user.active:
+        end_sessions(session, user)
+        now = utcnow()
+        for token in tokens_of(session, user):
+            if token.revoked_at is None:
+                token.revoked_at = now
     session.flush()
     audit.record(session, actor, "user.active", user, {"active": user.active})
     return user

@@ -25,7 +25,6 @@ from ipam.models import (
     Role,
     Sublease,
     Sublessee,
-    User,
 )
 
 from .extensions import csrf, db, login_manager
@@ -173,9 +172,10 @@ def _check_view_args() -> None:
 
 
 @login_manager.user_loader
-def _load_user(user_id: str):
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-    return user if user is not None and user.active else None
+def _load_user(session_id: str):
+    """The session's user, if its key is still the user's (logout, a new password or a
+    disable replace it, ending every older session)."""
+    return users.session_user(db.session, session_id)
 
 
 def init_app(app: Flask) -> None:

@@ -296,3 +296,45 @@ def test_a_request_past_the_size_limit_answers_413_in_the_error_shape(engineer, 
         )
         assert r.status_code == 413
         assert r.get_json()["error"]["code"] == "request_entity_too_large"
+
+
+def test_a_copied_session_cookie_dies_on_logout_new_password_and_disable(web_app, world, login):
+    def copied(client):
+        """A second browser holding the same session cookie."""
+        thief = web_app.test_client()
+        cookie = client.http.get_cookie("session")
+        thief.set_cookie("session", cookie.value)
+        return thief
+
+    def works(thief) -> bool:
+        return thief.get("/tokens").status_code == 200
+
+    auditor = Client(web_app, "auditor")
+    thief = copied(auditor)
+    assert works(thief)
+    assert auditor.form("/logout").status_code == 302
+    assert not works(thief)  # the copy ended with the logout
+    admin = login("admin")
+    for change in (
+        {"password": "a-new-long-password"},
+        {"active": "0"},
+    ):
+        engineer = Client(web_app, "engineer") if "password" in change else None
+        if engineer is None:  # logs in with the new password set just before
+            engineer = Client(web_app)
+            engineer.login("engineer", "a-new-long-password")
+        thief = copied(engineer)
+        assert works(thief)
+        r = admin.form(f"/users/{_user_id(web_app, 'engineer')}", change)
+        assert r.status_code == 302, r.get_data(as_text=True)[:300]
+        assert not works(thief) and not works(engineer.http)
+    admin.form(f"/users/{_user_id(web_app, 'engineer')}", {"active": "1"})
+    assert not works(thief)  # re-enabling brings no old session back
+
+
+def _user_id(app, username: str) -> int:
+    from ipam import users as users_module
+    from web.extensions import db
+
+    with app.app_context():
+        return users_module.get_user(db.session, username).id

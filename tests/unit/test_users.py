@@ -58,7 +58,11 @@ def test_tokens_are_stored_hashed_and_revocable(session):
     users.set_active(session, user, False, actor="t")
     assert users.user_for_token(session, secret) is None  # a disabled user's tokens stop
     users.set_active(session, user, True, actor="t")
-    users.revoke_token(session, token.id, actor="t")
+    # Disabling revoked it: re-enabling the user does not bring the token back.
     assert users.user_for_token(session, secret) is None
     with pytest.raises(StateConflict):
         users.revoke_token(session, token.id, actor="t")
+    fresh, fresh_secret = users.issue_token(session, user, "ci again", actor="t")
+    assert users.user_for_token(session, fresh_secret).id == user.id
+    users.revoke_token(session, fresh.id, actor="t")
+    assert users.user_for_token(session, fresh_secret) is None

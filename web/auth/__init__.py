@@ -38,6 +38,11 @@ def login():
 
 @auth.post("/logout")
 def logout():
+    from flask_login import current_user
+
+    if current_user.is_authenticated:  # every copy of this session cookie dies too
+        with transaction(db.session):
+            users.end_sessions(db.session, current_user.id)
     logout_user()
     flash(_("You are logged out."))
     return redirect(url_for("auth.login"))
