@@ -85,6 +85,7 @@ def load_config(app: Flask, config: dict | None) -> None:
         IPAM_TIMEZONE=env("IPAM_TIMEZONE", "Asia/Shanghai"),
         IPAM_LOGIN_LIMIT=env("IPAM_LOGIN_LIMIT", "10 per minute"),
         RATELIMIT_STORAGE_URI=env("IPAM_RATELIMIT_STORAGE", "memory://"),
+        RATELIMIT_HEADERS_ENABLED=True,  # a 429 says when to try again (Retry-After)
         # A ping per checkout costs a round trip per request; a dropped connection is
         # invalidated on its first error instead (set IPAM_DB_PRE_PING=1 behind flaky links).
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": env("IPAM_DB_PRE_PING", "") == "1"},

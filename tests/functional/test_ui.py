@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from ipam.models import Customer, CustomerStatus, Sublessee
 from tests.conftest import table_contents
 from tests.factories import resident_id
+from tests.functional.conftest import CSRF as CSRF_TOKEN
 from tests.functional.conftest import Client
 from web import create_app
 
@@ -338,3 +340,72 @@ def _user_id(app, username: str) -> int:
 
     with app.app_context():
         return users_module.get_user(db.session, username).id
+
+
+def test_the_login_limit_counts_per_account_and_says_when_to_retry(db_url, world):
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": db_url, "SECRET_KEY": "t", "IPAM_LOGIN_LIMIT": "3 per minute"}
+    )
+    codes, last = [], None
+    for n in range(4):  # four addresses, one account: the account's limit still holds
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = f"127.0.0.{n + 10}"
+        token = CSRF_TOKEN.search(client.get("/login").get_data(as_text=True)).group(1)
+        last = client.post(
+            "/login", data={"username": "auditor", "password": "x", "csrf_token": token}
+        )
+        codes.append(last.status_code)
+    assert codes == [401, 401, 401, 429]
+    assert int(last.headers["Retry-After"]) > 0
+    with app.app_context():
+        from web.extensions import db
+
+        db.engine.dispose()
+
+
+REDIS_ATTEMPTS = """
+import sys
+from tests.functional.conftest import CSRF
+from web import create_app
+app = create_app({"SQLALCHEMY_DATABASE_URI": sys.argv[1], "SECRET_KEY": "t",
+                  "IPAM_LOGIN_LIMIT": "3 per minute", "RATELIMIT_STORAGE_URI": sys.argv[2],
+                  "RATELIMIT_KEY_PREFIX": sys.argv[3]})
+client = app.test_client()
+token = CSRF.search(client.get("/login").get_data(as_text=True)).group(1)
+for _ in range(2):
+    r = client.post("/login", data={"username": "engineer", "password": "x", "csrf_token": token})
+    print(r.status_code)
+"""
+
+
+def test_two_processes_share_the_login_limit_through_redis(db_url, world):
+    """What two gunicorn workers do with IPAM_RATELIMIT_STORAGE=redis://: one count."""
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    import redis
+
+    url = "redis://127.0.0.1:6379/0"
+    try:
+        redis.Redis.from_url(url).ping()
+    except redis.exceptions.ConnectionError:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the Redis test (.ci/run starts redis-server)")
+        pytest.skip("no Redis at 127.0.0.1:6379 (start redis-server to run this test)")
+    prefix = f"ipam-test-{uuid.uuid4().hex}"  # keys of this test only, removed after
+    try:
+        codes = []
+        for _worker in range(2):
+            out = subprocess.run(
+                [sys.executable, "-c", REDIS_ATTEMPTS, db_url, url, prefix],
+                capture_output=True, text=True, check=True,
+                cwd=Path(__file__).resolve().parents[2],
+            ).stdout  # fmt: skip
+            codes += [int(line) for line in out.split()]
+        assert codes == [401, 401, 401, 429]
+    finally:
+        store = redis.Redis.from_url(url)
+        for key in store.scan_iter(f"*{prefix}*"):
+            store.delete(key)

@@ -22,6 +22,11 @@ def _safe_next(target: str | None) -> str:
 
 @auth.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["IPAM_LOGIN_LIMIT"], methods=["POST"])
+@limiter.limit(
+    lambda: current_app.config["IPAM_LOGIN_LIMIT"],
+    methods=["POST"],
+    key_func=lambda: "account:" + request.form.get("username", "").strip().lower()[:64],
+)  # per account too: guessing one login from many addresses is capped as well
 def login():
     error = None
     if request.method == "POST":
