@@ -399,11 +399,20 @@ def holders_many(session: Session, items, chunk: int = 1000) -> list[Holder]:
     return out
 
 
+REVEAL_REASON_MIN = 10
+
+
 def reveal(session: Session, address, at=None, *, actor: str, reason: str) -> Attribution:
     """Return the unmasked answer, recording who looked and why (invariant 9)."""
+    from .errors import ValidationError
     from .validation import required
 
     reason = required(reason, "reason", 2000)
+    if len(reason) < REVEAL_REASON_MIN:  # "x" is no reason a regulator would accept
+        raise ValidationError(
+            f"says too little: give at least {REVEAL_REASON_MIN} characters (case, request)",
+            "reason",
+        )
     result = attribution(session, address, at)
     audit.record(
         session,

@@ -52,7 +52,7 @@ def _clean(data: dict, *, partial: bool) -> dict:
         raise ValidationError("is not a customer field", field)
     out = {}
     checks = {
-        "name": lambda v: validation.required(v, "name"),
+        "name": lambda v: validation.line(v, "name"),
         "uscc": lambda v: validation.credit_code(v, "uscc"),
         "kind": lambda v: validation.choice(CustomerKind, v, "kind"),
         "isp_licence_number": lambda v: validation.optional(v, "isp_licence_number", 64),
@@ -192,6 +192,6 @@ def list_customers(
     if flt.active_only:
         q = q.where(Customer.status != CustomerStatus.EXITED)
     if flt.name_contains:
-        q = q.where(Customer.name.contains(flt.name_contains))
+        q = q.where(Customer.name.contains(flt.name_contains, autoescape=True))  # % and _ literal
     q = q.order_by(Customer.name if flt.order == "name" else Customer.id)
     return fetch(session, q, window)

@@ -50,7 +50,7 @@ def _clean(data: dict, merged: dict) -> dict:
     out = {}
     checks = {
         "kind": lambda v: validation.choice(SublesseeKind, v, "kind"),
-        "name": lambda v: validation.required(v, "name"),
+        "name": lambda v: validation.line(v, "name"),
         "id_type": lambda v: validation.choice(IdType, v, "id_type"),
         "contact_person": lambda v: validation.required(v, "contact_person"),
         "phone": lambda v: validation.phone(v, "phone"),

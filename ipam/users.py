@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from . import audit, validation
@@ -48,6 +48,7 @@ def _dummy() -> str:
 
 TOKEN_PREFIX = "ipam_"
 MIN_PASSWORD = 10
+MIN_DISTINCT = 5  # "aaaaaaaaaaaa" is long and guessed at once
 
 
 def _password(value) -> str:
@@ -55,6 +56,8 @@ def _password(value) -> str:
         raise ValidationError(f"must be at least {MIN_PASSWORD} characters", "password")
     if len(value) > 200:
         raise ValidationError("is longer than 200 characters", "password")
+    if len(set(value)) < MIN_DISTINCT:
+        raise ValidationError(f"needs at least {MIN_DISTINCT} different characters", "password")
     return value
 
 
@@ -80,7 +83,10 @@ def create_user(session: Session, username, password, role, *, customer=None, ac
         customer_id = get_customer(session, customer).id
     elif customer not in (None, ""):
         raise ValidationError(f"only customer users belong to a customer, not {role}", "customer")
-    if session.execute(select(User.id).where(User.username == username)).first():
+    # "Alice" and "alice" would be two logins that people take for one.
+    if session.execute(
+        select(User.id).where(func.lower(User.username) == username.lower())
+    ).first():
         raise ValidationError(f"{username!r} is taken", "username")
     user = User(
         username=username,
@@ -136,10 +142,18 @@ def change_own_password(session: Session, user, current, new, *, actor: str) -> 
     return set_password(session, user, new, actor=actor)
 
 
+def _other_admins(session: Session, user: User) -> int:
+    return session.scalar(
+        select(func.count()).where(User.role == Role.ADMIN, User.active, User.id != user.id)
+    )
+
+
 def set_active(session: Session, user, active: bool, *, actor: str) -> User:
     """Disable or re-enable a login. Disabling ends its sessions and revokes its tokens,
     so re-enabling brings neither back: the user logs in again and gets new tokens."""
     user = get_user(session, user)
+    if not active and user.active and user.role == Role.ADMIN and _other_admins(session, user) == 0:
+        raise StateConflict("is the last active admin: nobody could manage users", "active")
     user.active = bool(active)
     if not user.active:
         end_sessions(session, user)

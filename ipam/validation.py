@@ -26,6 +26,15 @@ def required(value, field: str, max_len: int = 200) -> str:
     return value
 
 
+def line(value, field: str, max_len: int = 200) -> str:
+    """A required one-line value (a name): no line breaks or other control characters,
+    which would otherwise reach mail headers and messages as forged lines."""
+    value = required(value, field, max_len)
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValidationError("must be one line, without control characters", field)
+    return value
+
+
 def optional(value, field: str, max_len: int = 200) -> str | None:
     if value is None or not str(value).strip():
         return None
