@@ -241,7 +241,8 @@ def unchanged(session):
 
 
 @pytest.fixture(scope="session")
-def _cli_apps():
+def _apps():
+    """One app per database and settings for the run: building one compiles ~120 URL rules."""
     apps: dict = {}
     yield apps
     for app in apps.values():  # their pooled connections close with the run
@@ -251,15 +252,13 @@ def _cli_apps():
             db.engine.dispose()
 
 
-@pytest.fixture
-def cli_app(db_url, engine, _cli_apps):
-    """A Flask app on the test database, for CLI tests through the runner (one per database)."""
-    app = _cli_apps.get(db_url)
-    if app is None:
-        app = create_app(
-            {"SQLALCHEMY_DATABASE_URI": db_url, "IPAM_QUARANTINE_DAYS": 30, "SECRET_KEY": "test"}
-        )
-        _cli_apps[db_url] = app
+def reused_app(apps: dict, engine, settings: dict):
+    """For app fixtures: the run's app for these settings; after the test its config is
+    put back and the tables emptied."""
+    key = tuple(sorted(settings.items()))
+    if key not in apps:
+        apps[key] = create_app(settings)
+    app = apps[key]
     config = dict(app.config)
     yield app
     app.config.clear()
@@ -269,6 +268,13 @@ def cli_app(db_url, engine, _cli_apps):
 
         db.session.remove()
     clear(engine)
+
+
+@pytest.fixture
+def cli_app(db_url, engine, _apps):
+    """A Flask app on the test database, for CLI tests through the runner."""
+    settings = {"SQLALCHEMY_DATABASE_URI": db_url, "IPAM_QUARANTINE_DAYS": 30, "SECRET_KEY": "test"}
+    yield from reused_app(_apps, engine, settings)
 
 
 HERE = Path(__file__).parent

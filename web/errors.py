@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from ipam.errors import IpamError
 
 from .extensions import db
+from .messages import translate
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def _http_code(exc: HTTPException) -> str:
 def register(app: Flask) -> None:
     @app.errorhandler(IpamError)
     def domain_error(exc: IpamError):
-        return error_response(exc.status, exc.code, exc.message, exc.field)
+        return error_response(exc.status, exc.code, translate(exc.message), exc.field)
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):

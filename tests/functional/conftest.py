@@ -28,48 +28,22 @@ from ipam.models import (
     Sublessee,
     User,
 )
-from tests.conftest import clear, restore, snapshot
-from web import create_app
+from tests.conftest import restore, reused_app, snapshot
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 PASSWORDS = {name: password for name, password, _, _ in demo.DEMO_USERS}
 
 
-@pytest.fixture(scope="session")
-def _web_apps():
-    """One app per database for the run: building one compiles ~120 URL rules (0.1 s)."""
-    apps: dict = {}
-    yield apps
-    for app in apps.values():  # their pooled connections close with the run
-        with app.app_context():
-            from web.extensions import db
-
-            db.engine.dispose()
-
-
 @pytest.fixture
-def web_app(db_url, engine, _web_apps):
+def web_app(db_url, engine, _apps):
     """The app on the test database; what a test changes in its config is put back after."""
-    app = _web_apps.get(db_url)
-    if app is None:
-        app = create_app(
-            {
-                "SQLALCHEMY_DATABASE_URI": db_url,
-                "SECRET_KEY": "test-secret",
-                "TESTING": True,
-                "IPAM_LOGIN_LIMIT": "100000 per minute",
-            }
-        )
-        _web_apps[db_url] = app
-    config = dict(app.config)
-    yield app
-    app.config.clear()
-    app.config.update(config)
-    with app.app_context():
-        from web.extensions import db
-
-        db.session.remove()
-    clear(engine)
+    settings = {
+        "SQLALCHEMY_DATABASE_URI": db_url,
+        "SECRET_KEY": "test-secret",
+        "TESTING": True,
+        "IPAM_LOGIN_LIMIT": "100000 per minute",
+    }
+    yield from reused_app(_apps, engine, settings)
 
 
 @pytest.fixture(scope="session")

@@ -409,3 +409,18 @@ def test_two_processes_share_the_login_limit_through_redis(db_url, world):
         store = redis.Redis.from_url(url)
         for key in store.scan_iter(f"*{prefix}*"):
             store.delete(key)
+
+
+def test_new_refusals_are_shown_in_the_users_language(web_app, world, login, same):
+    admin = login("admin")
+    me = _user_id(web_app, "admin")
+    with same():
+        page = admin.form(f"/users/{me}", {"active": "0"})  # the demo has one admin
+        assert page.status_code == 409
+        assert "是最后一个启用的管理员" in page.get_data(as_text=True)
+        r = admin.api("POST", "/api/v1/pools", json={"name": "x"})
+        assert r.get_json()["error"] == {"code": "validation_error", "field": "prefix",
+                                         "message": "必填"}  # fmt: skip
+        r = admin.api("POST", "/api/v1/pools", json={"name": "x"},
+                      headers={"Accept-Language": "en"})  # fmt: skip
+        assert r.get_json()["error"]["message"] == "is required"

@@ -7,6 +7,7 @@ from flask import flash, redirect, render_template, request
 from ipam.errors import IpamError, ValidationError
 
 from ..access import RULES
+from ..messages import translate
 from ..usecase import run
 from . import ui
 
@@ -41,7 +42,7 @@ def act(change, done_message: str, back_url: str):
         "error.html",
         status=error.status,
         code=error.code,
-        message=error.message,
+        message=translate(error.message),
         field=error.field,
     ), error.status
 
@@ -49,7 +50,7 @@ def act(change, done_message: str, back_url: str):
 def form_errors(exc: IpamError | None) -> dict:
     if exc is None:
         return {}
-    return {exc.field or "_": exc.message}
+    return {exc.field or "_": translate(exc.message)}
 
 
 def int_arg(name: str, default: int, low: int, high: int) -> int:
