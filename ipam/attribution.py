@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from . import audit
 from .addresses import Block, parse_address, to_bytes
 from .db import utcnow
-from .validation import instant, mask
+from .privacy import check_reveal, masked
+from .validation import instant
 
 
 @dataclass
@@ -43,16 +44,9 @@ class Attribution:
 
     def masked(self) -> Attribution:
         """Return a copy with ID numbers and phone numbers masked (invariant 9)."""
-        out = copy.deepcopy(self)
-        for person in (out.customer or {}).get("contacts", []) + (out.customer or {}).get(
-            "responsible_persons", []
-        ):
-            for key in ("phone", "id_number"):
-                if key in person:
-                    person[key] = mask(person[key])
-        if out.sublessee:
-            out.sublessee["id_number"] = mask(out.sublessee.get("id_number"), 4, 4)
-            out.sublessee["phone"] = mask(out.sublessee.get("phone"))
+        out = copy.copy(self)
+        for name in ("customer", "sublessee"):
+            setattr(out, name, masked(getattr(self, name)))
         return out
 
 
@@ -399,20 +393,9 @@ def holders_many(session: Session, items, chunk: int = 1000) -> list[Holder]:
     return out
 
 
-REVEAL_REASON_MIN = 10
-
-
 def reveal(session: Session, address, at=None, *, actor: str, reason: str) -> Attribution:
     """Return the unmasked answer, recording who looked and why (invariant 9)."""
-    from .errors import ValidationError
-    from .validation import required
-
-    reason = required(reason, "reason", 2000)
-    if len(reason) < REVEAL_REASON_MIN:  # "x" is no reason a regulator would accept
-        raise ValidationError(
-            f"says too little: give at least {REVEAL_REASON_MIN} characters (case, request)",
-            "reason",
-        )
+    reason = check_reveal(reason)
     result = attribution(session, address, at)
     audit.record(
         session,

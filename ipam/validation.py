@@ -159,17 +159,6 @@ def person_list(items, field: str, *, need_id: bool = False) -> list[dict]:
     return out
 
 
-def mask(value: str | None, keep_start: int = 3, keep_end: int = 4) -> str | None:
-    """Mask the middle of personal data (invariant 9): 13800138000 -> 138****8000."""
-    if not value:
-        return value
-    if value.startswith("+86"):  # keep the country code and the carrier prefix
-        keep_start = 6
-    if len(value) <= keep_start + keep_end:
-        return "*" * len(value)
-    return value[:keep_start] + "*" * (len(value) - keep_start - keep_end) + value[-keep_end:]
-
-
 def domain_list(value, field: str = "domains") -> list[str]:
     """A list (or space/comma separated text) of domain names, lower-cased."""
     if value in (None, ""):

@@ -11,7 +11,7 @@ from flask_login import current_user
 from netaddr import IPAddress
 
 from ipam.models import Role
-from ipam.validation import mask
+from ipam.privacy import mask, mask_id, masked
 
 from .extensions import LANGUAGES
 from .labels import label
@@ -52,7 +52,8 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["address"] = lambda value, family: str(
         IPAddress(int.from_bytes(value, "big"), family)
     )
-    app.jinja_env.filters["mask_id"] = lambda v: mask(v, 4, 4)
+    app.jinja_env.filters["mask_id"] = mask_id
+    app.jinja_env.filters["masked"] = masked
     app.jinja_env.filters["mask_phone"] = mask
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

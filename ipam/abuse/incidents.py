@@ -41,6 +41,7 @@ from ..models import (
     IncidentState,
     Sublessee,
 )
+from ..privacy import check_reveal, masked
 from ..validation import choice
 
 MIN_HOURS, MAX_HOURS = 2, 24
@@ -335,13 +336,21 @@ def incident_record(session: Session, incident: Incident) -> tuple[list, list]:
     return list(actions), list(evidence)
 
 
-def export(session: Session, ref) -> dict:
-    """The incident report: facts, clock, action log and evidence with hashes and bytes."""
+def export(session: Session, ref, *, reveal: str | None = None, actor: str = "") -> dict:
+    """The incident report: facts, clock, action log and evidence with hashes and bytes.
+
+    The holders' ID numbers and phones are masked; `reveal` (the reason, which
+    is checked and audited with the actor) hands them over in full, as the
+    authorities may require.
+    """
     incident = get_incident(session, ref)
+    if reveal is not None:
+        reason = check_reveal(reveal)
+        audit.record(session, actor, "incident.reveal", incident, {"reason": reason})
     actions, evidence = incident_record(session, incident)
     customer = session.get(Customer, incident.customer_id) if incident.customer_id else None
     on_time = incident.reported_at is not None and incident.reported_at <= incident.deadline
-    return audit.jsonable(
+    data = audit.jsonable(
         {
             "incident": incident.id,
             "title": incident.title,
@@ -378,6 +387,7 @@ def export(session: Session, ref) -> dict:
             ],
         }
     )
+    return data if reveal is not None else masked(data)
 
 
 def export_text(data: dict) -> str:

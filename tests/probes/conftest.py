@@ -38,7 +38,6 @@ def inside(lab):
     return lambda: entered(lab.probe_ns)
 
 
-
 # Under pytest-xdist, every test that builds a lab carries LAB_GROUP: one worker
 # runs them, one at a time, as a serial run does. Two labs up at once (the shared one and
 # test_lab's rate-limited one) would share host-side names.

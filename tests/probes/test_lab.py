@@ -19,6 +19,7 @@ DNS = lab_module.DNS_SERVER
 
 pytestmark = LAB_GROUP
 
+
 def ip(text: str) -> int:
     return int(IPAddress(text))
 

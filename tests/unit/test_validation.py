@@ -1,6 +1,6 @@
 import pytest
 
-from ipam import validation
+from ipam import privacy, validation
 from ipam.errors import ValidationError
 from tests.factories import credit_code, resident_id
 
@@ -50,5 +50,14 @@ def test_instant_needs_a_zone():
 
 
 def test_mask():
-    assert validation.mask("+8613800138000") == "+86138****8000"
-    assert validation.mask("110105198803151232", 4, 4) == "1101**********1232"
+    assert privacy.mask("+8613800138000") == "+86138****8000"
+    assert privacy.mask_id("110105198803151232") == "1101**********1232"
+
+
+def test_masked_finds_personal_data_wherever_it_sits():
+    data = {"a": [{"phone": "13800138000", "b": {"id_number": "110105198803151232"}}], "n": 1}
+    assert privacy.masked(data) == {
+        "a": [{"phone": "138****8000", "b": {"id_number": "1101**********1232"}}],
+        "n": 1,
+    }
+    assert data["a"][0]["phone"] == "13800138000"  # a copy: the original is untouched

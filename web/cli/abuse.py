@@ -11,7 +11,6 @@ from flask import current_app
 
 from ipam.abuse import cases, formats, incidents, ingest, notify
 from ipam.db import chunk_done
-from ipam.errors import IpamError
 
 from .. import mail
 from ..extensions import db
@@ -303,12 +302,14 @@ def incident_close(incident_id, text, actor):
 @incident_group.command("export")
 @click.argument("incident_id", type=int)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-def incident_export(incident_id, fmt):
-    """The incident report: text, or JSON with the evidence bytes."""
-    try:
-        data = incidents.export(db.session, incident_id)
-    except IpamError as exc:
-        raise click.ClickException(str(exc)) from None
+@click.option("--reveal", is_flag=True, help="holders' ID numbers and phones in full (audited)")
+@click.option("--reason", help="why personal data is revealed (with --reveal)")
+@actor_option
+def incident_export(incident_id, fmt, reveal, reason, actor):
+    """The incident report: text, or JSON with the evidence bytes (personal data masked)."""
+    with transaction() as s:
+        reveal_reason = (reason or "") if reveal else None
+        data = incidents.export(s, incident_id, reveal=reveal_reason, actor=actor)
     if fmt == "json":
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
     else:

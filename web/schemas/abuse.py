@@ -17,7 +17,19 @@ from ipam.models import (
     SanctionStatus,
 )
 
-from .common import Count, Id, In, Instant, ListQuery, Out, Query, Ref, ShortText, Text
+from .common import (
+    Count,
+    Id,
+    In,
+    Instant,
+    ListQuery,
+    Out,
+    Query,
+    Ref,
+    ShortText,
+    Text,
+    TriState,
+)
 
 FORMATS = Literal["arf", "xarf-mail", "xarf-json", "csv", "drop"]
 
@@ -239,3 +251,5 @@ class IncidentDetail(IncidentOut):
 
 class ExportQuery(Query):
     format: Literal["json", "text"] = "json"
+    reveal: TriState = Field(False, description="holders' ID numbers and phones in full (audited)")
+    reason: Text | None = Field(None, description="required with reveal: why (case, request)")

@@ -20,7 +20,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from ipam.validation import mask
+from ipam.privacy import mask, mask_id, masked
 
 MAX_ID = 2**31 - 1  # the id columns are 32-bit integers on PostgreSQL
 MAX_TEXT = 100_000
@@ -93,21 +93,10 @@ def _iso(value: datetime | date | None) -> str | None:
 Instant = Annotated[datetime, PlainSerializer(_iso, return_type=str)]
 Day = Annotated[date, PlainSerializer(_iso, return_type=str)]
 Masked = Annotated[str | None, AfterValidator(lambda v: mask(v))]
-MaskedId = Annotated[str | None, AfterValidator(lambda v: mask(v, 4, 4))]
+MaskedId = Annotated[str | None, AfterValidator(mask_id)]
 
 
-def _masked_people(items):
-    out = []
-    for person in items or []:
-        person = dict(person)
-        for key in ("phone", "id_number"):
-            if person.get(key):
-                person[key] = mask(person[key])
-        out.append(person)
-    return out
-
-
-MaskedPeople = Annotated[list[dict[str, Any]], BeforeValidator(_masked_people)]
+MaskedPeople = Annotated[list[dict[str, Any]], BeforeValidator(lambda v: masked(v or []))]
 
 
 class In(BaseModel):

@@ -7,11 +7,12 @@ check digit, a free block, a phone number's shape) is checked by ipam/.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
 from ipam.models import ChangeStatus, CustomerKind, CustomerStatus, IdType, SublesseeKind
+from ipam.privacy import masked
 
 from .common import (
     Day,
@@ -296,7 +297,7 @@ class ChangeRequestOut(Out):
     customer_id: int
     target: str
     target_id: int | None
-    changes: dict[str, Any]
+    changes: Annotated[dict[str, Any], BeforeValidator(masked)]
     reason: str
     status: ChangeStatus
     submitted_by: str

@@ -18,6 +18,7 @@ from ..access import (
     actor,
 )
 from ..extensions import db
+from ..usecase import run
 from .helpers import attempt, form_errors, view
 
 
@@ -29,7 +30,7 @@ def incidents_page(error: IpamError | None = None):
         categories=list(AbuseCategory),
         now=utcnow(),
         errors=form_errors(error),
-        form=request.form,
+        form=request.form or request.args,
     ), (error.status if error else 200)
 
 
@@ -68,7 +69,7 @@ def _incident_page(incident_id: int, error: IpamError | None = None):
         evidence=evidence,
         now=utcnow(),
         errors=form_errors(error),
-        form=request.form,
+        form=request.form or request.args,
     ), (error.status if error else 200)
 
 
@@ -113,8 +114,23 @@ def incident_action(incident_id):
 
 @view("/incidents/<int:incident_id>/export", access=READERS)
 def incident_export(incident_id):
-    """The incident report to hand over: plain text, or JSON with the evidence bytes."""
-    data = incidents.export(db.session, incident_id)
+    """The incident report to hand over: plain text, or JSON with the evidence bytes.
+
+    Holders' ID numbers and phones are masked unless `reveal` is asked with a
+    reason (audited); a refused reason shows the incident page with the error.
+    """
+    if request.args.get("reveal"):
+        try:
+            data = run(
+                lambda s: incidents.export(
+                    s, incident_id, reveal=request.args.get("reason", ""), actor=actor()
+                )
+            )
+        except IpamError as error:
+            db.session.expire_all()
+            return _incident_page(incident_id, error)
+    else:
+        data = incidents.export(db.session, incident_id)
     if request.args.get("format") == "json":
         body, mimetype, ext = (
             json.dumps(data, ensure_ascii=False, indent=2),
