@@ -4,14 +4,25 @@ Each row's hash covers its sequence number, content and the previous row's
 hash; the single audit_head row holds the chain's length and last hash. An
 edited, deleted or inserted row breaks the chain, a removed tail disagrees
 with the head: `verify` reports the first place it breaks.
+
+Someone who can write the database can also cut the tail and move the head
+back, or empty both tables. Checkpoints catch that: the head's length and
+hash, signed with a key the database does not hold, appended to a file
+outside it (and to the application log); `verify` compares the chain with
+the latest checkpoint, so a chain shorter than it or different at its entry
+is reported.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import json
+import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import UTC, date, datetime
 
 from sqlalchemy import event, select, text
@@ -22,6 +33,7 @@ from .errors import ValidationError
 from .models import AuditHead, AuditLog
 
 GENESIS = "0" * 64
+log = logging.getLogger(__name__)
 
 
 def _default(value):
@@ -231,8 +243,12 @@ class VerifyResult:
     seq: int | None = None
 
 
-def verify(session: Session, batch: int = 5000) -> VerifyResult:
-    """Walk the chain in order; return where it first breaks, if it does."""
+def verify(session: Session, batch: int = 5000, checkpoints: Checkpoints | None = None) -> VerifyResult:
+    """Walk the chain in order; return where it first breaks, if it does.
+
+    With `checkpoints`, the chain must also reach the latest checkpoint and
+    agree with it there (a cut tail, an emptied log, a rewritten chain).
+    """
     prev = GENESIS
     expected_seq = 1
     checked = 0
@@ -293,4 +309,119 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
             "entries were removed",
             checked + 1,
         )
+    if checkpoints is not None:
+        problem = checkpoints.disagreement(session, checked)
+        if problem:
+            return VerifyResult(False, checked, problem[1], problem[0])
     return VerifyResult(True, checked)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int
+    hash: str
+    at: str
+
+
+class Checkpoints:
+    """The signed checkpoint file: one JSON line per checkpoint, appended, never rewritten.
+
+    Why a file and a key: whoever can rewrite the database can rewrite a
+    head stored there too; a line signed with IPAM_AUDIT_KEY (kept out of
+    the database) and written elsewhere cannot be forged from inside it.
+    """
+
+    def __init__(self, path, key: str | bytes):
+        self.path = Path(path)
+        self.key = key.encode() if isinstance(key, str) else key
+
+    def _sign(self, seq: int, digest: str, at: str) -> str:
+        body = f"{seq}:{digest}:{at}".encode()
+        return hmac.new(self.key, body, hashlib.sha256).hexdigest()
+
+    def write(self, session: Session) -> Checkpoint:
+        """Append the chain's current head as a signed line (fsynced) and log it."""
+        head = session.execute(
+            select(AuditHead.seq, AuditHead.last_hash).where(AuditHead.id == 1)
+        ).one_or_none()
+        seq, digest = (head.seq, head.last_hash) if head else (0, GENESIS)
+        at = utcnow().isoformat()
+        line = {"seq": seq, "hash": digest, "at": at, "sig": self._sign(seq, digest, at)}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, (json.dumps(line) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        log.info("audit checkpoint: %s entries, head %s, at %s", seq, digest, at)
+        return Checkpoint(seq, digest, at)
+
+    def latest(self) -> Checkpoint | None:
+        """The checkpoint with the longest chain; ValidationError if a line is not ours."""
+        if not self.path.exists():
+            return None
+        best = None
+        for number, raw in enumerate(self.path.read_text().splitlines(), 1):
+            if not raw.strip():
+                continue
+            try:
+                item = json.loads(raw)
+                point = Checkpoint(int(item["seq"]), str(item["hash"]), str(item["at"]))
+                good = hmac.compare_digest(
+                    str(item["sig"]), self._sign(point.seq, point.hash, point.at)
+                )
+            except (ValueError, KeyError, TypeError):
+                good = False
+            if not good:
+                raise ValidationError(
+                    f"line {number} of {self.path} is not a checkpoint signed with this "
+                    "deployment's key (IPAM_AUDIT_KEY): the file was altered or the key changed",
+                    "checkpoint",
+                )
+            if best is None or point.seq >= best.seq:
+                best = point
+        return best
+
+    def disagreement(self, session: Session, checked: int) -> tuple[int, str] | None:
+        """(entry, problem) where a verified chain of `checked` entries disagrees with the file."""
+        try:
+            point = self.latest()
+        except ValidationError as exc:
+            return 0, exc.message
+        if point is None or point.seq == 0:
+            return None
+        if checked < point.seq:
+            return (
+                checked + 1,
+                f"the log ends at entry {checked} but the checkpoint of {point.at} "
+                f"recorded {point.seq} entries: entries were removed",
+            )
+        digest = session.execute(
+            select(AuditLog.hash).where(AuditLog.seq == point.seq)
+        ).scalar_one_or_none()
+        if digest != point.hash:
+            return (
+                point.seq,
+                f"entry {point.seq} differs from the checkpoint of {point.at}: "
+                "the log was rewritten",
+            )
+        return None
+
+
+def checkpoints_from(config) -> Checkpoints:
+    """The deployment's checkpoint file and key, from its settings.
+
+    IPAM_AUDIT_CHECKPOINTS names the file; the key is IPAM_AUDIT_KEY, else one
+    made once and kept in IPAM_AUDIT_KEY_FILE (mode 0600), for one-host set-ups.
+    """
+    key = config.get("IPAM_AUDIT_KEY")
+    if not key:
+        path = Path(config["IPAM_AUDIT_KEY_FILE"])
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(os.urandom(32).hex())
+        key = path.read_text().strip()
+    return Checkpoints(config["IPAM_AUDIT_CHECKPOINTS"], key)

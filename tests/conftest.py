@@ -6,8 +6,11 @@ The schema is built by running the real migrations. PostgreSQL tests skip
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,12 @@ from web.cli import init_database
 # Cheap password hashing for the whole run (and the CLI processes it starts); set before
 # any hash is made. Production keeps Argon2id's full cost.
 os.environ.setdefault("IPAM_PASSWORD_COST", "test")
+
+# An instance folder of the run's own (secrets, audit checkpoints, lab settings): the
+# checkout's instance/ and a user's files stay untouched. Removed when the run ends.
+_INSTANCE = tempfile.mkdtemp(prefix="ipam-test-instance-")
+os.environ["IPAM_INSTANCE_PATH"] = _INSTANCE
+atexit.register(shutil.rmtree, _INSTANCE, True)
 
 # The PostgreSQL server the tests use. The database named here is only connected to, to
 # CREATE a database of the run's own (ipam_test_<pid>_<random>), dropped at the end:
@@ -260,6 +269,10 @@ def reused_app(apps: dict, engine, settings: dict):
         apps[key] = create_app(settings)
     app = apps[key]
     config = dict(app.config)
+    # Each test its own checkpoint file: a checkpoint of one database is no other's.
+    app.config["IPAM_AUDIT_CHECKPOINTS"] = tempfile.mktemp(
+        prefix="audit-checkpoints-", dir=_INSTANCE
+    )
     yield app
     app.config.clear()
     app.config.update(config)

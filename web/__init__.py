@@ -116,6 +116,12 @@ def load_config(app: Flask, config: dict | None) -> None:
         # Larger requests answer 413 before they are read (a complaint batch fits well).
         MAX_CONTENT_LENGTH=int(env("IPAM_MAX_REQUEST_BYTES", str(64 * 1024 * 1024))),
         IPAM_JOB_RUN_DAYS=int(env("IPAM_JOB_RUN_DAYS", "90")),
+        # The audit chain's signed checkpoints: a file and a key outside the database.
+        IPAM_AUDIT_CHECKPOINTS=env("IPAM_AUDIT_CHECKPOINTS")
+        or str(Path(app.instance_path) / "audit-checkpoints.jsonl"),
+        IPAM_AUDIT_KEY=env("IPAM_AUDIT_KEY", ""),
+        IPAM_AUDIT_KEY_FILE=str(Path(app.instance_path) / "audit_key"),
+        IPAM_AUDIT_CHECKPOINT_SECONDS=int(env("IPAM_AUDIT_CHECKPOINT_SECONDS", "300")),
         **probe_settings(app),
     )
     if config:

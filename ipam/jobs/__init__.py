@@ -98,6 +98,12 @@ JOBS: dict[str, Job] = {
             _seconds("IPAM_OUTBOX_SECONDS", 15),
         ),
         Job(
+            "audit_checkpoint",
+            "Append the audit chain's head, signed, to IPAM_AUDIT_CHECKPOINTS",
+            "ipam.jobs.tasks:audit_checkpoint",
+            _seconds("IPAM_AUDIT_CHECKPOINT_SECONDS", 300),
+        ),
+        Job(
             "prune_job_runs",
             "Forget job runs older than IPAM_JOB_RUN_DAYS (default 90)",
             "ipam.jobs.tasks:prune_job_runs",

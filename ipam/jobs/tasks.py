@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from .. import outbox, reclamation
+from .. import audit, outbox, reclamation
 from ..abuse import incidents, ingest, notify
 from ..db import chunk_done, utcnow
 from ..errors import ValidationError
@@ -72,3 +72,8 @@ def prune_job_runs(session: Session, config: Mapping, **_) -> dict:
         delete(JobRun).where(JobRun.started_at < utcnow() - timedelta(days=days))
     ).rowcount
     return {"pruned": gone}
+
+
+def audit_checkpoint(session: Session, config: Mapping, **_) -> dict:
+    point = audit.checkpoints_from(config).write(session)
+    return {"seq": point.seq}

@@ -277,3 +277,66 @@ def test_jobs_run_now_and_every_run_is_listed(run):
         ["release_quarantine", "done"],
     ]
     assert run("job", "run", "nonsense", ok=False).exit_code == 2  # not a job: click refuses
+
+
+def test_audit_checkpoints_catch_a_cut_tail_an_emptied_log_and_a_forged_file(run, engine, cli_app):
+    run("demo")
+    assert "no checkpoint yet" in run("audit", "verify").output
+    written = run("audit", "checkpoint").output
+    with engine.connect() as conn:
+        seq, head = conn.execute(text("SELECT seq, last_hash FROM audit_head")).one()
+    assert f"checkpoint: {seq} entries, head {head}" in written
+    assert "agrees with the checkpoint" in run("audit", "verify").output
+
+    # Cut the tail and move the head back: the chain alone is consistent again.
+    with engine.begin() as conn:
+        prev = conn.execute(text("SELECT hash FROM audit_log WHERE seq = :s"), {"s": seq - 3})
+        prev = prev.scalar_one()
+        conn.execute(text("DELETE FROM audit_log WHERE seq > :s"), {"s": seq - 3})
+        conn.execute(
+            text("UPDATE audit_head SET seq = :s, last_hash = :h"), {"s": seq - 3, "h": prev}
+        )
+    cut = run("audit", "verify", ok=False)
+    assert cut.exit_code == 1
+    assert f"the log ends at entry {seq - 3}" in cut.output and "entries were removed" in cut.output
+
+    # Empty both tables: an empty chain is consistent, the checkpoint says otherwise.
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_log"))
+        conn.execute(text("UPDATE audit_head SET seq = 0, last_hash = :g"), {"g": "0" * 64})
+    emptied = run("audit", "verify", ok=False)
+    assert emptied.exit_code == 1 and "the log ends at entry 0" in emptied.output
+
+    # A forged line (a smaller seq, to excuse the cut) is not signed with the key.
+    path = cli_app.config["IPAM_AUDIT_CHECKPOINTS"]
+    with open(path, "a") as fh:
+        fh.write(json.dumps({"seq": 0, "hash": "0" * 64, "at": "2026-01-01", "sig": "00"}) + "\n")
+    forged = run("audit", "verify", ok=False)
+    assert forged.exit_code == 1 and "not a checkpoint signed" in forged.output
+
+
+def test_a_rewritten_chain_disagrees_with_the_checkpoint(run, engine):
+    """Rewrite the whole chain consistently (as with database access): the checkpoint's
+    entry no longer has the hash it recorded."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from ipam import audit
+    from ipam.models import AuditLog
+
+    run("demo")
+    run("audit", "checkpoint")
+    with Session(engine) as s:
+        prev = audit.GENESIS
+        for row in s.scalars(select(AuditLog).order_by(AuditLog.seq)).all():
+            if row.seq == 2:
+                row.actor = "mallory"
+            row.prev_hash = prev
+            row.hash = prev = audit._digest(
+                prev, row.seq, row.recorded_at, row.actor, row.action, row.object_type,
+                row.object_id, row.data,
+            )  # fmt: skip
+        s.execute(text("UPDATE audit_head SET last_hash = :h"), {"h": prev})
+        s.commit()
+    rewritten = run("audit", "verify", ok=False)
+    assert rewritten.exit_code == 1 and "the log was rewritten" in rewritten.output

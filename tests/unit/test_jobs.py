@@ -115,3 +115,33 @@ def outbox_send(port: int):
     from ipam.abuse.notify import smtp
 
     return smtp("127.0.0.1", port)
+
+
+def test_the_checkpoint_job_appends_a_signed_head_that_verify_holds_the_chain_to(
+    engine, session, tmp_path
+):
+    from sqlalchemy import text
+
+    from ipam import audit, pools
+
+    with transaction(session):
+        pools.add_pool(session, "198.18.0.0/24", "P", actor="test")
+    config = {
+        "IPAM_AUDIT_CHECKPOINTS": str(tmp_path / "checkpoints.jsonl"),
+        "IPAM_AUDIT_KEY_FILE": str(tmp_path / "key"),
+    }
+    row = jobs.run(engine, "audit_checkpoint", config, run_by="test")
+    assert row.status == "done" and row.summary == {"seq": 1}
+    assert (tmp_path / "key").stat().st_mode & 0o077 == 0  # the key is the owner's only
+    checkpoints = audit.checkpoints_from(config)
+    assert checkpoints.latest().seq == 1
+    assert audit.verify(session, checkpoints=checkpoints).ok
+    with transaction(session):
+        session.execute(text("DELETE FROM audit_log"))
+        session.execute(text("UPDATE audit_head SET seq = 0, last_hash = :g"), {"g": "0" * 64})
+    assert audit.verify(session).ok  # the chain alone cannot tell
+    result = audit.verify(session, checkpoints=checkpoints)
+    assert not result.ok and "entries were removed" in result.problem
+    # Another key does not accept the file.
+    other = audit.Checkpoints(config["IPAM_AUDIT_CHECKPOINTS"], "another key")
+    assert "not a checkpoint signed" in audit.verify(session, checkpoints=other).problem
