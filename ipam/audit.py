@@ -22,8 +22,8 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session, scoped_session
@@ -243,7 +243,9 @@ class VerifyResult:
     seq: int | None = None
 
 
-def verify(session: Session, batch: int = 5000, checkpoints: Checkpoints | None = None) -> VerifyResult:
+def verify(
+    session: Session, batch: int = 5000, checkpoints: Checkpoints | None = None
+) -> VerifyResult:
     """Walk the chain in order; return where it first breaks, if it does.
 
     With `checkpoints`, the chain must also reach the latest checkpoint and

@@ -11,6 +11,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
+from ipam import retention
 from ipam.abuse import cases
 from ipam.abuse.ingest import Policy
 from ipam.errors import IpamError
@@ -122,6 +123,9 @@ def load_config(app: Flask, config: dict | None) -> None:
         IPAM_AUDIT_KEY=env("IPAM_AUDIT_KEY", ""),
         IPAM_AUDIT_KEY_FILE=str(Path(app.instance_path) / "audit_key"),
         IPAM_AUDIT_CHECKPOINT_SECONDS=int(env("IPAM_AUDIT_CHECKPOINT_SECONDS", "300")),
+        # Probe observations and complaint evidence: kept this long (never below 6), then purged.
+        IPAM_RETENTION_MONTHS=env("IPAM_RETENTION_MONTHS", "6"),
+        IPAM_RETENTION_BATCH=int(env("IPAM_RETENTION_BATCH", "5000")),
         **probe_settings(app),
     )
     if config:
@@ -131,6 +135,9 @@ def load_config(app: Flask, config: dict | None) -> None:
     try:  # a wrong ladder or abuse policy is refused at start, not at first use
         app.config["IPAM_SANCTION_LADDER"] = cases.ladder(app.config["IPAM_SANCTION_LADDER"])
         app.config["IPAM_ABUSE_POLICY"] = Policy.from_config(app.config)
+        app.config["IPAM_RETENTION_MONTHS"] = retention.months_setting(
+            app.config["IPAM_RETENTION_MONTHS"]
+        )
     except IpamError as exc:
         raise RuntimeError(str(exc)) from None
     if not app.config.get("SECRET_KEY"):

@@ -178,6 +178,12 @@ def freeze(session: Session, ref, report_ids, *, actor: str) -> list[IncidentEvi
     missing = set(wanted) - {r.id for r in reports}
     if missing:
         raise NotFound(f"no abuse report {min(missing)}", "report_ids")
+    purged = [r.id for r in reports if not r.raw]
+    if purged:
+        raise StateConflict(
+            f"report {purged[0]}'s original bytes were purged after the retention period",
+            "report_ids",
+        )
     have = set(
         session.scalars(
             select(IncidentEvidence.sha256).where(IncidentEvidence.incident_id == incident.id)

@@ -104,6 +104,12 @@ JOBS: dict[str, Job] = {
             _seconds("IPAM_AUDIT_CHECKPOINT_SECONDS", 300),
         ),
         Job(
+            "purge_expired",
+            "Purge probe observations and complaint evidence older than IPAM_RETENTION_MONTHS",
+            "ipam.jobs.tasks:purge_expired",
+            lambda config: 86400,
+        ),
+        Job(
             "prune_job_runs",
             "Forget job runs older than IPAM_JOB_RUN_DAYS (default 90)",
             "ipam.jobs.tasks:prune_job_runs",

@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from .. import audit, outbox, reclamation
+from .. import audit, outbox, reclamation, retention
 from ..abuse import incidents, ingest, notify
 from ..db import chunk_done, utcnow
 from ..errors import ValidationError
@@ -77,3 +77,13 @@ def prune_job_runs(session: Session, config: Mapping, **_) -> dict:
 def audit_checkpoint(session: Session, config: Mapping, **_) -> dict:
     point = audit.checkpoints_from(config).write(session)
     return {"seq": point.seq}
+
+
+def purge_expired(session: Session, config: Mapping, *, run_by: str = "scheduler", **_) -> dict:
+    return retention.purge(
+        session,
+        config.get("IPAM_RETENTION_MONTHS") or retention.MIN_MONTHS,
+        actor=run_by,
+        batch=int(config.get("IPAM_RETENTION_BATCH") or retention.BATCH),
+        chunk_done=chunk_done(session),
+    )
