@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 
 from ipam import audit, demo, probing, retention
 from ipam.abuse import cases, incidents, ingest
-from ipam.db import utcnow
 from ipam.errors import StateConflict, ValidationError
 from ipam.models import (
     AbuseCase,

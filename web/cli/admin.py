@@ -6,9 +6,11 @@ import click
 from flask import current_app
 
 from ipam import (
+    backup,
     jobs,
     users,
 )
+from ipam.errors import IpamError
 from ipam.models import Role
 
 from ..extensions import db
@@ -72,6 +74,31 @@ def serve_cmd(host, port, threads):
         start_scheduler()
         click.echo("probe scheduler started in this process (IPAM_SCHEDULER=off to disable)")
     serve(current_app._get_current_object(), host=host, port=port, threads=threads)
+
+
+# backups ---------------------------------------------------------------
+@ipam.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True))
+def backup_cmd(file):
+    """Write a consistent copy of the database to FILE while ipam runs."""
+    try:
+        size = backup.backup(db.engine, file)
+    except IpamError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"backup written: {file} ({size} bytes)")
+
+
+@ipam.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def restore_cmd(file):
+    """Load a backup FILE into an empty database, then bring its schema up to date."""
+    try:
+        backup.restore(db.engine, file)
+    except IpamError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.engine.dispose()  # connections opened before the restore saw no tables
+    init_database()
+    click.echo(f"restored {file}: run `ipam audit verify` to check the chain")
 
 
 # users -----------------------------------------------------------------
