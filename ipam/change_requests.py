@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from . import audit, validation
 from .allocation import get_allocation, set_purpose
 from .customers import _clean as clean_customer
-from .customers import get_customer, update_customer
+from .customers import get_customer, name_free, update_customer
 from .db import utcnow
 from .errors import NotFound, StateConflict, ValidationError
 from .listing import ALL, EVERYONE, Scope, Window, fetch
@@ -32,7 +32,9 @@ def _check_changes(session: Session, customer, target: str, target_id, changes) 
         if "uscc" in changes or "status" in changes:
             field = "uscc" if "uscc" in changes else "status"
             raise ValidationError("cannot be changed by request", field)
-        clean_customer(changes, partial=True)
+        values = clean_customer(changes, partial=True)
+        if "name" in values:  # refused now, not only when an engineer approves it
+            name_free(session, values["name"], customer.id)
         return customer.id
     alloc = get_allocation(session, target_id, "target_id")
     if alloc.customer_id != customer.id or alloc.valid_to is not None:

@@ -103,6 +103,17 @@ def _revise(session: Session, customer: Customer, at: datetime) -> None:
     )
 
 
+def name_free(session: Session, name, customer_id: int | None = None) -> None:
+    """A customer's name is how people look it up: no two customers may share one."""
+    if name is None:
+        return
+    taken = session.execute(
+        select(Customer.id).where(Customer.name == name, Customer.id != (customer_id or 0))
+    ).first()
+    if taken:
+        raise ValidationError(f"another customer is named {name!r} already", "name")
+
+
 def add_customer(
     session: Session, data: dict, *, actor: str, at: datetime | None = None
 ) -> Customer:
@@ -111,6 +122,7 @@ def add_customer(
     _check_whole(values)
     if session.execute(select(Customer.id).where(Customer.uscc == values["uscc"])).first():
         raise ValidationError(f"a customer with code {values['uscc']} exists already", "uscc")
+    name_free(session, values.get("name"))
     at = validation.instant(at, "at") or utcnow()
     values.setdefault("responsible_persons", [])
     values.setdefault("contacts", [])
@@ -132,6 +144,8 @@ def update_customer(
     values = _clean(changes, partial=True)
     merged = {f: getattr(customer, f) for f in FIELDS} | values
     _check_whole(merged)
+    if "name" in values:
+        name_free(session, values["name"], customer.id)
     at = validation.instant(at, "at") or utcnow()
     before = snapshot(customer)
     for field, value in values.items():

@@ -9,47 +9,16 @@ from __future__ import annotations
 
 import logging
 import traceback
-from dataclasses import dataclass, field
 
 from ipam import findings, probing
-from ipam.abuse.ingest import DEFAULT_POLICY, Policy
 from ipam.db import chunk_done
 from ipam.errors import IpamError
 from ipam.models import ProbeRun
 
 from . import dnscheck, netns, sweep
-from .scope import ProbeScope
+from .settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Settings:
-    scope: ProbeScope
-    netns: str | None = None
-    dns_servers: list[str] = field(default_factory=list)
-    blocklists: list[str] = field(default_factory=list)
-    timeout: float = 1.0
-    retries: int = 1
-    rate: float | None = 20000.0  # packets per second, per run
-    abuse_policy: Policy = DEFAULT_POLICY  # blocklist hits become abuse reports
-
-    @classmethod
-    def from_config(cls, config) -> Settings:
-        def items(key):
-            return [x for x in str(config.get(key) or "").replace(",", " ").split() if x]
-
-        rate = float(config.get("IPAM_PROBE_RATE") or 0) or None
-        return cls(
-            scope=ProbeScope.parse(config.get("IPAM_PROBE_SCOPE")),
-            netns=config.get("IPAM_PROBE_NETNS") or None,
-            dns_servers=items("IPAM_PROBE_DNS"),
-            blocklists=items("IPAM_PROBE_BLOCKLISTS"),
-            timeout=float(config.get("IPAM_PROBE_TIMEOUT") or 1.0),
-            retries=int(config.get("IPAM_PROBE_RETRIES") or 1),
-            rate=rate,
-            abuse_policy=Policy.from_config(config),
-        )
 
 
 def probe(plan: probing.Plan, settings: Settings):
@@ -81,14 +50,13 @@ def probe(plan: probing.Plan, settings: Settings):
             checked = sorted(answered | held)
             if not checked or not settings.dns_servers:
                 continue
-            server = settings.dns_servers[0]
+            dns = settings.dns_servers[0]
+            at = {"server": dns.host, "port": dns.port}
             if "dns" in plan.methods:
-                reverse.extend(
-                    dnscheck.check_reverse(family, checked, server=server, scope=settings.scope)
-                )
+                reverse.extend(dnscheck.check_reverse(family, checked, scope=settings.scope, **at))
             if "blocklist" in plan.methods and settings.blocklists:
                 listings.extend(
-                    dnscheck.check_blocklists(family, checked, settings.blocklists, server=server)
+                    dnscheck.check_blocklists(family, checked, settings.blocklists, **at)
                 )
     return observations, reverse, listings
 
@@ -101,10 +69,17 @@ def _keep(session) -> None:
 
 def run_job(session, config, *, schedule_id=None, run_id=None, run_by: str = "scheduler") -> dict:
     """The probe_run job (ipam.jobs): start a scheduled run, or carry out a claimed one."""
+    try:  # wrong settings: refused before a packet is sent, naming the setting
+        settings = Settings.from_config(config)
+    except IpamError as exc:
+        if run_id is not None:  # a claimed run ends failed, with the reason, not left running
+            probing.fail_run(session, run_id, str(exc))
+            _keep(session)
+        raise
     if run_id is None:
         run_id = probing.start_run(session, schedule_id, trigger="schedule", actor=run_by).id
         _keep(session)
-    run = execute(session, run_id, Settings.from_config(config))
+    run = execute(session, run_id, settings)
     return {
         "run_id": run.id,
         "status": run.status,

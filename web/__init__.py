@@ -138,6 +138,9 @@ def load_config(app: Flask, config: dict | None) -> None:
         app.config["IPAM_RETENTION_MONTHS"] = retention.months_setting(
             app.config["IPAM_RETENTION_MONTHS"]
         )
+        from probes.settings import Settings  # light: no scapy
+
+        Settings.from_config(app.config)  # refused at start, naming the setting
     except IpamError as exc:
         raise RuntimeError(str(exc)) from None
     if not app.config.get("SECRET_KEY"):

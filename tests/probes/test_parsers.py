@@ -165,3 +165,36 @@ def test_scope_refuses_targets_outside_it_before_anything_is_sent():
     with pytest.raises(Exception) as exc:
         ProbeScope.parse("198.18.0.0/15,not-a-prefix")
     assert exc.value.field == "PROBE_SCOPE"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("IPAM_PROBE_DNS", "dns.example.net", "not an IP address"),
+        ("IPAM_PROBE_DNS", "198.18.0.53:0", "port must be 1 to 65535"),
+        ("IPAM_PROBE_DNS", "[2001:db8::53]5353", "not [address]:port"),
+        ("IPAM_PROBE_TIMEOUT", "soon", "not a number"),
+        ("IPAM_PROBE_TIMEOUT", "nan", "outside"),
+        ("IPAM_PROBE_RETRIES", "1.5", "not a whole number"),
+        ("IPAM_PROBE_RATE", "-5", "outside"),
+        ("IPAM_PROBE_SCOPE", "198.18.0.0/33", "not a CIDR prefix"),
+        ("IPAM_PROBE_BLOCKLISTS", "not a zone!", "not a domain name"),
+        ("IPAM_PROBE_NETNS", "ns; rm -rf /", "not a network namespace name"),
+    ],
+)
+def test_a_wrong_probe_setting_is_refused_at_start_naming_it(monkeypatch, key, value, says):
+    from web import create_app
+
+    monkeypatch.setenv(key, value)
+    with pytest.raises(RuntimeError, match=key) as err:
+        create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "SECRET_KEY": "t"})
+    assert says in str(err.value)
+
+
+def test_dns_servers_take_a_port_in_both_families():
+    from probes.settings import DnsServer, dns_server
+
+    assert dns_server("198.18.0.53") == DnsServer("198.18.0.53", 53)
+    assert dns_server("198.18.0.53:5353") == DnsServer("198.18.0.53", 5353)
+    assert dns_server("2001:db8::53") == DnsServer("2001:db8::53", 53)
+    assert dns_server("[2001:db8::53]:5353") == DnsServer("2001:db8::53", 5353)

@@ -66,3 +66,27 @@ def test_search_takes_percent_and_underscore_literally(session):
         for pattern in ("%", "_", "乙_")
     }  # fmt: skip
     assert names == {"%": [], "_": ["上海乙_有限公司"], "乙_": ["上海乙_有限公司"]}
+
+
+def test_no_customer_takes_another_customers_exact_name(session, unchanged):
+    from ipam import change_requests
+
+    a = factories.customer(session, name="北京甲公司")
+    b = factories.customer(session, name="上海乙公司")
+    session.commit()
+    with unchanged():
+        with pytest.raises(ValidationError) as err:
+            factories.customer(session, name="北京甲公司")
+        assert err.value.field == "name"
+        with pytest.raises(ValidationError) as err:
+            customers.update_customer(session, b, {"name": "北京甲公司"}, actor="t")
+        assert err.value.field == "name"
+        with pytest.raises(ValidationError) as err:  # refused when asked, not only on approval
+            change_requests.submit(
+                session, b, "customer", {"name": "北京甲公司"}, reason="rename", actor="user:b"
+            )
+        assert err.value.field == "name"
+    # Its own name again, or a free one, is fine; look-ups by name still find one customer.
+    customers.update_customer(session, a, {"name": "北京甲公司"}, actor="t")
+    customers.update_customer(session, b, {"name": "上海乙丙公司"}, actor="t")
+    assert customers.get_customer(session, "北京甲公司").id == a.id
