@@ -3,14 +3,23 @@
 Domain errors carry their own status (422 validation, 404 not found, 409
 conflicts); HTTP errors keep theirs (400 bad body, 401, 403, 405, 429). Any
 error rolls the session back, so nothing half-written survives a failure.
+
+A database that went away (a dropped connection, a restart, a fail-over, a
+lock that did not come in time) is not a bug: the request is run once more
+on a fresh connection, unless the failure came during COMMIT (its outcome
+is unknown, so a write is never repeated); otherwise the answer is 503 with
+Retry-After, which clients and proxies know to retry.
 """
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from ipam.errors import IpamError
@@ -38,7 +47,67 @@ def _http_code(exc: HTTPException) -> str:
     return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
 
 
+RETRY_AFTER = 5  # seconds: about what a restart or a fail-over takes
+
+
+def database_away(exc: BaseException) -> bool:
+    """A failure of the database's availability, not of the request."""
+    return isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+@event.listens_for(Session, "before_commit")
+def _committing(session) -> None:
+    try:
+        g._ipam_committing = True  # a failure from here on may have committed
+    except RuntimeError:  # outside a request (CLI, jobs): nothing to mark
+        pass
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session) -> None:
+    try:
+        g._ipam_committing = False
+    except RuntimeError:
+        pass
+
+
+def _unavailable():
+    """503 with Retry-After; the page is one that needs no database (no user, no menu)."""
+    message = translate("the database is not answering; try again in a few seconds")
+    if wants_json():
+        body = jsonify(
+            {"error": {"code": "database_unavailable", "message": message, "field": None}}
+        )
+    else:
+        body = render_template("unavailable.html", message=message)
+    return body, 503, {"Retry-After": str(RETRY_AFTER)}
+
+
 def register(app: Flask) -> None:
+    @app.errorhandler(DBAPIError)
+    def database_error(exc: DBAPIError):
+        if not database_away(exc):
+            return unexpected(exc)
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+        try:
+            db.session.rollback()
+        except DBAPIError:
+            pass
+        db.session.remove()  # the next use takes a fresh connection from the pool
+        sqlite = db.engine.dialect.name == "sqlite"  # locked: waiting again would not help
+        if sqlite or g.get("_ipam_retried") or g.get("_ipam_committing"):
+            return _unavailable()
+        g._ipam_retried = True
+        try:  # once more, on a fresh connection; the outer dispatch finalizes the answer
+            rv = current_app.preprocess_request()
+            if rv is None:
+                rv = current_app.dispatch_request()
+            return rv
+        except Exception as again:  # noqa: BLE001 - handled as any error of the request
+            return current_app.handle_user_exception(again)
+
     @app.errorhandler(IpamError)
     def domain_error(exc: IpamError):
         return error_response(exc.status, exc.code, translate(exc.message), exc.field)

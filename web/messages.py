@@ -29,6 +29,7 @@ MESSAGES = (
     _l("is the last active admin: nobody could manage users"),
     _l("says too little: give at least 10 characters (case, request)"),
     _l("no maildir is set"),
+    _l("the database is not answering; try again in a few seconds"),
 )
 
 
