@@ -86,6 +86,8 @@ def load_config(app: Flask, config: dict | None) -> None:
         IPAM_TIMEZONE=env("IPAM_TIMEZONE", "Asia/Shanghai"),
         IPAM_LOGIN_LIMIT=env("IPAM_LOGIN_LIMIT", "10 per minute"),
         RATELIMIT_STORAGE_URI=env("IPAM_RATELIMIT_STORAGE", "memory://"),
+        # Deployments (or a test) sharing one Redis keep their counts apart by prefix.
+        RATELIMIT_KEY_PREFIX=env("IPAM_RATELIMIT_PREFIX", "ipam"),
         RATELIMIT_HEADERS_ENABLED=True,  # a 429 says when to try again (Retry-After)
         # A ping per checkout costs a round trip per request; a dropped connection is
         # invalidated on its first error instead (set IPAM_DB_PRE_PING=1 behind flaky links).
