@@ -111,6 +111,13 @@ def backend(request):
     return request.param
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _drop_created():
+    """Whatever test created a database (a fixture, or the test itself), it goes at the end."""
+    yield
+    drop_created_databases()
+
+
 @pytest.fixture(scope="session")
 def _urls():
     yield {}
