@@ -103,7 +103,8 @@ def test_the_readme_production_recipe_starts_serves_limits_and_schedules(tmp_pat
         env=env, cwd=tmp_path, start_new_session=True, text=True,
     )  # fmt: skip
     output: list[str] = []
-    threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True).start()
+    reader = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)
+    reader.start()
     proc.stdin.write(f"{PASSWORD}\n{PASSWORD}\n")  # `ipam user add` asks twice
     proc.stdin.close()
     base = f"http://127.0.0.1:{port}"
@@ -218,6 +219,8 @@ def test_the_readme_production_recipe_starts_serves_limits_and_schedules(tmp_pat
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        reader.join(timeout=10)
+        proc.stdout.close()
         store = redis.Redis.from_url(REDIS)
         for key in store.scan_iter(f"*{prefix}*"):
             store.delete(key)
