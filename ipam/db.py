@@ -6,12 +6,13 @@ import enum
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from operator import itemgetter
 
 from sqlalchemy import JSON, DateTime, Enum, MetaData, String, Table, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -95,13 +96,37 @@ def _sqlite_on_connect(dbapi_connection, connection_record):
         cur.close()
 
 
+_READING: ContextVar[bool] = ContextVar("ipam_reading", default=False)
+
+
 @event.listens_for(Engine, "begin")
 def _sqlite_on_begin(conn):
     # BEGIN IMMEDIATE takes SQLite's single write lock at the start, so two
     # writers queue on the busy timeout instead of one failing on upgrade.
     # This serialises writers in the embedded default; PostgreSQL uses row locks.
+    # Inside reading() a plain (deferred) BEGIN: a WAL reader beside the writer.
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if _READING.get() else "BEGIN IMMEDIATE")
+
+
+@contextmanager
+def reading(session: Session) -> Iterator[Session]:
+    """A transaction of reads only, that never makes writers wait, ended when the block ends.
+
+    Why: long checks before a bulk write (an import's whole file) must not hold
+    SQLite's write lock; PostgreSQL readers never block writers anyway. Nothing
+    may be written inside; the transaction is rolled back at the end.
+    """
+    if isinstance(session, scoped_session):  # Flask-SQLAlchemy's proxy: its real session
+        session = session()
+    if session.in_transaction():
+        raise RuntimeError("reading() needs a session with no transaction in progress")
+    token = _READING.set(True)
+    try:
+        yield session
+    finally:
+        _READING.reset(token)
+        session.rollback()
 
 
 @contextmanager

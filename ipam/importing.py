@@ -1,4 +1,7 @@
-"""CSV import of pools, customers and allocations, row by row through the normal operations.
+"""CSV import of pools and customers, row by row through the normal operations.
+
+Allocations, the imports that run to hundreds of thousands of rows, go through
+ipam/bulk.py: checked whole, then written in short chunks.
 
 Each row runs in a savepoint: a bad row is reported (line, field, reason) and
 leaves nothing behind; the caller decides whether the good rows are committed.
@@ -14,7 +17,6 @@ from typing import IO
 
 from sqlalchemy.orm import Session
 
-from .allocation import allocate, end_allocation
 from .customers import add_customer
 from .errors import IpamError
 from .pools import add_pool
@@ -36,10 +38,6 @@ COLUMNS = {
             "contact_email",
             "contact_role",
         },
-    ),
-    "allocations": (
-        {"pool", "customer"},
-        {"prefix", "length", "purpose", "valid_from", "valid_to"},
     ),
 }
 
@@ -81,23 +79,7 @@ def _customer_row(session, row, actor):
     add_customer(session, data, actor=actor)
 
 
-def _allocation_row(session, row, actor):
-    alloc = allocate(
-        session,
-        row["pool"],
-        row["customer"],
-        prefix=row.get("prefix") or None,
-        prefixlen=row.get("length") or None,
-        purpose=row.get("purpose") or "",
-        at=row.get("valid_from") or None,
-        actor=actor,
-    )
-    if row.get("valid_to"):
-        # History: an allocation that has ended is over; its space is free again.
-        end_allocation(session, alloc, at=row["valid_to"], actor=actor, quarantine_days=0)
-
-
-HANDLERS = {"pools": _pool_row, "customers": _customer_row, "allocations": _allocation_row}
+HANDLERS = {"pools": _pool_row, "customers": _customer_row}
 
 
 def import_csv(

@@ -288,8 +288,42 @@ class IntervalMixin:
         return self.valid_from <= at and (self.valid_to is None or self.valid_to > at)
 
 
+class ImportStatus(enum.StrEnum):
+    WRITING = "writing"  # chunks are being committed (or the import was interrupted)
+    DONE = "done"
+    UNDONE = "undone"  # withdrawn whole: a chunk failed, or an operator undid it
+
+
+class ImportBatch(Base):
+    """One bulk import, written in short chunks: its rows carry its id until it is done.
+
+    Why: an import must not hold the pools' locks for its whole run, so it
+    commits chunk by chunk; all-or-nothing is kept by withdrawing a batch
+    whose writing did not finish (ipam/importing.py).
+    """
+
+    __tablename__ = "import_batch"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    file_name: Mapped[str] = mapped_column(String(255), default="")
+    sha256: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(200))
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    written: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[ImportStatus] = mapped_column(StateType(ImportStatus))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint("status IN ('writing', 'done', 'undone')", name="status"),
+        Index("ix_import_batch_status", "status"),
+    )
+
+
 class Allocation(AddressMixin, IntervalMixin, Base):
-    """A block a customer holds for [valid_from, valid_to); never deleted."""
+    """A block a customer holds for [valid_from, valid_to); never deleted (except the rows
+    of an import withdrawn whole before it was done, see ImportBatch)."""
 
     __tablename__ = "allocation"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -297,6 +331,7 @@ class Allocation(AddressMixin, IntervalMixin, Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
     purpose: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    import_batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"), index=True)
 
     pool: Mapped[Pool] = relationship()
     customer: Mapped[Customer] = relationship()
