@@ -207,6 +207,7 @@ def hammer(pool_of_client, token: str, customer: int, seconds: float) -> dict:
         "per_s": round(len(prefixes) / wall, 1),
         "p50_ms": round(pct(lat, 50) * 1000, 2),
         "p99_ms": round(pct(lat, 99) * 1000, 2),
+        "max_ms": round(max(lat, default=0) * 1000, 2),
         "duplicates": len(prefixes) - len(set(prefixes)),
         "errors": len(errors),
         "first_errors": errors[:3],

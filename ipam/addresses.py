@@ -46,7 +46,7 @@ class Block:
 
     @property
     def last(self) -> int:
-        return self.first + self.size - 1
+        return self.first + (1 << (WIDTH[self.family] - self.prefixlen)) - 1
 
     @property
     def network(self) -> netaddr.IPNetwork:
@@ -139,11 +139,18 @@ def parse_block(text, field: str = "prefix", *, allow_host_bits: bool = False) -
             "is required: give an address or a prefix such as 198.18.0.0/24", field
         )
     raw = text.strip()
-    if "/" not in raw and ":" not in raw:
-        try:  # fast path for a plain IPv4 address; inet_pton is as strict as netaddr
-            return Block(4, int.from_bytes(socket.inet_pton(socket.AF_INET, raw), "big"), 32)
+    if ":" not in raw:  # fast path for plain IPv4 (bulk imports parse millions)
+        address, slash, length = raw.partition("/")
+        try:  # inet_pton is as strict as netaddr (dotted quad, no leading zeros)
+            value = int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big")
         except OSError:
-            pass  # fall through for the precise error message
+            value = None  # fall through for the precise error message
+        if value is not None and not slash:
+            return Block(4, value, 32)
+        if value is not None and length.isdigit() and len(length) <= 2 and int(length) <= 32:
+            plen = int(length)
+            if allow_host_bits or not value & ((1 << (32 - plen)) - 1):
+                return Block(4, value & ~((1 << (32 - plen)) - 1) & 0xFFFFFFFF, plen)
     if "%" in raw:
         raise ValidationError(f"{raw!r} has a zone index; give a global address", field)
     try:

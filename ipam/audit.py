@@ -21,6 +21,7 @@ import hmac
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from pathlib import Path
 from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session, scoped_session
 
-from .db import insert_plain, utcnow
+from .db import RawJSON, insert_plain, utcnow
 from .errors import ValidationError
 from .models import AuditHead, AuditLog
 
@@ -49,6 +50,33 @@ def jsonable(data: dict) -> dict:
     return json.loads(json.dumps(data, default=_default))
 
 
+def canonical(data) -> RawJSON:
+    """The one serialisation the chain hashes: sorted keys, no spaces, UTF-8 as is."""
+    return RawJSON(json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
+
+
+_PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f-\x9f\u2028\u2029]*')
+
+
+@functools.lru_cache(maxsize=4096)
+def _word(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _text(value) -> str:
+    """json.dumps(value, ensure_ascii=False), quicker for the values entries repeat."""
+    if value is None:
+        return "null"
+    if type(value) is int:
+        return str(value)
+    if type(value) is str:
+        if len(value) <= 64:
+            return _word(value)  # actors, actions, object types: a handful of values
+        if _PLAIN.fullmatch(value):
+            return f'"{value}"'
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _digest(
     prev_hash: str,
     seq: int,
@@ -57,21 +85,18 @@ def _digest(
     action: str,
     object_type: str,
     object_id,
-    data: dict,
+    data,
 ) -> str:
-    body = json.dumps(
-        {
-            "seq": seq,
-            "recorded_at": recorded_at.isoformat(),
-            "actor": actor,
-            "action": action,
-            "object_type": object_type,
-            "object_id": object_id,
-            "data": data,
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
+    """sha256(prev hash + the entry as canonical JSON); `data` may be canonical() already.
+
+    The body is written out in sorted-key order, field by field, so an entry's
+    data is serialised once (and stored as that text) instead of twice.
+    """
+    data_json = data if isinstance(data, RawJSON) else canonical(data)
+    body = (
+        f'{{"action":{_text(action)},"actor":{_text(actor)},"data":{data_json},'
+        f'"object_id":{_text(object_id)},"object_type":{_text(object_type)},'
+        f'"recorded_at":{_text(recorded_at.isoformat())},"seq":{int(seq)}}}'
     )
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
@@ -150,6 +175,7 @@ def _append_pending(session: Session) -> None:
     rows = []
     for _txn, e in pending:
         seq += 1
+        data = canonical(e["data"])  # hashed and stored as the same text
         digest = _digest(
             prev,
             seq,
@@ -158,9 +184,9 @@ def _append_pending(session: Session) -> None:
             e["action"],
             e["object_type"],
             e["object_id"],
-            e["data"],
+            data,
         )
-        rows.append({**e, "seq": seq, "prev_hash": prev, "hash": digest})
+        rows.append({**e, "data": data, "seq": seq, "prev_hash": prev, "hash": digest})
         prev = digest
     if session.get_bind().dialect.name == "postgresql" and len(rows) <= PG_ROWS_PER_STATEMENT:
         # One round trip while the head is locked: the rows go in a CTE of the head update.
@@ -207,7 +233,7 @@ def _pg_append_params(rows: list[dict], last_hash: str) -> dict:
             value = row[c]
             if c == "recorded_at":  # stored as naive UTC, like UTCDateTime does
                 value = value.astimezone(UTC).replace(tzinfo=None)
-            elif c == "data":
+            elif c == "data" and not isinstance(value, RawJSON):
                 value = json.dumps(value, ensure_ascii=False)
             params[f"{c}_{i}"] = value
     return params

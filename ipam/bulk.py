@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import gc
 import hashlib
 import io
 import time
@@ -45,13 +46,20 @@ from . import audit, freespace
 from .addresses import Block, check_prefixlen, from_bytes, parse_block, range_to_blocks, to_bytes
 from .allocation import allocate, effective_time, end_allocation, record_length
 from .customers import get_customer
-from .db import insert_plain, lock_named, reading, reserve_ids, utcnow
+from .db import (
+    insert_plain,
+    insert_stored,
+    lock_named,
+    reading,
+    reserve_ids,
+    stored_when,
+    utcnow,
+)
 from .errors import AddressConflict, IpamError, StateConflict, ValidationError
 from .models import (
     AbuseCase,
     Allocation,
     CustomerStatus,
-    EndReason,
     ImportBatch,
     ImportStatus,
     Pool,
@@ -123,7 +131,13 @@ class _Refs:
     """Pools and customers by the text the file names them with, each looked up once."""
 
     def __init__(self, session: Session):
-        self.session, self.pools, self.customers = session, {}, {}
+        self.session, self.pools, self.customers, self.spaces = session, {}, {}, {}
+
+    def space(self, pool: Pool) -> Block:
+        """The pool's block, built once (a property of the row would build it per row)."""
+        if pool.id not in self.spaces:
+            self.spaces[pool.id] = pool.block
+        return self.spaces[pool.id]
 
     def pool(self, ref: str) -> Pool:
         if ref not in self.pools:
@@ -160,11 +174,12 @@ def _parse(refs: _Refs, line: int, row: dict) -> Row:
     block, length = None, None
     if row.get("prefix"):
         block = parse_block(row["prefix"], "prefix")
-        if block.family != pool.family:
+        space = refs.space(pool)
+        if block.family != space.family:
             raise ValidationError(
                 f"{block} is IPv{block.family} but pool {pool.name!r} is IPv{pool.family}", "prefix"
             )
-        if not pool.block.contains(block):
+        if not (space.first <= block.first and block.last <= space.last):
             raise ValidationError(
                 f"{block} is outside pool {pool.name!r} ({pool.prefix})", "prefix"
             )
@@ -346,6 +361,16 @@ def import_allocations(
     if isinstance(session, scoped_session):  # Flask-SQLAlchemy's proxy: its real session
         session = session()
     chunk_done()  # the caller's transaction ends here: the check reads in one of its own
+    collecting = gc.isenabled()
+    gc.disable()  # hundreds of thousands of rows and no cycles: the collector only costs time
+    try:
+        return _import(session, stream, actor, chunk_done, skip_errors, file_name, chunk, progress)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _import(session, stream, actor, chunk_done, skip_errors, file_name, chunk, progress):
     rows, report, data = check(session, stream)
     if report.errors and not skip_errors:
         return report
@@ -423,49 +448,33 @@ def _write_chunk(session: Session, batch_id: int, rows: list[Row], actor: str) -
     for pool_id, items in current.items():
         _take(session, pool_id, items)
     ids = reserve_ids(session, "allocation", len(explicit))
-    now = utcnow()
-    insert_plain(
-        session,
-        Allocation.__table__,
-        [
-            {
-                "id": i,
-                "pool_id": r.pool.id,
-                "customer_id": r.customer_id,
-                **r.block.columns(),
-                "purpose": r.purpose,
-                "valid_from": r.valid_from,
-                "valid_to": r.valid_to,
-                "end_reason": EndReason.ENDED if r.valid_to else None,
-                "end_note": None,
-                "created_at": now,
-                "import_batch_id": batch_id,
-            }
-            for i, r in zip(ids, explicit, strict=True)
-        ],
-    )
-    audit.record_many(
-        session,
-        actor,
-        "allocation.add",
-        "allocation",
-        (
-            (i, {"prefix": str(r.block), "pool": r.pool.name, "customer_id": r.customer_id,
-                 "purpose": r.purpose, "valid_from": r.valid_from.isoformat(), "import": batch_id})
-            for i, r in zip(ids, explicit, strict=True)
-        ),
-    )  # fmt: skip
-    audit.record_many(
-        session,
-        actor,
-        "allocation.end",
-        "allocation",
-        (
-            (i, {"prefix": str(r.block), "valid_to": r.valid_to.isoformat(), "reason": "ended"})
-            for i, r in zip(ids, explicit, strict=True)
-            if r.valid_to is not None
-        ),
-    )
+    when = stored_when(session)
+    now = when(utcnow())
+    names = [
+        "id", "pool_id", "customer_id", "family", "first", "last", "prefixlen", "purpose",
+        "valid_from", "valid_to", "end_reason", "end_note", "created_at", "import_batch_id",
+    ]  # fmt: skip
+    values, added, ended = [], [], []
+    for i, r in zip(ids, explicit, strict=True):
+        b = r.block
+        prefix = str(b)
+        values.append(
+            (i, r.pool.id, r.customer_id, b.family, b.first.to_bytes(16, "big"),
+             b.last.to_bytes(16, "big"), b.prefixlen, r.purpose, when(r.valid_from),
+             when(r.valid_to), "ended" if r.valid_to else None, None, now, batch_id)
+        )  # fmt: skip
+        added.append(
+            (i, {"prefix": prefix, "pool": r.pool.name, "customer_id": r.customer_id,
+                 "purpose": r.purpose, "valid_from": r.valid_from.isoformat(),
+                 "import": batch_id})
+        )  # fmt: skip
+        if r.valid_to is not None:
+            ended.append(
+                (i, {"prefix": prefix, "valid_to": r.valid_to.isoformat(), "reason": "ended"})
+            )
+    insert_stored(session, Allocation.__table__, names, values)
+    audit.record_many(session, actor, "allocation.add", "allocation", added)
+    audit.record_many(session, actor, "allocation.end", "allocation", ended)
     for r in rows:
         if r.block is not None:
             continue

@@ -69,6 +69,10 @@ class StateType(TypeDecorator):
         return None if value is None else self.enum_cls(value)
 
 
+class RawJSON(str):
+    """JSON text already serialised (the audit's canonical form): stored as it is."""
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -194,13 +198,15 @@ def reserve_ids(session: Session, table: str, n: int) -> list[int]:
 def _sqlite_when(v):
     if v is None:
         return None
-    naive = v.astimezone(UTC).replace(tzinfo=None)
+    naive = v.replace(tzinfo=None) if v.tzinfo is UTC else v.astimezone(UTC).replace(tzinfo=None)
     text = naive.isoformat(" ")  # SQLAlchemy's SQLite form always carries microseconds
     return text if naive.microsecond else text + ".000000"
 
 
 def _pg_when(v):
-    return None if v is None else v.astimezone(UTC).replace(tzinfo=None)
+    if v is None:
+        return None
+    return v.replace(tzinfo=None) if v.tzinfo is UTC else v.astimezone(UTC).replace(tzinfo=None)
 
 
 def _storage(column_type, sqlite: bool):
@@ -211,13 +217,15 @@ def _storage(column_type, sqlite: bool):
         return lambda v: v.value if isinstance(v, enum.Enum) else v
     if isinstance(column_type, StateType):
         return lambda v, cls=column_type.enum_cls: None if v is None else cls(v).value
-    if isinstance(column_type, JSON):
-        return lambda v: None if v is None else json.dumps(v)
+    if isinstance(column_type, JSON):  # a str subclass is JSON text already (audit.RawJSON)
+        return lambda v: (
+            None if v is None else v if type(v) is not str and isinstance(v, str) else json.dumps(v)
+        )
     return None
 
 
 def insert_plain(session: Session, table: Table, rows: list[dict]) -> None:
-    """INSERT many rows with one executemany straight to the driver.
+    """INSERT many rows with one executemany straight to the driver (COPY on PostgreSQL).
 
     Why: SQLAlchemy processes every parameter of every row in Python, which
     is most of the cost of bulk intake; here only the columns that need it
@@ -226,15 +234,8 @@ def insert_plain(session: Session, table: Table, rows: list[dict]) -> None:
     """
     if not rows:
         return
-    conn = session.connection()
-    sqlite = conn.dialect.name == "sqlite"
+    sqlite = session.get_bind().dialect.name == "sqlite"
     names = list(rows[0])
-    mark = "?" if sqlite else "%s"
-    marks = [
-        f"CAST({mark} AS json)" if isinstance(table.c[n].type, JSON) and not sqlite else mark
-        for n in names
-    ]
-    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(marks)})"
     convert = [
         (i, f) for i, n in enumerate(names) if (f := _storage(table.c[n].type, sqlite)) is not None
     ]
@@ -245,4 +246,34 @@ def insert_plain(session: Session, table: Table, rows: list[dict]) -> None:
         for i, f in convert:
             vals[i] = f(vals[i])
         values.append(tuple(vals))
+    insert_stored(session, table, names, values)
+
+
+def stored_when(session: Session) -> Callable:
+    """How this back-end stores an instant: for callers that build stored rows themselves."""
+    return _sqlite_when if session.get_bind().dialect.name == "sqlite" else _pg_when
+
+
+def insert_stored(session: Session, table: Table, names: list[str], values: list[tuple]) -> None:
+    """INSERT rows given as tuples of stored values (see insert_plain), the fastest way."""
+    if not values:
+        return
+    conn = session.connection()
+    sqlite = conn.dialect.name == "sqlite"
+    if not sqlite and len(values) >= COPY_FROM:
+        # COPY: one stream instead of a statement per row (psycopg's executemany).
+        cursor = conn.connection.dbapi_connection.cursor()
+        with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+            for vals in values:
+                copy.write_row(vals)
+        return
+    mark = "?" if sqlite else "%s"
+    marks = [
+        f"CAST({mark} AS json)" if isinstance(table.c[n].type, JSON) and not sqlite else mark
+        for n in names
+    ]
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(marks)})"
     conn.exec_driver_sql(sql, values)
+
+
+COPY_FROM = 200  # rows: below this, a plain executemany is as quick
