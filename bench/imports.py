@@ -37,7 +37,6 @@ import api as api_bench  # noqa: E402
 from ledger import migrate, prepare_postgres  # noqa: E402
 
 from ipam import allocation, bulk, customers, pools, users  # noqa: E402
-from ipam.db import chunk_done  # noqa: E402
 from ipam.models import Allocation  # noqa: E402
 from web import database_url  # noqa: E402
 
@@ -83,7 +82,14 @@ def run_import(url: str, path: Path) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"import failed: {done.stdout} {done.stderr[-2000:]}")
     rows = int(done.stdout.split("imported ")[1].split()[0])
-    return {"rows": rows, "seconds": round(wall, 2), "rows_per_s": round(rows / wall)}
+    inside = float(done.stdout.split(") in ")[1].split()[0])  # what the command measured
+    return {
+        "rows": rows,
+        "seconds": round(inside, 2),
+        "rows_per_s": round(rows / inside),
+        "with_process_start_s": round(wall, 2),
+        "rows_per_s_with_process_start": round(rows / wall),
+    }
 
 
 def phases(url: str, path: Path) -> dict:

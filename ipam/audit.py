@@ -29,7 +29,7 @@ from pathlib import Path
 from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session, scoped_session
 
-from .db import RawJSON, insert_plain, utcnow
+from .db import RawJSON, insert_stored, stored_when, utcnow
 from .errors import ValidationError
 from .models import AuditHead, AuditLog
 
@@ -51,8 +51,19 @@ def jsonable(data: dict) -> dict:
 
 
 def canonical(data) -> RawJSON:
-    """The one serialisation the chain hashes: sorted keys, no spaces, UTF-8 as is."""
+    """The one serialisation the chain hashes: sorted keys, no spaces, UTF-8 as is.
+
+    Bulk writers may hand it over already (RawJSON): it must be exactly this text.
+    """
+    if isinstance(data, RawJSON):
+        return data
     return RawJSON(json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
+
+
+def canonical_object(pairs) -> RawJSON:
+    """canonical() of a flat dict of plain values, written out without json.dumps of the
+    whole: `pairs` are (key, value) with keys already in sorted order."""
+    return RawJSON("{" + ",".join(f"{_word(k)}:{_text(v)}" for k, v in pairs) + "}")
 
 
 _PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f-\x9f\u2028\u2029]*')
@@ -69,11 +80,8 @@ def _text(value) -> str:
         return "null"
     if type(value) is int:
         return str(value)
-    if type(value) is str:
-        if len(value) <= 64:
-            return _word(value)  # actors, actions, object types: a handful of values
-        if _PLAIN.fullmatch(value):
-            return f'"{value}"'
+    if type(value) is str and _PLAIN.fullmatch(value):  # nothing to escape
+        return f'"{value}"'
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -92,11 +100,24 @@ def _digest(
     The body is written out in sorted-key order, field by field, so an entry's
     data is serialised once (and stored as that text) instead of twice.
     """
-    data_json = data if isinstance(data, RawJSON) else canonical(data)
+    return _digest_of(
+        prev_hash,
+        seq,
+        _text(recorded_at.isoformat()),
+        _text(actor),
+        _text(action),
+        _text(object_type),
+        _text(object_id),
+        canonical(data),
+    )
+
+
+def _digest_of(prev_hash, seq, at_t, actor_t, action_t, type_t, object_t, data_json) -> str:
+    """The digest from the fields as JSON text already (the bulk path reuses them)."""
     body = (
-        f'{{"action":{_text(action)},"actor":{_text(actor)},"data":{data_json},'
-        f'"object_id":{_text(object_id)},"object_type":{_text(object_type)},'
-        f'"recorded_at":{_text(recorded_at.isoformat())},"seq":{int(seq)}}}'
+        f'{{"action":{action_t},"actor":{actor_t},"data":{data_json},'
+        f'"object_id":{object_t},"object_type":{type_t},'
+        f'"recorded_at":{at_t},"seq":{int(seq)}}}'
     )
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
@@ -172,28 +193,43 @@ def _append_pending(session: Session) -> None:
         {"n": len(pending)},
     ).one()
     seq -= len(pending)
-    rows = []
-    for _txn, e in pending:
-        seq += 1
-        data = canonical(e["data"])  # hashed and stored as the same text
-        digest = _digest(
-            prev,
-            seq,
-            e["recorded_at"],
-            e["actor"],
-            e["action"],
-            e["object_type"],
-            e["object_id"],
-            data,
-        )
-        rows.append({**e, "data": data, "seq": seq, "prev_hash": prev, "hash": digest})
-        prev = digest
-    if session.get_bind().dialect.name == "postgresql" and len(rows) <= PG_ROWS_PER_STATEMENT:
+    small = (
+        session.get_bind().dialect.name == "postgresql" and len(pending) <= PG_ROWS_PER_STATEMENT
+    )
+    if small:
+        rows = []
+        for _txn, e in pending:
+            seq += 1
+            data = canonical(e["data"])  # hashed and stored as the same text
+            digest = _digest(
+                prev, seq, e["recorded_at"], e["actor"], e["action"], e["object_type"],
+                e["object_id"], data,
+            )  # fmt: skip
+            rows.append({**e, "data": data, "seq": seq, "prev_hash": prev, "hash": digest})
+            prev = digest
         # One round trip while the head is locked: the rows go in a CTE of the head update.
         session.execute(_pg_append_sql(len(rows)), _pg_append_params(rows, prev))
-    else:  # SQLite, and big PostgreSQL transactions (a statement takes at most 65,535 values)
-        insert_plain(session, AuditLog.__table__, rows)
-        session.execute(text("UPDATE audit_head SET last_hash = :h WHERE id = 1"), {"h": prev})
+        return
+    # SQLite, and big PostgreSQL transactions: the stored rows built here, one bulk insert.
+    when, at_cache, values = stored_when(session), {}, []
+    for _txn, e in pending:
+        seq += 1
+        at = e["recorded_at"]
+        if at not in at_cache:  # a bulk write's entries share their instant
+            at_cache[at] = (_text(at.isoformat()), when(at))
+        at_t, stored_at = at_cache[at]
+        data = canonical(e["data"])
+        digest = _digest_of(
+            prev, seq, at_t, _text(e["actor"]), _text(e["action"]), _text(e["object_type"]),
+            _text(e["object_id"]), data,
+        )  # fmt: skip
+        values.append(
+            (seq, stored_at, e["actor"], e["action"], e["object_type"], e["object_id"], data,
+             prev, digest)
+        )  # fmt: skip
+        prev = digest
+    insert_stored(session, AuditLog.__table__, list(_COLUMNS), values)
+    session.execute(text("UPDATE audit_head SET last_hash = :h WHERE id = 1"), {"h": prev})
 
 
 PG_ROWS_PER_STATEMENT = 1000

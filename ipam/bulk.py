@@ -69,11 +69,11 @@ from .models import (
 from .pools import get_pool, lock_pool
 from .validation import instant
 
-CHUNK = 5000
-# SQLite's write lock has no queue: a writer that found it taken retries after sleeping
-# up to 100 ms. Between two chunks the import waits that long, or a live writer could
-# miss every gap and time out.
-SQLITE_GAP = 0.1
+CHUNK = 5000  # rows per transaction: a live allocation waits one chunk at most
+# SQLite's write lock has no queue: between two chunks the import steps aside for a
+# moment, and writers waiting for the lock (they retry every few milliseconds, see
+# ipam.db) take their turn before the next chunk.
+SQLITE_GAP = 0.02
 MAX_PURPOSE = 2000
 REQUIRED = {"pool", "customer"}
 OPTIONAL = {"prefix", "length", "purpose", "valid_from", "valid_to"}
@@ -86,7 +86,7 @@ class RowError:
     message: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     line: int
     pool: Pool
@@ -111,8 +111,9 @@ def _read(stream, report: BulkReport) -> tuple[list[tuple[int, dict]], bytes] | 
     raw = stream.read()
     data = raw.encode() if isinstance(raw, str) else raw
     text = data.decode("utf-8-sig") if isinstance(raw, bytes) else raw
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = {h.strip() for h in (reader.fieldnames or [])}
+    reader = csv.reader(io.StringIO(text, newline=""))
+    names = [h.strip() for h in next(reader, [])]
+    header = set(names)
     missing, unknown = REQUIRED - header, header - REQUIRED - OPTIONAL
     if missing or unknown:
         for name in sorted(missing):
@@ -121,9 +122,11 @@ def _read(stream, report: BulkReport) -> tuple[list[tuple[int, dict]], bytes] | 
             report.errors.append(RowError(1, name, "is not a column of an allocations file"))
         return None
     rows = []
-    for row in reader:
-        clean = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
-        rows.append((reader.line_num, clean))
+    for values in reader:
+        if not values:
+            continue  # a blank line, as DictReader skips it
+        cells = [v.strip() for v in values]  # a short line leaves its last columns empty
+        rows.append((reader.line_num, dict(zip(names, cells, strict=False))))
     return rows, data
 
 
@@ -168,7 +171,7 @@ class _Refs:
         return found
 
 
-def _parse(refs: _Refs, line: int, row: dict) -> Row:
+def _parse(refs: _Refs, line: int, row: dict, now: datetime) -> Row:
     pool = refs.pool(row.get("pool", ""))
     customer_id = refs.customer(row.get("customer", ""))
     block, length = None, None
@@ -193,7 +196,8 @@ def _parse(refs: _Refs, line: int, row: dict) -> Row:
     purpose = row.get("purpose") or ""
     if len(purpose) > MAX_PURPOSE:
         raise ValidationError(f"is longer than {MAX_PURPOSE} characters", "purpose")
-    valid_from = effective_time(row.get("valid_from") or None, "valid_from")
+    given = row.get("valid_from")
+    valid_from = effective_time(given, "valid_from") if given else now
     valid_to = instant(row.get("valid_to") or None, "valid_to")
     if valid_to is not None:
         if valid_to < valid_from:
@@ -317,11 +321,12 @@ def check(session: Session, stream) -> tuple[list[Row], BulkReport, bytes]:
     raw_rows, data = read
     report.rows = len(raw_rows)
     good: list[Row] = []
+    now = utcnow()  # rows without valid_from take effect at the import's start
     with reading(session):
         refs = _Refs(session)
         for line, row in raw_rows:
             try:
-                good.append(_parse(refs, line, row))
+                good.append(_parse(refs, line, row, now))
             except IpamError as exc:
                 report.errors.append(RowError(line, exc.field or "-", exc.message))
         bad = _check_file(good) | _check_ledger(session, good)
@@ -347,7 +352,7 @@ def import_allocations(
     chunk_done: Callable[[], None],
     skip_errors: bool = False,
     file_name: str = "",
-    chunk: int = CHUNK,
+    chunk: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> BulkReport:
     """Check the whole file, then write it in chunks of `chunk` rows (see the module's doc).
@@ -401,6 +406,7 @@ def _import(session, stream, actor, chunk_done, skip_errors, file_name, chunk, p
     batch_id = report.batch_id = batch.id
     chunk_done()
     sqlite = session.get_bind().dialect.name == "sqlite"
+    chunk = chunk or CHUNK
     try:
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
@@ -455,6 +461,7 @@ def _write_chunk(session: Session, batch_id: int, rows: list[Row], actor: str) -
         "valid_from", "valid_to", "end_reason", "end_note", "created_at", "import_batch_id",
     ]  # fmt: skip
     values, added, ended = [], [], []
+    pool_names = {r.pool: r.pool.name for r in explicit}
     for i, r in zip(ids, explicit, strict=True):
         b = r.block
         prefix = str(b)
@@ -463,15 +470,16 @@ def _write_chunk(session: Session, batch_id: int, rows: list[Row], actor: str) -
              b.last.to_bytes(16, "big"), b.prefixlen, r.purpose, when(r.valid_from),
              when(r.valid_to), "ended" if r.valid_to else None, None, now, batch_id)
         )  # fmt: skip
-        added.append(
-            (i, {"prefix": prefix, "pool": r.pool.name, "customer_id": r.customer_id,
-                 "purpose": r.purpose, "valid_from": r.valid_from.isoformat(),
-                 "import": batch_id})
+        added.append(  # what allocate() records, in the audit's canonical form (sorted keys)
+            (i, audit.canonical_object((
+                ("customer_id", r.customer_id), ("import", batch_id),
+                ("pool", pool_names[r.pool]), ("prefix", prefix), ("purpose", r.purpose),
+                ("valid_from", r.valid_from.isoformat()),
+            )))
         )  # fmt: skip
         if r.valid_to is not None:
-            ended.append(
-                (i, {"prefix": prefix, "valid_to": r.valid_to.isoformat(), "reason": "ended"})
-            )
+            end = (("prefix", prefix), ("reason", "ended"), ("valid_to", r.valid_to.isoformat()))
+            ended.append((i, audit.canonical_object(end)))
     insert_stored(session, Allocation.__table__, names, values)
     audit.record_many(session, actor, "allocation.add", "allocation", added)
     audit.record_many(session, actor, "allocation.end", "allocation", ended)

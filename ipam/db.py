@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import enum
 import json
+import random
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -93,7 +96,8 @@ def _sqlite_on_connect(dbapi_connection, connection_record):
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        # A short wait inside SQLite; the BEGIN of a write waits in _sqlite_on_begin instead.
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
         # Larger page cache and memory-mapped reads: look-ups touch random pages of big indexes.
         cur.execute("PRAGMA cache_size=-65536")
         cur.execute("PRAGMA mmap_size=1073741824")
@@ -103,14 +107,37 @@ def _sqlite_on_connect(dbapi_connection, connection_record):
 _READING: ContextVar[bool] = ContextVar("ipam_reading", default=False)
 
 
+SQLITE_BUSY_MS = 5  # SQLite's own wait per attempt
+SQLITE_LOCK_WAIT = 30.0  # seconds a write waits for the lock in all before it fails
+
+
 @event.listens_for(Engine, "begin")
 def _sqlite_on_begin(conn):
-    # BEGIN IMMEDIATE takes SQLite's single write lock at the start, so two
-    # writers queue on the busy timeout instead of one failing on upgrade.
-    # This serialises writers in the embedded default; PostgreSQL uses row locks.
-    # Inside reading() a plain (deferred) BEGIN: a WAL reader beside the writer.
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN" if _READING.get() else "BEGIN IMMEDIATE")
+    """BEGIN IMMEDIATE takes SQLite's single write lock at the start, so two writers
+    queue instead of one failing on upgrade (PostgreSQL uses row locks instead).
+
+    Why the loop: SQLite's own busy handler sleeps up to 100 ms between tries, so a
+    writer that has waited a while misses a lock that is free for less than that
+    (between two chunks of a bulk import, say) and can wait for many seconds. Here a
+    waiting writer tries again every few milliseconds, for SQLITE_LOCK_WAIT in all.
+    Inside reading() a plain (deferred) BEGIN: a WAL reader beside the writer.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    if _READING.get():
+        conn.exec_driver_sql("BEGIN")
+        return
+    raw = conn.connection.dbapi_connection
+    deadline = time.monotonic() + SQLITE_LOCK_WAIT
+    while time.monotonic() < deadline:
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        time.sleep(random.uniform(0.0005, 0.003))
+    conn.exec_driver_sql("BEGIN IMMEDIATE")  # a last try, failing as SQLAlchemy reports it
 
 
 @contextmanager
@@ -189,8 +216,11 @@ def reserve_ids(session: Session, table: str, n: int) -> list[int]:
     if n <= 0:
         return []
     if session.get_bind().dialect.name == "postgresql":
-        sql = "SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"
-        return list(session.scalars(text(sql), {"t": table, "n": n}))
+        sql = (  # one row back, not n: the keys come as one array
+            "SELECT array_agg(nextval(pg_get_serial_sequence(:t, 'id'))) "
+            "FROM generate_series(1, :n)"
+        )
+        return list(session.execute(text(sql), {"t": table, "n": n}).scalar_one())
     top = session.execute(text(f"SELECT coalesce(max(id), 0) FROM {table}")).scalar_one()
     return list(range(top + 1, top + n + 1))
 
@@ -261,9 +291,15 @@ def insert_stored(session: Session, table: Table, names: list[str], values: list
     conn = session.connection()
     sqlite = conn.dialect.name == "sqlite"
     if not sqlite and len(values) >= COPY_FROM:
-        # COPY: one stream instead of a statement per row (psycopg's executemany).
+        # COPY: one stream instead of a statement per row (psycopg's executemany); binary
+        # when every column's type is a plain one, so the server parses nothing.
         cursor = conn.connection.dbapi_connection.cursor()
-        with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+        types = [_COPY_TYPES.get(type(table.c[n].type).__name__) for n in names]
+        binary = all(types)
+        fmt = " (FORMAT BINARY)" if binary else ""
+        with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN{fmt}") as copy:
+            if binary:
+                copy.set_types(types)
             for vals in values:
                 copy.write_row(vals)
         return
@@ -277,3 +313,18 @@ def insert_stored(session: Session, table: Table, names: list[str], values: list
 
 
 COPY_FROM = 200  # rows: below this, a plain executemany is as quick
+# Column types by their SQLAlchemy class, as PostgreSQL names them for a binary COPY.
+_COPY_TYPES = {
+    "Integer": "int4",
+    "SmallInteger": "int2",
+    "BigInteger": "int8",
+    "LargeBinary": "bytea",
+    "Text": "text",
+    "String": "text",
+    "UTCDateTime": "timestamp",
+    "Boolean": "bool",
+    "Float": "float8",
+    "Enum": "text",  # stored as its value (VARCHAR): the same bytes as text
+    "StateType": "text",
+    "JSON": "text",  # json's binary form is its text: the canonical JSON, sent as it is
+}

@@ -331,7 +331,10 @@ class Allocation(AddressMixin, IntervalMixin, Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
     purpose: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    import_batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"), index=True)
+    # The import that wrote it (until the import is done, its withdrawal finds it by this).
+    # An index, not a foreign key: a foreign key costs a check per row of a bulk import,
+    # and only ipam/bulk.py sets it, to a batch it has just written.
+    import_batch_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
     pool: Mapped[Pool] = relationship()
     customer: Mapped[Customer] = relationship()

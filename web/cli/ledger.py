@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -394,6 +395,7 @@ def import_cmd(kind, path, skip_errors, actor):
 def _import_allocations(path: Path, skip_errors: bool, actor: str) -> None:
     """Checked whole first, then written in short chunks: live work waits a chunk at most."""
     db.session.rollback()  # the check runs in a read transaction of its own
+    started = time.perf_counter()
     try:
         with path.open("rb") as fh:
             lines = max(sum(1 for _ in fh) - 1, 0)
@@ -425,9 +427,10 @@ def _import_allocations(path: Path, skip_errors: bool, actor: str) -> None:
     if report.withdrawn:
         click.echo(f"import {report.batch_id} withdrawn: nothing imported", err=True)
         sys.exit(1)
+    seconds = time.perf_counter() - started
     click.echo(
-        f"imported {report.imported} allocations (import {report.batch_id}); "
-        f"{len(report.errors)} row(s) failed"
+        f"imported {report.imported} allocations (import {report.batch_id}) in {seconds:.1f} s "
+        f"({report.imported / max(seconds, 1e-9):.0f} rows/s); {len(report.errors)} row(s) failed"
     )
     if report.errors:
         sys.exit(1)
