@@ -70,10 +70,11 @@ from .pools import get_pool, lock_pool
 from .validation import instant
 
 CHUNK = 5000  # rows per transaction: a live allocation waits one chunk at most
-# SQLite's write lock has no queue: between two chunks the import steps aside for a
-# moment, and writers waiting for the lock (they retry every few milliseconds, see
-# ipam.db) take their turn before the next chunk.
-SQLITE_GAP = 0.02
+# SQLite's write lock has no queue: between two chunks the import steps aside while
+# others commit (writers waiting for the lock retry every few milliseconds, see ipam.db),
+# for SQLITE_STEP at least and SQLITE_GAP at most, so live writers get in between chunks.
+SQLITE_STEP = 0.01
+SQLITE_GAP = 0.1
 MAX_PURPOSE = 2000
 REQUIRED = {"pool", "customer"}
 OPTIONAL = {"prefix", "length", "purpose", "valid_from", "valid_to"}
@@ -414,7 +415,7 @@ def _import(session, stream, actor, chunk_done, skip_errors, file_name, chunk, p
             session.get(ImportBatch, batch_id).written = start + len(part)
             chunk_done()
             if sqlite:  # room for waiting writers: SQLite's lock keeps no queue
-                time.sleep(SQLITE_GAP)
+                _step_aside(session)
             report.imported = start + len(part)
             if progress:
                 progress(len(part))
@@ -439,6 +440,23 @@ def _import(session, stream, actor, chunk_done, skip_errors, file_name, chunk, p
     audit.record(session, actor, "import.done", finished, {"rows": len(rows)})
     chunk_done()
     return report
+
+
+def _step_aside(session: Session) -> None:
+    """Wait while other connections keep committing (SQLite), a few milliseconds if none do."""
+    raw = session.get_bind().raw_connection()  # outside any transaction: no lock taken
+    try:
+        seen = raw.execute("PRAGMA data_version").fetchone()[0]
+        waited = 0.0
+        while waited < SQLITE_GAP:
+            time.sleep(SQLITE_STEP)
+            waited += SQLITE_STEP
+            now = raw.execute("PRAGMA data_version").fetchone()[0]
+            if now == seen:
+                break  # nobody committed in the last step: go on
+            seen = now
+    finally:
+        raw.close()
 
 
 def _write_chunk(session: Session, batch_id: int, rows: list[Row], actor: str) -> None:
