@@ -69,20 +69,24 @@ def get_user(session: Session, ref, field: str = "user") -> User:
     return user
 
 
+def _role_and_customer(session: Session, role, customer) -> tuple[Role, int | None]:
+    role = validation.choice(Role, role, "role")
+    if role == Role.CUSTOMER:
+        if customer in (None, ""):
+            raise ValidationError("is required for a customer user", "customer")
+        return role, get_customer(session, customer).id
+    if customer not in (None, ""):
+        raise ValidationError(f"only customer users belong to a customer, not {role}", "customer")
+    return role, None
+
+
 def create_user(session: Session, username, password, role, *, customer=None, actor: str) -> User:
     """Create a login; a customer user is bound to one customer, other roles to none."""
     username = validation.required(username, "username", 64)
     if not all(c.isalnum() or c in "._-@" for c in username):
         raise ValidationError("may hold letters, digits and . _ - @ only", "username")
-    role = validation.choice(Role, role, "role")
+    role, customer_id = _role_and_customer(session, role, customer)
     password = _password(password)
-    customer_id = None
-    if role == Role.CUSTOMER:
-        if customer in (None, ""):
-            raise ValidationError("is required for a customer user", "customer")
-        customer_id = get_customer(session, customer).id
-    elif customer not in (None, ""):
-        raise ValidationError(f"only customer users belong to a customer, not {role}", "customer")
     # "Alice" and "alice" would be two logins that people take for one.
     if session.execute(
         select(User.id).where(func.lower(User.username) == username.lower())
@@ -163,6 +167,31 @@ def set_active(session: Session, user, active: bool, *, actor: str) -> User:
                 token.revoked_at = now
     session.flush()
     audit.record(session, actor, "user.active", user, {"active": user.active})
+    return user
+
+
+def set_role(session: Session, user, role, *, customer=None, actor: str) -> User:
+    """Give a login another role (and customer). Its sessions end and its tokens are revoked:
+    nothing issued under the old role keeps working under the new one."""
+    user = get_user(session, user)
+    role, customer_id = _role_and_customer(session, role, customer)
+    if role == user.role and customer_id == user.customer_id:
+        return user
+    if user.role == Role.ADMIN and role != Role.ADMIN and user.active:
+        if _other_admins(session, user) == 0:
+            raise StateConflict("is the last active admin: nobody could manage users", "role")
+    before = {"role": user.role.value, "customer_id": user.customer_id}
+    user.role, user.customer_id = role, customer_id
+    end_sessions(session, user)
+    now = utcnow()
+    for token in tokens_of(session, user):
+        if token.revoked_at is None:
+            token.revoked_at = now
+    session.flush()
+    audit.record(
+        session, actor, "user.role", user,
+        {"from": before, "to": {"role": role.value, "customer_id": customer_id}},
+    )  # fmt: skip
     return user
 
 

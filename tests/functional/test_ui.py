@@ -334,6 +334,28 @@ def test_a_copied_session_cookie_dies_on_logout_new_password_and_disable(web_app
     assert not works(thief)  # re-enabling brings no old session back
 
 
+def test_a_role_change_ends_the_users_sessions_and_tokens(web_app, world, login):
+    engineer = Client(web_app, "engineer")
+    thief = web_app.test_client()
+    thief.set_cookie("session", engineer.http.get_cookie("session").value)
+    token = engineer.api("POST", "/api/v1/tokens", json={"name": "script"}).get_json()["token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert thief.get("/tokens").status_code == 200
+    assert web_app.test_client().get("/api/v1/pools", headers=bearer).status_code == 200
+    admin = login("admin")
+    me = _user_id(web_app, "engineer")
+    r = admin.api("PATCH", f"/api/v1/users/{me}", json={"role": "auditor"})
+    assert r.status_code == 200 and r.get_json()["role"] == "auditor"
+    assert thief.get("/tokens").status_code != 200  # the copied cookie died
+    assert engineer.get("/tokens").status_code != 200  # and the real one
+    assert web_app.test_client().get("/api/v1/pools", headers=bearer).status_code == 401
+    # A customer role needs its customer; the last admin keeps the role.
+    r = admin.api("PATCH", f"/api/v1/users/{me}", json={"role": "customer"})
+    assert r.status_code == 422 and r.get_json()["error"]["field"] == "customer"
+    r = admin.api("PATCH", f"/api/v1/users/{_user_id(web_app, 'admin')}", json={"role": "auditor"})
+    assert r.status_code == 409 and r.get_json()["error"]["field"] == "role"
+
+
 def _user_id(app, username: str) -> int:
     from ipam import users as users_module
     from web.extensions import db

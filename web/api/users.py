@@ -67,12 +67,14 @@ def user_add(body: UserIn):
 
 @endpoint("PATCH", "/users/<int:user_id>", access=ADMINS, body=UserPatch, out=UserOut)
 def user_update(user_id, body: UserPatch):
-    """Disable or re-enable a user, or set a password (admin)"""
+    """Disable or re-enable a user, set a password, or change the role (admin)"""
 
     def change(s):
         user = users.get_user(s, user_id)
         if body.password is not None:
             users.set_password(s, user, body.password, actor=actor())
+        if body.role is not None:
+            users.set_role(s, user, body.role, customer=body.customer, actor=actor())
         if body.active is not None:
             users.set_active(s, user, body.active, actor=actor())
         return user

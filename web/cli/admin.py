@@ -120,6 +120,18 @@ def user_add(username, role, customer, password, actor):
         click.echo(f"user {user.username} ({user.role.value}) created")
 
 
+@user_group.command("role")
+@click.argument("username")
+@click.argument("role", type=click.Choice([r.value for r in Role]))
+@click.option("--customer", help="the customer, for the customer role")
+@actor_option
+def user_role(username, role, customer, actor):
+    """Give a login another role; its sessions end and its tokens are revoked."""
+    with transaction() as s:
+        user = users.set_role(s, username, role, customer=customer, actor=actor)
+        click.echo(f"user {user.username} is now {user.role.value}; sessions and tokens ended")
+
+
 @user_group.command("list")
 def user_list():
     """List logins with their roles."""

@@ -38,6 +38,8 @@ class UserIn(In):
 class UserPatch(In):
     active: bool | None = None
     password: ShortText | None = None
+    role: Role | None = Field(None, description="a new role: the user's sessions and tokens end")
+    customer: Ref | None = Field(None, description="with role customer: the customer")
 
 
 class UserOut(Out):
