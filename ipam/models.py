@@ -202,6 +202,21 @@ class FreeBlock(AddressMixin, Base):
     )
 
 
+class FreeTally(Base):
+    """How many free blocks of each length a pool has: its free size without a scan.
+
+    Kept by database triggers on free_block (migration 0009), so every path that
+    changes free space (allocation, end, bulk import, rebuild, a bulk load)
+    keeps it exact; nothing in Python writes it.
+    """
+
+    __tablename__ = "free_tally"
+    pool_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prefixlen: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    family: Mapped[int] = mapped_column(SmallInteger)
+    n: Mapped[int] = mapped_column(Integer)
+
+
 class Customer(Base):
     """Party A of the agreement."""
 

@@ -446,3 +446,13 @@ def test_new_refusals_are_shown_in_the_users_language(web_app, world, login, sam
         r = admin.api("POST", "/api/v1/pools", json={"name": "x"},
                       headers={"Accept-Language": "en"})  # fmt: skip
         assert r.get_json()["error"]["message"] == "is required"
+
+
+def test_the_customer_page_lists_its_allocations_a_page_at_a_time(engineer, world):
+    first = engineer.get(f"/customers/{world['a']}?limit=1").get_data(as_text=True)
+    assert first.count('<tr class="muted">') + first.count("<tr ><td><code>") <= 1
+    assert 'id="allocations-next"' in first
+    nxt = re.search(r'href="([^"]+)" id="allocations-next"', first).group(1).replace("&amp;", "&")
+    second = engineer.get(nxt)
+    assert second.status_code == 200 and "第 2 至 2 行" in second.get_data(as_text=True)
+    assert engineer.get(f"/customers/{world['a']}?limit=0").status_code == 422

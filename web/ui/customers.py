@@ -21,6 +21,7 @@ from ipam import (
     reclamation,
 )
 from ipam.errors import ValidationError
+from ipam.listing import Window
 
 from ..access import (
     OWN,
@@ -29,7 +30,7 @@ from ..access import (
     actor,
 )
 from ..extensions import db
-from .helpers import attempt, form_errors, view
+from .helpers import attempt, form_errors, int_arg, page_of, view
 
 
 @view("/customers", access=READERS)
@@ -81,10 +82,15 @@ def customer_new():
 @view("/customers/<int:customer_id>", access=OWN)
 def customer(customer_id):
     c = customers.get_customer(db.session, customer_id)
-    allocs, _total = allocation.list_allocations(
+    limit, offset = int_arg("limit", 100, 1, 1000), int_arg("offset", 0, 0, 2**31 - 1)
+    allocs, total = allocation.list_allocations(  # one page: a customer may hold a million
         db.session,
         allocation.AllocationFilter(customer_id=c.id, current=None, order="current_first"),
+        window=Window(limit, offset),
     )
+    page = page_of(allocs, total, limit, offset)
+    if page["next"] is not None:
+        page["next"] = url_for("ui.customer", customer_id=c.id, limit=limit, offset=page["next"])
     subs, _total = leasing.list_sublessees(
         db.session, leasing.SublesseeFilter(customer_id=c.id, order="name")
     )
@@ -94,6 +100,7 @@ def customer(customer_id):
         "customer.html",
         customer=c,
         allocations=allocs,
+        allocations_page=page,
         sublessees=subs,
         leases=leases,
         requests=requests_,

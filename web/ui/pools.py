@@ -34,6 +34,8 @@ from ..extensions import db
 from ..usecase import run
 from .helpers import act, form_errors, view
 
+PICK_LIST = 500
+
 
 @view("/pools", access=READERS)
 def pools_page():
@@ -49,9 +51,13 @@ def _pool_page(p: Pool, error: IpamError | None = None):
     recent, _total = allocation.list_allocations(
         db.session, allocation.AllocationFilter(pool_id=p.id, order="recent"), window=Window(20)
     )
-    active, _total = customers.list_customers(
-        db.session, customers.CustomerFilter(status=CustomerStatus.ACTIVE, order="name")
+    active, total = customers.list_customers(  # a list to pick from while it is short
+        db.session,
+        customers.CustomerFilter(status=CustomerStatus.ACTIVE, order="name"),
+        window=Window(PICK_LIST),
     )
+    if total > PICK_LIST:
+        active = None  # too many to list: the form takes a name or credit code
     return render_template(
         "pool.html",
         pool=p,
