@@ -59,15 +59,39 @@ class AddressMap:
 
 
 def _spans(session: Session, model, block: Block, *where):
-    """(first, last) of the current rows overlapping `block`, as integers."""
+    """(first, last) of the current rows overlapping `block`, as integers.
+
+    Blocks nest or are disjoint, so a row meets `block` only by starting inside it
+    (one index range) or by containing it (its `first` is block.first masked to a
+    shorter length: equality look-ups). The cost follows what is inside the prefix,
+    not everything below it in the address space.
+    """
     lo, hi = to_bytes(block.first), to_bytes(block.last)
-    rows = session.execute(
+    inside = session.execute(
         select(model.first, model.last).where(
-            model.family == block.family, model.first <= hi, model.last >= lo, *where
+            model.family == block.family, model.first >= lo, model.first <= hi, *where
         )
     )
-    for first, last in rows:
-        yield int.from_bytes(first, "big"), int.from_bytes(last, "big")
+    covering = {
+        to_bytes(block.first & ~((1 << (block.width - plen)) - 1))
+        for plen in range(block.prefixlen)
+    }
+    around = (
+        session.execute(
+            select(model.first, model.last).where(
+                model.family == block.family,
+                model.first.in_(covering),
+                model.first < lo,
+                model.last >= lo,
+                *where,
+            )  # fmt: skip
+        )
+        if covering
+        else ()
+    )
+    for rows in (inside, around):
+        for first, last in rows:
+            yield int.from_bytes(first, "big"), int.from_bytes(last, "big")
 
 
 def _add(counts: list[int], base: int, shift: int, first: int, last: int, lo: int, hi: int):

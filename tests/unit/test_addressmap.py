@@ -36,3 +36,18 @@ def test_ipv6_map_is_bounded(session):
     amap = addressmap.address_map(session, "2001:db8::/32")
     assert len(amap.cells) == 1024 and amap.cell_prefixlen == 42
     assert amap.totals()["allocated"] == 1 << 80
+
+
+def test_a_map_inside_a_larger_holding_sees_it(session):
+    """A holding that contains the whole prefix starts below it: found by its covering key."""
+    pool = factories.pool(session, "198.18.0.0/16")
+    cust = factories.customer(session)
+    big = allocation.allocate(session, pool, cust, prefix="198.18.4.0/22", actor="t")
+    sub = factories.sublessee(session, cust)
+    leasing.sublease(session, big, sub, prefix="198.18.6.0/24", actor="t")
+    allocation.allocate(session, pool, cust, prefix="198.18.3.255", actor="t")  # just below
+    inner = addressmap.address_map(session, "198.18.6.64/26")
+    assert inner.totals() == {"size": 64, "allocated": 64, "subleased": 64, "quarantined": 0}
+    assert {c.state for c in inner.cells} == {"subleased"}
+    edge = addressmap.address_map(session, "198.18.4.0/24")
+    assert edge.totals()["allocated"] == 256 and edge.totals()["subleased"] == 0
