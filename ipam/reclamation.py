@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import audit, freespace
@@ -146,4 +146,11 @@ def quarantined(session: Session, at: datetime | None = None) -> list[Quarantine
             .where(Quarantine.released_at.is_(None))
             .order_by(Quarantine.family, Quarantine.first)
         ).scalars()
+    )
+
+
+def count_quarantined(session: Session) -> int:
+    """How many blocks are in quarantine now (the dashboard's figure, without loading them)."""
+    return session.scalar(
+        select(func.count()).select_from(Quarantine).where(Quarantine.released_at.is_(None))
     )

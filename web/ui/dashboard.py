@@ -44,7 +44,7 @@ def dashboard():
         return redirect(url_for("ui.customer", customer_id=scope))
     utils = [pools.utilization(db.session, p) for p in pools.list_pools(db.session)[0]]
     pending = change_requests.count_pending(db.session)
-    quarantine = reclamation.quarantined(db.session)
+    quarantine = reclamation.count_quarantined(db.session)
     today = date.today()
     overdue = [
         (c, f)
@@ -55,5 +55,13 @@ def dashboard():
         if f.state in ("overdue", "missing", "due")
     ]
     return render_template(
-        "dashboard.html", utils=utils, pending=pending, quarantine=quarantine, overdue=overdue
+        "dashboard.html",
+        utils=utils,
+        pending=pending,
+        quarantine=quarantine,
+        overdue=overdue[:OPEN_ITEMS],  # the first ones by name; the count says how many more
+        overdue_total=len(overdue),
     )
+
+
+OPEN_ITEMS = 20
