@@ -140,6 +140,16 @@ def _sqlite_on_begin(conn):
     conn.exec_driver_sql("BEGIN IMMEDIATE")  # a last try, failing as SQLAlchemy reports it
 
 
+def reading_token():
+    """Begin this context's next transactions deferred (reads only, no write lock on SQLite);
+    the token goes back to reset_reading()."""
+    return _READING.set(True)
+
+
+def reset_reading(token) -> None:
+    _READING.reset(token)
+
+
 @contextmanager
 def reading(session: Session) -> Iterator[Session]:
     """A transaction of reads only, that never makes writers wait, ended when the block ends.

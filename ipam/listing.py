@@ -33,20 +33,25 @@ EVERYONE = Scope()
 
 @dataclass(frozen=True)
 class Window:
-    """A page: at most `limit` rows (None: all) after skipping `offset`."""
+    """A page: at most `limit` rows (None: all) after skipping `offset`; `count=False`
+    when nobody shows the total (counting a million rows costs more than the page)."""
 
     limit: int | None = None
     offset: int = 0
+    count: bool = True
 
 
 ALL = Window()
 
 
-def fetch(session: Session, statement: Select, window: Window = ALL) -> tuple[list, int]:
-    """The window's rows of `statement` and how many rows there are in all."""
+def fetch(session: Session, statement: Select, window: Window = ALL) -> tuple[list, int | None]:
+    """The window's rows of `statement` and how many rows there are in all (None when the
+    window says not to count)."""
     if window.limit is None and not window.offset:
         rows = list(session.scalars(statement))
         return rows, len(rows)
-    total = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
     rows = list(session.scalars(statement.limit(window.limit).offset(window.offset)))
+    if not window.count:
+        return rows, None
+    total = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
     return rows, total

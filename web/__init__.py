@@ -190,6 +190,12 @@ def register_access(app: Flask) -> None:
     access.init_app(app)
 
 
+def register_reading(app: Flask) -> None:
+    from .reading import register
+
+    register(app)
+
+
 def register_errorhandlers(app: Flask) -> None:
     from .errors import register
 
@@ -219,6 +225,7 @@ def create_app(config: dict | None = None) -> Flask:
     load_config(app, config)
     register_extensions(app)
     register_converters(app)
+    register_reading(app)  # before the access check, which reads the user
     register_blueprints(app)
     register_access(app)
     register_errorhandlers(app)

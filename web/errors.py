@@ -26,6 +26,7 @@ from ipam.errors import IpamError
 
 from .extensions import db
 from .messages import translate
+from .reading import write_from_the_start
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +97,13 @@ def register(app: Flask) -> None:
         except DBAPIError:
             pass
         db.session.remove()  # the next use takes a fresh connection from the pool
-        sqlite = db.engine.dialect.name == "sqlite"  # locked: waiting again would not help
-        if sqlite or g.get("_ipam_retried") or g.get("_ipam_committing"):
+        sqlite = db.engine.dialect.name == "sqlite"
+        # SQLite: a read that had to write, refused the upgrade, runs again as a writer;
+        # a writer that waited its whole time for the lock would only wait again.
+        again_as_writer = sqlite and not g.get("_ipam_retried") and write_from_the_start()
+        if sqlite and not again_as_writer:
+            return _unavailable()
+        if g.get("_ipam_retried") or g.get("_ipam_committing"):
             return _unavailable()
         g._ipam_retried = True
         try:  # once more, on a fresh connection; the outer dispatch finalizes the answer

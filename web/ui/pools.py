@@ -49,7 +49,9 @@ def pools_page():
 
 def _pool_page(p: Pool, error: IpamError | None = None):
     recent, _total = allocation.list_allocations(
-        db.session, allocation.AllocationFilter(pool_id=p.id, order="recent"), window=Window(20)
+        db.session,
+        allocation.AllocationFilter(pool_id=p.id, order="recent"),
+        window=Window(20, count=False),
     )
     active, total = customers.list_customers(  # a list to pick from while it is short
         db.session,
