@@ -59,7 +59,7 @@ def test_a_read_answers_while_a_writer_holds_the_lock(web_app, world, engine, sq
 
 
 def test_a_get_that_writes_waits_for_the_writer_and_writes_once(
-    web_app, world, engine, sqlite_file
+    web_app, world, engine, sqlite_file, caplog
 ):
     bearer = _bearer(engine)
     with Session(engine) as s:
