@@ -272,6 +272,69 @@ def time_map(headers: dict, path: str, runs: int) -> dict:
     }
 
 
+def reads(token: str, clients: int, seconds: float) -> dict:
+    """`clients` threads asking "who held this address" over HTTP, for `seconds`."""
+    lat: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def client(n: int):
+        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+        headers = {"Authorization": f"Bearer {token}"}
+        mine, bad, i = [], [], n
+        while time.perf_counter() < stop:
+            i += 7919
+            path = f"/api/v1/attribution?address=198.19.{(i >> 8) & 255}.{i & 255}"
+            t0 = time.perf_counter()
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            mine.append(time.perf_counter() - t0)
+            if response.status != 200:
+                bad.append(str(response.status))
+        conn.close()
+        with lock:
+            lat.extend(mine)
+            errors.extend(bad)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    return {
+        "clients": clients,
+        "per_s": round(len(lat) / wall),
+        "p50_ms": round(pct(lat, 50) * 1000, 2),
+        "p99_ms": round(pct(lat, 99) * 1000, 2),
+        "errors": len(errors),
+    }
+
+
+def sqlite_reads(args) -> None:
+    """HTTP attribution on SQLite with 1, 2, 4, 8 clients: do reads grow with clients?"""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ipam-bench-reads-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'reads.sqlite3'}"
+        migrate(url)
+        ids = seed(url)
+        print(f"machine: {os.cpu_count()} cores; gunicorn {args.workers} workers on SQLite")
+        proc = start_gunicorn(url, args.workers, args.threads)
+        try:
+            reads(ids["token"], 2, 1.0)  # warm up
+            runs = [reads(ids["token"], n, args.seconds / 4) for n in (1, 2, 4, 8)]
+            for r in runs:
+                print(f"  attribution over HTTP, {r['clients']} client(s): {json.dumps(r)}")
+            print(f"  8 clients / 1 client: {runs[-1]['per_s'] / runs[0]['per_s']:.2f}x")
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=20)
@@ -279,7 +342,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--map-runs", type=int, default=10)
+    parser.add_argument(
+        "--sqlite-reads", action="store_true", help="HTTP attribution on SQLite, 1-8 clients"
+    )
     args = parser.parse_args()
+    if args.sqlite_reads:
+        return sqlite_reads(args)
 
     url = prepare_postgres(database_url(PG))
     migrate(url)
