@@ -423,3 +423,32 @@ def _abuse(session: Session, actor: str) -> None:
     incidents.log_action(
         session, incident.id, "measure", "198.19.0.1 null-routed at the DC2 edge", actor=actor
     )
+
+
+def untouched_logins(session: Session) -> list[tuple[str, str, str]]:
+    """(username, password, role) of the demo logins whose password was never changed.
+
+    Read from the audit log (a "user.password" entry marks a change), so starting
+    the server hashes nothing; a deployment that changed them shows none.
+    """
+    from .models import AuditLog, User
+
+    names = [u for u, _, _, _ in DEMO_USERS]
+    rows = session.execute(
+        select(User.username, User.id).where(User.username.in_(names), User.active)
+    ).all()
+    found = {name: user_id for name, user_id in rows}
+    changed = set(
+        session.scalars(
+            select(AuditLog.object_id).where(
+                AuditLog.object_type == "user_account",
+                AuditLog.object_id.in_(list(found.values()) or [0]),
+                AuditLog.action == "user.password",
+            )
+        )
+    )
+    return [
+        (name, password, str(role))
+        for name, password, role, _ in DEMO_USERS
+        if name in found and found[name] not in changed
+    ]

@@ -11,12 +11,9 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
-from ipam import retention
-from ipam.abuse import cases
-from ipam.abuse.ingest import Policy
 from ipam.errors import IpamError
 
-from .extensions import babel, csrf, db, limiter, login_manager, migrate, select_locale
+from .extensions import db
 
 
 def migrations_dir() -> str:
@@ -134,6 +131,10 @@ def load_config(app: Flask, config: dict | None) -> None:
         app.config.update(config)
     url = database_url(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config["SQLALCHEMY_DATABASE_URI"] = url
+    from ipam import retention
+    from ipam.abuse import cases
+    from ipam.abuse.ingest import Policy
+
     try:  # a wrong ladder or abuse policy is refused at start, not at first use
         app.config["IPAM_SANCTION_LADDER"] = cases.ladder(app.config["IPAM_SANCTION_LADDER"])
         app.config["IPAM_ABUSE_POLICY"] = Policy.from_config(app.config)
@@ -154,7 +155,20 @@ def load_config(app: Flask, config: dict | None) -> None:
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
-    migrate.init_app(app, db, directory=migrations_dir(), render_as_batch=True, compare_type=True)
+
+
+def register_migrations(app: Flask) -> None:
+    """Flask-Migrate (Alembic): for `ipam init` and the web server, not every command."""
+    if "migrate" in app.extensions:
+        return
+    from flask_migrate import Migrate
+
+    Migrate(app, db, directory=migrations_dir(), render_as_batch=True, compare_type=True)
+
+
+def register_web_extensions(app: Flask) -> None:
+    from .webstack import babel, csrf, limiter, login_manager, select_locale
+
     login_manager.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
@@ -225,11 +239,26 @@ def create_app(config: dict | None = None) -> Flask:
     load_config(app, config)
     register_extensions(app)
     register_converters(app)
+    if not app.config.get("IPAM_CLI"):  # the `ipam` command adds these when it serves
+        add_web(app)
+    register_commands(app)
+    return app
+
+
+def add_web(app: Flask) -> None:
+    """What serving pages needs: extensions, blueprints, access rules, error pages, headers.
+
+    Why apart: an `ipam` command other than `serve` starts without the web stack
+    (a whois answers in a fraction of the time); `ipam serve` adds it first.
+    """
+    if app.extensions.get("ipam.web"):
+        return
+    app.extensions["ipam.web"] = True
+    register_migrations(app)
+    register_web_extensions(app)
     register_reading(app)  # before the access check, which reads the user
     register_blueprints(app)
     register_access(app)
     register_errorhandlers(app)
     register_security(app)
     register_templating(app)
-    register_commands(app)
-    return app

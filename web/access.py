@@ -27,7 +27,8 @@ from ipam.models import (
     Sublessee,
 )
 
-from .extensions import csrf, db, login_manager
+from .extensions import db
+from .webstack import csrf, login_manager
 
 ADMIN, ENGINEER, CUSTOMER, AUDITOR = Role.ADMIN, Role.ENGINEER, Role.CUSTOMER, Role.AUDITOR
 PUBLIC = None  # no login needed

@@ -14,10 +14,15 @@ from ipam import users
 from ipam.models import AuditLog
 
 
+@pytest.fixture(scope="session")
+def backend():
+    """SQLite only: its one write lock is what these tests are about (PostgreSQL readers
+    never wait for writers)."""
+    return "sqlite"
+
+
 @pytest.fixture
 def sqlite_file(web_app, db_url):
-    if not db_url.startswith("sqlite"):
-        pytest.skip("SQLite's lock only: PostgreSQL readers never wait for writers")
     return db_url.split("sqlite:///", 1)[1]
 
 

@@ -9,8 +9,9 @@ from flask_login import login_user, logout_user
 from ipam import users
 from ipam.db import transaction
 
-from ..extensions import db, limiter
+from ..extensions import db
 from ..security import safe_next
+from ..webstack import limiter
 
 auth = Blueprint("auth", __name__)
 

@@ -9,12 +9,17 @@ from pathlib import Path
 import click
 from flask import current_app
 
-from ipam.abuse import cases, formats, incidents, ingest, notify
 from ipam.db import chunk_done
 
 from .. import mail
 from ..extensions import db
-from .common import actor_option, ipam, transaction
+from .common import actor_option, ipam, lazy, transaction
+
+cases = lazy("ipam.abuse.cases")
+formats = lazy("ipam.abuse.formats")
+incidents = lazy("ipam.abuse.incidents")
+ingest = lazy("ipam.abuse.ingest")
+notify = lazy("ipam.abuse.notify")
 
 SHOWN = 20  # reports listed per input; the totals count all
 

@@ -40,6 +40,11 @@ def demo_cmd(actor):
     with transaction() as s:
         if not demo.seed(s, actor=actor, echo=click.echo):
             click.echo("demo data is there already")
+    logins = demo.untouched_logins(db.session)
+    if logins:
+        click.echo("demo logins:")
+        for name, password, role in logins:
+            click.echo(f"  {role:9} {name:9} {password}")
     click.echo("try: ipam whois 198.18.7.9 --at 2026-01-01T00:00:00+08:00, or ipam serve")
 
 
@@ -53,18 +58,16 @@ def serve_cmd(host, port, threads):
 
     from ipam import demo
 
-    from .. import MISSING_SECRET
+    from .. import MISSING_SECRET, add_web
 
     if not current_app.config.get("SECRET_KEY"):
         raise click.ClickException(MISSING_SECRET)
     init_database()
+    app = current_app._get_current_object()
+    add_web(app)
     shown = host if host not in ("0.0.0.0", "::") else "127.0.0.1"
     click.echo(f"ipam is at http://{shown}:{port}/  (API docs: /api/v1/docs)")
-    logins = [
-        (name, password, role)
-        for name, password, role, _ in demo.DEMO_USERS
-        if users.authenticate(db.session, name, password) is not None
-    ]
+    logins = demo.untouched_logins(db.session)  # no password hashing at start
     db.session.rollback()
     if logins:
         click.echo("demo logins:")
@@ -73,7 +76,7 @@ def serve_cmd(host, port, threads):
     if current_app.config.get("IPAM_SCHEDULER") != "off":  # the embedded default
         start_scheduler()
         click.echo("probe scheduler started in this process (IPAM_SCHEDULER=off to disable)")
-    serve(current_app._get_current_object(), host=host, port=port, threads=threads)
+    serve(app, host=host, port=port, threads=threads)
 
 
 # backups ---------------------------------------------------------------

@@ -6,14 +6,15 @@ Domain errors print as "Error: <field>: <reason>" and exit 1 with nothing writte
 from __future__ import annotations
 
 import getpass
+import importlib.util
 import os
+import sys
 from contextlib import contextmanager
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
-from flask_migrate import upgrade
 
 from ipam import (
     attribution,
@@ -70,8 +71,27 @@ def quarantine_days(value):
     return current_app.config["IPAM_QUARANTINE_DAYS"] if value is None else value
 
 
+def lazy(name: str):
+    """Module `name`, loaded when a command first uses it: `ipam whois` never pays for the
+    abuse desk's parsers or the prober (importlib's LazyLoader recipe)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
+
+
 def init_database() -> None:
-    """Create or upgrade the schema through the migrations."""
+    """Create or upgrade the schema through the migrations (Flask-Migrate, loaded here)."""
+    from flask_migrate import upgrade
+
+    from .. import register_migrations
+
+    register_migrations(current_app)
     upgrade(directory=current_app.extensions["migrate"].directory)
 
 

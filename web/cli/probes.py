@@ -9,10 +9,11 @@ from pathlib import Path
 import click
 from flask import current_app
 
-from ipam import findings, probing
-
 from ..extensions import db
-from .common import _pairs, actor_option, init_database, ipam, start_scheduler, transaction
+from .common import _pairs, actor_option, init_database, ipam, lazy, start_scheduler, transaction
+
+findings = lazy("ipam.findings")
+probing = lazy("ipam.probing")
 
 
 @ipam.group("lab")
