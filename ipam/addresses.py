@@ -139,6 +139,8 @@ def parse_block(text, field: str = "prefix", *, allow_host_bits: bool = False) -
             "is required: give an address or a prefix such as 198.18.0.0/24", field
         )
     raw = text.strip()
+    if not raw.isprintable():  # NUL, CR, LF...: never an address, and some break the parsers
+        raise ValidationError(f"{raw!r} contains control characters", field)
     if ":" not in raw:  # fast path for plain IPv4 (bulk imports parse millions)
         address, slash, length = raw.partition("/")
         try:  # inet_pton is as strict as netaddr (dotted quad, no leading zeros)

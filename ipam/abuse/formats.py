@@ -32,6 +32,9 @@ from ..models import AbuseCategory
 MAX_MESSAGE_BYTES = 10 << 20
 MAX_HEADER_BYTES = 256 << 10
 MAX_DEPTH = 8
+MAX_PARTS = 64  # MIME parts in one mail, counted before the stdlib parser recurses
+MAX_JSON_DEPTH = 64
+MAX_YAML_DEPTH = 32
 CSV_COLUMNS = ("address", "time", "category", "description", "reporter")
 
 
@@ -148,7 +151,14 @@ def _parse_mail(raw: bytes) -> Message:
     head_end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=-1)
     if (head_end < 0 and len(raw) > MAX_HEADER_BYTES) or head_end > MAX_HEADER_BYTES:
         raise FormatError(f"headers are over {MAX_HEADER_BYTES >> 10} KiB", "message")
-    msg = BytesParser(policy=compat32).parsebytes(raw)
+    # The stdlib parser recurses once per nested part: count the boundaries first, so a mail
+    # a thousand levels deep is refused here rather than by a RecursionError in there.
+    if raw.lower().count(b"boundary=") > MAX_PARTS:
+        raise FormatError(f"has more than {MAX_PARTS} MIME parts", "message")
+    try:
+        msg = BytesParser(policy=compat32).parsebytes(raw)
+    except RecursionError:
+        raise FormatError(f"MIME parts are nested deeper than {MAX_DEPTH}", "message") from None
     _check_depth(msg, 0)
     return msg
 
@@ -263,6 +273,69 @@ def parse_arf(raw: bytes) -> Record:
     )
 
 
+class _PlainYaml(yaml.SafeLoader):
+    """YAML without anchors and aliases (a 700-byte "alias bomb" expands to gigabytes) and
+    nested at most MAX_YAML_DEPTH deep; X-ARF reports need neither."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("aliases are not accepted")
+        event = self.peek_event()
+        if getattr(event, "anchor", None) is not None:
+            raise yaml.YAMLError("anchors are not accepted")
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.YAMLError(f"nested deeper than {MAX_YAML_DEPTH}")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _safe_yaml(text: str):
+    try:
+        return yaml.load(text, Loader=_PlainYaml)  # noqa: S506 - a SafeLoader, no aliases
+    except (yaml.YAMLError, RecursionError) as exc:
+        reason = str(exc).split("\n")[0] if isinstance(exc, yaml.YAMLError) else "too deep"
+        raise FormatError(f"the YAML report does not parse ({reason[:200]})", "report") from None
+
+
+def _json(raw, fieldname: str):
+    """JSON, refused when it is not, or nests deeper than MAX_JSON_DEPTH."""
+    if _json_depth(raw) > MAX_JSON_DEPTH:
+        raise FormatError(f"is nested deeper than {MAX_JSON_DEPTH} levels", fieldname)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise FormatError("is not valid JSON", fieldname) from None
+
+
+def _json_depth(raw) -> int:
+    """The deepest bracket nesting, counted outside strings (a linear scan, no recursion)."""
+    text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8", "replace")
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_JSON_DEPTH:
+                    return deepest
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
 def parse_xarf_mail(raw: bytes) -> Record:
     """X-ARF 0.1/0.2: a mail marked X-ARF: YES whose second part is the YAML report."""
     msg = _parse_mail(raw)
@@ -272,11 +345,7 @@ def parse_xarf_mail(raw: bytes) -> Record:
     text = _text_of(parts[1])
     if len(text) > 1 << 20:
         raise FormatError("the YAML report is over 1 MiB", "report")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        kind = exc.__class__.__name__
-        raise FormatError(f"the YAML report does not parse ({kind})", "report") from None
+    data = _safe_yaml(text)
     if not isinstance(data, dict):
         raise FormatError("the YAML report is not a mapping", "report")
     get = {str(k).lower(): v for k, v in data.items()}.get
@@ -295,14 +364,13 @@ def parse_xarf_mail(raw: bytes) -> Record:
 
 def parse_xarf_json(raw: bytes) -> Record:
     """XARF v4: a JSON document with Reporter and Report objects."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise FormatError("is not valid JSON", "report") from None
+    data = _json(raw, "report")
     report = data.get("Report") if isinstance(data, dict) else None
     if not isinstance(report, dict):
         raise FormatError("the Report object is missing", "Report")
     reporter = data.get("Reporter") or data.get("ReporterInfo") or {}
+    if not isinstance(reporter, dict):  # a bare name: keep it as the reporter
+        reporter = {"ReporterOrg": str(reporter)[:320]}
     source = report.get("SourceIp") or report.get("Source") or report.get("SourceIP")
     return Record(
         source="xarf",
@@ -356,7 +424,11 @@ def iter_csv(lines: Iterable[bytes]) -> Iterator[Record | Rejected]:
             continue
         if not line.strip():
             continue
-        row = dict(zip(header, next(csv.reader([line])), strict=False))
+        try:
+            row = dict(zip(header, next(csv.reader([line])), strict=False))
+        except csv.Error as exc:  # a field over the csv module's limit (128 KiB), say
+            yield Rejected("csv", raw_line, "csv", f"line {number}: {exc}")
+            continue
         try:
             yield Record(
                 source="csv",
@@ -380,6 +452,19 @@ def parse_csv(raw: bytes) -> tuple[list[Record], list[Rejected]]:
     return records, rejected
 
 
+def _unix_time(value, received_at: datetime) -> datetime:
+    """A feed's Unix timestamp, refused unless a whole number of seconds not after receipt."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise FormatError(f"{value!r} is not a Unix time", "timestamp")
+    try:
+        number = float(value)
+    except ValueError:
+        raise FormatError(f"{value!r} is not a Unix time", "timestamp") from None
+    if not (0 <= number <= received_at.timestamp() + 300):
+        raise FormatError(f"{value!r} is not a Unix time before the feed arrived", "timestamp")
+    return datetime.fromtimestamp(int(number), UTC)
+
+
 def parse_drop(raw: bytes, received_at: datetime) -> tuple[list[Record], list[Rejected]]:
     """Spamhaus DROP: `prefix ; SBLnnn` lines (comments start with ;), or JSON lines."""
     text = raw.decode("utf-8", "replace")
@@ -392,13 +477,19 @@ def parse_drop(raw: bytes, received_at: datetime) -> tuple[list[Record], list[Re
             continue
         if s.startswith("{"):
             try:
-                obj = json.loads(s)
-            except ValueError:
-                rejected.append(Rejected("drop", line.encode(), "line", "is not valid JSON"))
+                obj = _json(s, "line")
+            except FormatError as exc:
+                rejected.append(Rejected("drop", line.encode(), "line", exc.message))
+                continue
+            if not isinstance(obj, dict):
+                rejected.append(Rejected("drop", line.encode(), "line", "is not a JSON object"))
                 continue
             if obj.get("type") == "metadata":
-                if obj.get("timestamp"):
-                    feed_time = datetime.fromtimestamp(int(obj["timestamp"]), UTC)
+                if obj.get("timestamp") not in (None, ""):
+                    try:
+                        feed_time = _unix_time(obj["timestamp"], received_at)
+                    except FormatError as exc:  # the feed's rows keep the time of receipt
+                        rejected.append(Rejected("drop", line.encode(), "timestamp", exc.message))
                 continue
             rows.append((line, obj.get("cidr"), obj.get("sblid", "")))
         elif s.startswith(";"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ DEADLINE_HOURS = {
     AbuseCategory.UNAPPROVED_CONTENT: 72,
     AbuseCategory.OTHER: 72,
 }
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -509,6 +512,11 @@ def ingest_many(
                 got, bad = formats.read(raw, now, kind)
             except formats.FormatError as exc:  # the whole input, byte for byte
                 yield formats.Rejected(kind or formats.detect(raw), raw, exc.field, exc.message)
+                continue
+            except Exception as exc:  # noqa: BLE001 - one input never stops the others
+                log.exception("input of %s bytes could not be read", len(raw))
+                reason = f"could not be read ({type(exc).__name__}); kept for an engineer"
+                yield formats.Rejected(kind or "unknown", raw, "input", reason)
                 continue
             yield from bad
             yield from got
