@@ -81,10 +81,14 @@ def event_time(text, fieldname: str) -> datetime:
         try:
             value = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            try:
+            try:  # RFC 5322: "-0000" (no zone known) is read as UTC, as the RFC says
                 value = email.utils.parsedate_to_datetime(text)
-            except (TypeError, ValueError, IndexError):
+            except (TypeError, ValueError, IndexError, OverflowError):
                 raise FormatError(f"{text!r} is not a date", fieldname) from None
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)
+        if value.tzinfo is None:  # ISO 8601 without an offset: whose local time?
+            raise FormatError(f"{text!r} has no time zone; add one, e.g. +08:00 or Z", fieldname)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
@@ -109,7 +113,17 @@ def category(text, fieldname: str = "category") -> AbuseCategory:
     for words, member in _WORDS:
         if key in words:
             return member
-    raise FormatError(f"{text!r} is not a known abuse category", fieldname)
+    if not key:
+        raise FormatError("is required", fieldname)
+    return AbuseCategory.OTHER  # kept, not refused: the sender's word goes in the details
+
+
+def sender_category(text) -> dict:
+    """The sender's own category, for the details, when it is not one of ours."""
+    word = str(text or "").strip()
+    key = word.lower().replace("-", "_").replace(" ", "_")
+    ours = {m.value for m in AbuseCategory} | {w for words, _ in _WORDS for w in words}
+    return {} if not word or key in ours else {"sender_category": word[:100]}
 
 
 _WORDS = [
@@ -269,7 +283,7 @@ def parse_arf(raw: bytes) -> Record:
         category=category("virus" if kind == "virus" else kind, "Feedback-Type"),
         reporter=_header(msg, "From"),
         description=(_text_of(human) if human is not None else "").strip()[:4000],
-        details=details,
+        details={**details, **sender_category(kind)},
     )
 
 
@@ -358,7 +372,10 @@ def parse_xarf_mail(raw: bytes) -> Record:
         category=category(kind, "Report-Type"),
         reporter=str(get("reported-from") or _header(msg, "From")),
         description=_text_of(parts[0]).strip()[:4000],
-        details={str(k): str(v) for k, v in data.items() if not isinstance(v, (dict, list))},
+        details={
+            **{str(k): str(v) for k, v in data.items() if not isinstance(v, (dict, list))},
+            **sender_category(kind),
+        },
     )
 
 
@@ -390,11 +407,33 @@ def parse_xarf_json(raw: bytes) -> Record:
         details={
             "Version": str(data.get("Version", "")),
             **{k: str(v) for k, v in report.items() if not isinstance(v, (dict, list))},
+            **sender_category(report.get("ReportType") or report.get("ReportClass")),
         },
     )
 
 
 # --------------------------------------------------------------------------- batches
+
+
+MAX_CSV_RECORD_LINES = 100  # a quoted field may span lines, this many at most
+
+
+def _records(lines: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
+    """(first line number, bytes) of each CSV record: a quoted field that spans lines keeps
+    them together (an odd count of quotes means the record goes on), up to a bound."""
+    pending: list[bytes] = []
+    first = quotes = 0
+    for number, raw_line in enumerate(lines, start=2):
+        if not pending:
+            first, quotes = number, 0
+        pending.append(raw_line)
+        quotes += raw_line.count(b'"')
+        if quotes % 2 and len(pending) < MAX_CSV_RECORD_LINES:
+            continue
+        yield first, b"".join(pending)
+        pending = []
+    if pending:
+        yield first, b"".join(pending)
 
 
 def iter_csv(lines: Iterable[bytes]) -> Iterator[Record | Rejected]:
@@ -416,7 +455,7 @@ def iter_csv(lines: Iterable[bytes]) -> Iterator[Record | Rejected]:
     missing = [c for c in CSV_COLUMNS[:3] if c not in header]
     if missing:
         raise FormatError(f"the header lacks {', '.join(missing)}", "csv")
-    for number, raw_line in enumerate(it, start=2):
+    for number, raw_line in _records(it):
         try:
             line = raw_line.decode("utf-8")
         except UnicodeDecodeError:
@@ -438,7 +477,7 @@ def iter_csv(lines: Iterable[bytes]) -> Iterator[Record | Rejected]:
                 category=category(row.get("category")),
                 reporter=(row.get("reporter") or "").strip()[:320],
                 description=(row.get("description") or "").strip()[:4000],
-                details={"line": number},
+                details={"line": number, **sender_category(row.get("category"))},
             )
         except FormatError as exc:
             yield Rejected("csv", raw_line, exc.field, f"line {number}: {exc.message}")

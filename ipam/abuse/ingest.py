@@ -72,6 +72,12 @@ class Policy:
 
     window: timedelta = CASE_WINDOW
     deadlines: tuple = tuple(sorted((c.value, h) for c, h in DEADLINE_HOURS.items()))
+    # The broadest prefix a complaint may name (DROP-style feeds excepted, /0 never):
+    # a report on 0.0.0.0/0 would open a case on every holding.
+    widest: tuple = ((4, 16), (6, 32))
+
+    def widest_for(self, family: int) -> int:
+        return dict(self.widest)[family]
 
     def deadline(self, category: AbuseCategory) -> timedelta:
         return timedelta(hours=dict(self.deadlines)[category.value])
@@ -106,7 +112,18 @@ class Policy:
                 raise ValidationError(
                     f"{item.strip()!r}: hours must be more than 0", "IPAM_ABUSE_DEADLINES"
                 )
-        return cls(window=window, deadlines=tuple(sorted(hours.items())))
+        widest = []
+        for family, key, default, top in ((4, "IPAM_ABUSE_WIDEST_V4", 16, 32),
+                                          (6, "IPAM_ABUSE_WIDEST_V6", 32, 128)):  # fmt: skip
+            raw = config.get(key)
+            try:
+                plen = int(str(raw).strip().lstrip("/")) if raw not in (None, "") else default
+            except ValueError:
+                raise ValidationError(f"{raw!r} is not a prefix length", key) from None
+            if not 1 <= plen <= top:
+                raise ValidationError(f"must be 1 to {top} (never /0)", key)
+            widest.append((family, plen))
+        return cls(window=window, deadlines=tuple(sorted(hours.items())), widest=tuple(widest))
 
 
 DEFAULT_POLICY = Policy()
@@ -149,11 +166,41 @@ def _sha(raw: bytes) -> str:
 
 
 def reject(session: Session, raw: bytes, source: str, fieldname, reason: str, at) -> RejectedReport:
+    """Keep an input that could not be taken; the same bytes again keep their one row
+    (with the latest reason), so re-sending a broken file does not double the store."""
+    digest = _sha(raw)
+    row = session.scalars(
+        select(RejectedReport)
+        .where(RejectedReport.sha256 == digest, RejectedReport.status == "rejected")
+        .limit(1)
+    ).first()
+    if row is not None and bytes(row.raw) == raw:
+        row.field, row.reason, row.source, row.received_at = fieldname, reason, source, at
+        return row
     row = RejectedReport(
-        sha256=_sha(raw), raw=raw, source=source, field=fieldname, reason=reason, received_at=at
+        sha256=digest, raw=raw, source=source, field=fieldname, reason=reason, received_at=at
     )
     session.add(row)
     return row
+
+
+CLOCK_SKEW = timedelta(minutes=10)  # a sender's clock may run this far ahead of ours
+
+
+def at_the_door(rec: formats.Record, now: datetime, policy: Policy) -> formats.Rejected | None:
+    """Sanity before attribution: no event in the future, no prefix broader than allowed."""
+    if rec.event_at > now + CLOCK_SKEW:
+        return formats.Rejected(
+            rec.source, rec.raw, "time",
+            f"{rec.event_at.isoformat()} is in the future (received {now.isoformat()})",
+        )  # fmt: skip
+    limit = 1 if rec.source == "drop" else policy.widest_for(rec.block.family)
+    if rec.block.prefixlen < limit:
+        return formats.Rejected(
+            rec.source, rec.raw, "address",
+            f"{rec.block} is broader than /{limit}: a complaint names its addresses",
+        )  # fmt: skip
+    return None
 
 
 def holders_at(session: Session, block: Block, at: datetime):
@@ -375,6 +422,16 @@ def store_many(
     """
     result = result or IngestResult()
     now = now or utcnow()
+    kept = []
+    for rec in records:  # sanity at the door, whatever the way in
+        refused = at_the_door(rec, now, policy)
+        if refused is None:
+            kept.append(rec)
+        else:
+            result._reject(
+                reject(session, refused.raw, refused.source, refused.field, refused.reason, now)
+            )
+    records = kept
     for start in range(0, len(records), CHUNK):
         _store_chunk(session, records[start : start + CHUNK], actor, now, policy, result)
     return result
@@ -614,12 +671,23 @@ def from_form(
         ).encode(),
         block=formats.reported_block(text["address"], "address"),
         event_at=event_at,
-        category=formats.category(text["category"] or "", "category"),
+        category=_our_category(text["category"]),
         reporter=text["reporter"][:320],
         description=text["description"][:4000],
         details={"entered_by": actor},
     )
+    refused = at_the_door(rec, now, policy)
+    if refused is not None:  # a person at the form hears why, and nothing is kept
+        raise ValidationError(refused.reason, refused.field)
     return store_many(session, [rec], actor=actor, now=now, policy=policy)
+
+
+def _our_category(text) -> AbuseCategory:
+    """The form offers our categories: another word there is a mistake, not a sender's."""
+    if formats.sender_category(text):
+        names = ", ".join(c.value for c in AbuseCategory)
+        raise ValidationError(f"{text!r} is not one of: {names}", "category")
+    return formats.category(text or "", "category")
 
 
 def from_listings(

@@ -14,16 +14,26 @@ from ipam import users
 from ipam.models import AuditLog
 
 
-@pytest.fixture(scope="session")
-def backend():
-    """SQLite only: its one write lock is what these tests are about (PostgreSQL readers
-    never wait for writers)."""
-    return "sqlite"
+@pytest.fixture(scope="module")
+def sqlite_app(tmp_path_factory):
+    """An app on an SQLite database of this module's own, with the demo world: these tests
+    are about SQLite's one write lock (PostgreSQL readers never wait for writers)."""
+    from sqlalchemy import create_engine
 
+    from tests.conftest import migrated_url
+    from tests.functional.conftest import seed_world
+    from web import create_app
 
-@pytest.fixture
-def sqlite_file(web_app, db_url):
-    return db_url.split("sqlite:///", 1)[1]
+    url = migrated_url("sqlite", tmp_path_factory)
+    engine = create_engine(url)
+    seed_world(engine)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "t", "TESTING": True})
+    yield app, engine, url.split("sqlite:///", 1)[1]
+    with app.app_context():
+        from web.extensions import db
+
+        db.engine.dispose()
+    engine.dispose()
 
 
 def _hold_the_write_lock(path: str, held: threading.Event, release: threading.Event):
@@ -42,7 +52,8 @@ def _bearer(engine) -> dict:
     return {"Authorization": f"Bearer {secret}"}
 
 
-def test_a_read_answers_while_a_writer_holds_the_lock(web_app, world, engine, sqlite_file):
+def test_a_read_answers_while_a_writer_holds_the_lock(sqlite_app):
+    web_app, engine, sqlite_file = sqlite_app
     bearer = _bearer(engine)
     held, release = threading.Event(), threading.Event()
     writer = threading.Thread(target=_hold_the_write_lock, args=(sqlite_file, held, release))
@@ -63,9 +74,8 @@ def test_a_read_answers_while_a_writer_holds_the_lock(web_app, world, engine, sq
         writer.join()
 
 
-def test_a_get_that_writes_waits_for_the_writer_and_writes_once(
-    web_app, world, engine, sqlite_file, caplog
-):
+def test_a_get_that_writes_waits_for_the_writer_and_writes_once(sqlite_app, caplog):
+    web_app, engine, sqlite_file = sqlite_app
     bearer = _bearer(engine)
     with Session(engine) as s:
         before = s.scalar(select(func.count()).select_from(AuditLog))

@@ -155,19 +155,21 @@ def test_a_batch_keeps_good_rows_rejects_bad_ones_and_flags_unheld_space(ledger)
     s = ledger
     result = ingest.ingest(s, sample("batch.csv"), actor="test", now=NOW)
     s.commit()
-    assert len(result.reports) == 4 and len(result.rejected) == 3
+    assert len(result.reports) == 5 and len(result.rejected) == 2
     assert sorted((r.field, r.reason.split(":")[0]) for r in result.rejected) == [
         ("address", "line 5"),
-        ("category", "line 7"),
         ("time", "line 6"),
     ]
+    # A category of the sender's own is kept as "other", the sender's word recorded.
+    poetry = s.scalars(select(AbuseReport).where(AbuseReport.category == "other")).one()
+    assert poetry.details["sender_category"] == "poetry"
     by_time = {r.event_at.date().isoformat(): r.holding for r in result.reports}
     assert by_time["2026-03-31"] == "quarantined"  # after the reclamation, in cool-down
     assert by_time["2026-10-31"] == "unallocated"  # 198.18.9.20 was never allocated
     # Again: recognised by its bytes, not doubled; the bad rows are rejected again.
     again = ingest.ingest(s, sample("batch.csv"), actor="test", now=NOW)
-    assert again.reports == [] and again.duplicates == 4
-    assert s.scalar(select(func.count()).select_from(AbuseReport)) == 4
+    assert again.reports == [] and again.duplicates == 5
+    assert s.scalar(select(func.count()).select_from(AbuseReport)) == 5
 
 
 def test_reports_join_a_case_within_the_window_and_a_prefix_reaches_every_holder(ledger):

@@ -154,3 +154,62 @@ def test_an_unexpected_parser_failure_rejects_that_input_only(ledger, monkeypatc
     assert len(result.reports) == 2 and len(result.rejected) == 1
     row = s.scalars(select(RejectedReport)).one()
     assert row.raw == b"poison\n" and row.field == "input" and "KeyError" in row.reason
+
+
+def _csv(*lines: str) -> bytes:
+    return ("address,time,category,description\n" + "\n".join(lines) + "\n").encode()
+
+
+def test_sanity_at_the_door(ledger):
+    s = ledger
+    cases_before = len(table_contents(s)["abuse_case"])
+    result = ingest.ingest(
+        s,
+        _csv(
+            "0.0.0.0/0,2026-01-03T00:00:00Z,spam,everything",
+            "198.18.0.0/15,2026-01-03T00:00:00Z,spam,too broad",
+            "2001:db8::/31,2026-01-03T00:00:00Z,spam,too broad",
+            "198.18.7.9,2100-01-01T00:00:00Z,spam,from the future",
+            "198.18.7.9,2026-01-04T00:00:00,spam,no zone",
+            "198.18.7.0/24,2026-01-05T00:00:00Z,spam,a /24 is fine",
+        ),
+        actor="test",
+        kind="csv",
+        now=NOW,
+    )
+    s.commit()
+    assert len(result.reports) == 1 and result.reports[0].prefix == "198.18.7.0/24"
+    why = sorted((r.field, r.reason) for r in result.rejected)
+    assert [f for f, _ in why] == ["address", "address", "address", "time", "time"]
+    assert any("broader than /16" in r for _, r in why) and any(
+        "in the future" in r for _, r in why
+    )
+    assert any("no time zone" in r for _, r in why)
+    assert len(table_contents(s)["abuse_case"]) <= cases_before + 2  # not one per holding
+    # DROP feeds name whole prefixes: allowed broad, never /0.
+    drop = ingest.ingest(s, b"198.18.0.0/15 ; SBL1\n0.0.0.0/0 ; SBL2\n", actor="t",
+                         kind="drop", now=NOW)  # fmt: skip
+    assert [r.prefix for r in drop.reports] == ["198.18.0.0/15"]
+    assert [r.field for r in drop.rejected] == ["address"]
+
+
+def test_the_same_unreadable_input_keeps_one_row(ledger):
+    s = ledger
+    bad = b"address,when\n1,2\n"
+    for _ in range(3):
+        ingest.ingest(s, bad, actor="test", kind="csv", now=NOW)
+        s.commit()
+    assert len(s.scalars(select(RejectedReport).where(RejectedReport.raw == bad)).all()) == 1
+
+
+def test_a_quoted_description_over_two_lines_is_one_record(ledger):
+    s = ledger
+    raw = _csv('198.18.7.9,2026-01-02T00:00:00Z,spam,"line one', 'line two"',
+               "198.18.7.9,2026-01-02T01:00:00Z,spam,next")  # fmt: skip
+    result = ingest.ingest(s, raw, actor="test", kind="csv", now=NOW)
+    s.commit()
+    assert result.rejected == [] and len(result.reports) == 2
+    from ipam.models import AbuseReport
+
+    first = s.scalars(select(AbuseReport).order_by(AbuseReport.event_at)).first()
+    assert first.description == "line one\nline two"
