@@ -15,6 +15,7 @@ import codecs
 import csv
 import email.utils
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -314,6 +315,20 @@ def _safe_yaml(text: str):
         raise FormatError(f"the YAML report does not parse ({reason[:200]})", "report") from None
 
 
+def _loose_fields(text: str) -> dict | None:
+    """`Key: value` lines, as X-ARF senders write them when their YAML does not parse;
+    None if there are none (anchors, aliases and nesting are refused anyway)."""
+    if re.search(r"(^|[:\-\[,]\s*)[&*]\w", text, re.MULTILINE):  # anchors, aliases: never
+        return None
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        key = key.strip()
+        if sep and key and key.replace("-", "").replace("_", "").isalnum():
+            fields[key] = value.strip().strip("'\"")
+    return fields if {"source", "date"} <= {k.lower() for k in fields} else None
+
+
 def _json(raw, fieldname: str):
     """JSON, refused when it is not, or nests deeper than MAX_JSON_DEPTH."""
     if _json_depth(raw) > MAX_JSON_DEPTH:
@@ -353,13 +368,21 @@ def _json_depth(raw) -> int:
 def parse_xarf_mail(raw: bytes) -> Record:
     """X-ARF 0.1/0.2: a mail marked X-ARF: YES whose second part is the YAML report."""
     msg = _parse_mail(raw)
-    parts = _parts(msg)
+    body = msg
+    while body.get_content_type() == "multipart/signed" and _parts(body):
+        body = _parts(body)[0]  # the signed content; the signature is not ours to check
+    parts = _parts(body)
     if len(parts) < 2:
         raise FormatError("an X-ARF mail needs a text part and a YAML report part", "message")
     text = _text_of(parts[1])
     if len(text) > 1 << 20:
         raise FormatError("the YAML report is over 1 MiB", "report")
-    data = _safe_yaml(text)
+    try:
+        data = _safe_yaml(text)
+    except FormatError:
+        data = _loose_fields(text)  # senders write "Schema-URL: http: //…": read it line by line
+        if data is None:
+            raise
     if not isinstance(data, dict):
         raise FormatError("the YAML report is not a mapping", "report")
     get = {str(k).lower(): v for k, v in data.items()}.get
@@ -382,6 +405,8 @@ def parse_xarf_mail(raw: bytes) -> Record:
 def parse_xarf_json(raw: bytes) -> Record:
     """XARF v4: a JSON document with Reporter and Report objects."""
     data = _json(raw, "report")
+    if isinstance(data, dict) and "xarf_version" in data:
+        return _xarf_v4(raw, data)
     report = data.get("Report") if isinstance(data, dict) else None
     if not isinstance(report, dict):
         raise FormatError("the Report object is missing", "Report")
@@ -408,6 +433,48 @@ def parse_xarf_json(raw: bytes) -> Record:
             "Version": str(data.get("Version", "")),
             **{k: str(v) for k, v in report.items() if not isinstance(v, (dict, list))},
             **sender_category(report.get("ReportType") or report.get("ReportClass")),
+        },
+    )
+
+
+# XARF v4 categories (xarf.org) when the type is not one of our words.
+V4_CATEGORIES = {
+    "messaging": AbuseCategory.SPAM,
+    "connection": AbuseCategory.ATTACK,
+    "infrastructure": AbuseCategory.MALWARE,
+    "copyright": AbuseCategory.INFRINGEMENT,
+    "content": AbuseCategory.OTHER,
+    "vulnerability": AbuseCategory.OTHER,
+    "reputation": AbuseCategory.OTHER,
+}
+
+
+def _xarf_v4(raw: bytes, data: dict) -> Record:
+    """XARF v4 (xarf_version 4.x): flat fields; the type names the abuse, the category its
+    family; the event is first_seen when given, else the report's timestamp."""
+    version = str(data.get("xarf_version") or "")
+    if not version.startswith("4"):
+        raise FormatError(f"{version!r} is not an XARF 4 version", "xarf_version")
+    kind, family = str(data.get("type") or ""), str(data.get("category") or "").lower()
+    mapped = category(kind or family or "other", "type")
+    if mapped == AbuseCategory.OTHER and family in V4_CATEGORIES and sender_category(kind):
+        mapped = V4_CATEGORIES[family]
+    reporter = data.get("reporter") if isinstance(data.get("reporter"), dict) else {}
+    when = data.get("first_seen") or data.get("timestamp")
+    scalars = {k: str(v) for k, v in data.items() if not isinstance(v, dict | list)}
+    evidence = data.get("evidence") if isinstance(data.get("evidence"), list) else []
+    return Record(
+        source="xarf",
+        raw=raw,
+        block=reported_block(data.get("source_identifier"), "source_identifier"),
+        event_at=event_time(when, "first_seen" if data.get("first_seen") else "timestamp"),
+        category=mapped,
+        reporter=str(reporter.get("contact") or reporter.get("org") or "")[:320],
+        description=str(data.get("description") or f"{family}/{kind}".strip("/"))[:4000],
+        details={
+            **scalars,
+            "evidence_items": len(evidence),
+            **sender_category(kind if mapped == AbuseCategory.OTHER else ""),
         },
     )
 
@@ -574,7 +641,8 @@ def detect(raw: bytes) -> str:
         return "drop"
     top = head.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
     if b":" in top.split(b"\n", 1)[0] and not top.lower().startswith(b"address,"):
-        return "xarf-mail" if b"\nx-arf:" in b"\n" + top.lower() else "arf"
+        marked = b"\n" + top.lower()
+        return "xarf-mail" if b"\nx-arf:" in marked or b"\nx-xarf:" in marked else "arf"
     return "csv"
 
 
