@@ -25,6 +25,7 @@ from email.parser import BytesParser
 from email.policy import compat32
 
 import yaml
+from netaddr import AddrFormatError, IPAddress, IPNetwork
 
 from ..addresses import Block, parse_block
 from ..errors import IpamError
@@ -222,9 +223,84 @@ def _headers_of(part) -> dict:
     return {k.lower(): " ".join(str(v).split()) for k, v in inner.items()}
 
 
+# Addresses no complaint is about: the reporter's own network, not the sender.
+_INSIDE = [
+    IPNetwork(n)
+    for n in ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+              "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7", "fe80::/10")
+]  # fmt: skip
+_RECEIVED_FROM = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]")
+
+
+def _reported_message(part) -> Message | None:
+    """The reported message of a message/rfc822 or text/rfc822-headers part."""
+    if part is None:
+        return None
+    if part.get_content_type() == "message/rfc822":
+        payload = part.get_payload()
+        return payload[0] if isinstance(payload, list) and payload else None
+    text = part.get_payload(decode=True) or b""
+    return BytesParser(policy=compat32).parsebytes(text[:MAX_HEADER_BYTES], headersonly=True)
+
+
+def received_source(message: Message | None) -> str | None:
+    """The sending host of a reported message: the first address outside private and local
+    space in its Received chain, newest hop first (the reporter's own hops are inside)."""
+    if message is None:
+        return None
+    for value in message.get_all("Received") or []:
+        head = " ".join(str(value).split()).split(" by ", 1)[0]
+        for candidate in _RECEIVED_FROM.findall(head):
+            try:
+                address = IPAddress(candidate)
+            except (AddrFormatError, ValueError):
+                continue
+            if not any(address in net for net in _INSIDE if net.version == address.version):
+                return str(address)
+    return None
+
+
+def _received_time(message: Message | None) -> str | None:
+    """When the reporter's system took the reported message: the newest Received's date."""
+    for value in (message.get_all("Received") or []) if message is not None else []:
+        when = str(value).rsplit(";", 1)
+        if len(when) == 2 and when[1].strip():
+            return when[1].strip()
+    return message.get("Date") if message is not None else None
+
+
+def _forwarded_complaint(raw: bytes, msg: Message) -> Record:
+    """A complaint mailed as multipart/mixed with the reported message attached (the
+    Hotmail/JMRP style): no feedback-report part, the sender found in its Received chain."""
+    parts = _parts(msg)
+    attached = next((p for p in parts if p.get_content_type() == "message/rfc822"), None)
+    reported = _reported_message(attached)
+    source = received_source(reported) or (reported.get("X-Originating-IP") if reported else None)
+    human = next((p for p in parts if p.get_content_type() == "text/plain"), None)
+    return Record(
+        source="arf",
+        raw=raw,
+        block=reported_block(str(source or "").strip("[] "), "Received"),
+        event_at=event_time(_received_time(reported), "Received"),
+        category=AbuseCategory.SPAM,
+        reporter=_header(msg, "From"),
+        description=(_text_of(human) if human is not None else "").strip()[:4000],
+        details={
+            "arf_variant": "multipart/mixed",
+            "original_subject": _header(reported, "Subject") if reported is not None else "",
+            "source_from": "Received",
+        },
+    )
+
+
 def parse_arf(raw: bytes) -> Record:
-    """RFC 5965: multipart/report; report-type=feedback-report."""
+    """RFC 5965: multipart/report; report-type=feedback-report (also the forwarded style,
+    and reports without Source-IP, whose sender is read from the Received chain)."""
     msg = _parse_mail(raw)
+    if msg.get_content_type() == "multipart/mixed" and any(
+        p.get_content_type() == "message/rfc822" for p in _parts(msg)
+    ):
+        return _forwarded_complaint(raw, msg)
     if msg.get_content_type() != "multipart/report" or (
         (msg.get_param("report-type") or "").lower() != "feedback-report"
     ):
@@ -240,7 +316,16 @@ def parse_arf(raw: bytes) -> Record:
     kind = fields["feedback-type"].strip().lower()
     if kind == "not-spam":
         raise FormatError("not-spam is no complaint", "Feedback-Type")
-    block = reported_block(fields.get("source-ip"), "Source-IP")
+    original_part = next(
+        (p for p in parts if p.get_content_type() in ("message/rfc822", "text/rfc822-headers")),
+        None,
+    )
+    source = fields.get("source-ip")
+    if not source:  # RFC 5965 makes it optional: the reported message's Received chain has it
+        source = received_source(_reported_message(original_part))
+        if source:
+            fields["source-ip"], fields["source-ip-from"] = source, "Received"
+    block = reported_block(source, "Source-IP")
     if "arrival-date" in fields:
         at = event_time(fields["arrival-date"], "Arrival-Date")
     elif "received-date" in fields:
@@ -266,6 +351,7 @@ def parse_arf(raw: bytes) -> Record:
             "original-rcpt-to",
             "incidents",
             "source-ip",
+            "source-ip-from",
             "arrival-date",
             "authentication-results",
         )

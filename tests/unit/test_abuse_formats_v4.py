@@ -122,3 +122,65 @@ def test_x_arf_mails_as_senders_write_them(raw):
     (rec,), _ = formats.read(raw, NOW)
     assert str(rec.block) == "198.18.7.9" and rec.category == AbuseCategory.ATTACK
     assert rec.event_at == datetime(2026, 6, 30, 19, 0, tzinfo=UTC)
+
+
+REPORTED = (
+    "Received: from mx1.reporter.example (mx1.reporter.example [10.1.2.3])\n"
+    "\tby store.reporter.example with ESMTP; Wed, 01 Jul 2026 03:00:02 +0800\n"
+    "Received: from sender.customer.example (sender.customer.example [198.18.7.9])\n"
+    "\tby mx1.reporter.example with ESMTP id 1; Wed, 01 Jul 2026 03:00:00 +0800\n"
+    "From: promo@customer.example\nTo: someone@reporter.example\nSubject: Cheap loans\n"
+    "Date: Wed, 01 Jul 2026 02:59:00 +0800\n\nbuy now\n"
+)
+
+
+def arf(with_source_ip: bool) -> bytes:
+    fields = "Feedback-Type: abuse\nUser-Agent: ReporterFBL/2.0\nVersion: 1\n"
+    fields += "Arrival-Date: Wed, 01 Jul 2026 03:00:00 +0800\n"
+    if with_source_ip:
+        fields += "Source-IP: 198.18.7.9\n"
+    return (
+        "From: fbl@reporter.example\nTo: abuse@provider.example\nSubject: FW: complaint\n"
+        "MIME-Version: 1.0\n"
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="r"\n\n'
+        "--r\nContent-Type: text/plain\n\nA complaint about mail from your network.\n"
+        "--r\nContent-Type: message/feedback-report\n\n" + fields + "\n"
+        "--r\nContent-Type: message/rfc822\n\n" + REPORTED + "--r--\n"
+    ).encode()
+
+
+def test_arf_without_source_ip_finds_the_sender_in_the_received_chain():
+    (rec,), _ = formats.read(arf(with_source_ip=False), NOW)
+    # The newest hop is the reporter's own (10.1.2.3); the first outside is the sender.
+    assert str(rec.block) == "198.18.7.9" and rec.details["source-ip-from"] == "Received"
+    (same,), _ = formats.read(arf(with_source_ip=True), NOW)
+    assert str(same.block) == "198.18.7.9" and "source-ip-from" not in same.details
+
+
+def test_arf_without_any_address_says_what_is_missing():
+    raw = arf(with_source_ip=False).replace(b"[198.18.7.9]", b"[192.168.1.5]")
+    with pytest.raises(formats.FormatError) as err:
+        formats.read(raw, NOW)
+    assert err.value.field == "Source-IP"
+
+
+def test_a_complaint_forwarded_as_multipart_mixed_is_read():
+    raw = (
+        "From: junkmail@mailbox.example\nTo: abuse@provider.example\nSubject: complaint\n"
+        'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="m"\n\n'
+        "--m\nContent-Type: text/plain\n\nThis message was reported as junk by a user.\n"
+        "--m\nContent-Type: message/rfc822\n\n" + REPORTED + "--m--\n"
+    ).encode()
+    assert formats.detect(raw) == "arf"
+    (rec,), _ = formats.read(raw, NOW)
+    assert str(rec.block) == "198.18.7.9" and rec.category == AbuseCategory.SPAM
+    assert rec.event_at == datetime(2026, 6, 30, 19, 0, 2, tzinfo=UTC)  # the reporter's receipt
+    assert rec.details["arf_variant"] == "multipart/mixed"
+
+
+def test_an_rfc_6591_auth_failure_report_is_kept_as_other():
+    raw = arf(with_source_ip=True).replace(
+        b"Feedback-Type: abuse", b"Feedback-Type: auth-failure\nAuth-Failure: dkim"
+    )
+    (rec,), _ = formats.read(raw, NOW)
+    assert rec.category == AbuseCategory.OTHER and rec.details["feedback-type"] == "auth-failure"
