@@ -14,8 +14,10 @@ from __future__ import annotations
 import codecs
 import csv
 import email.utils
+import io
 import json
 import re
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -718,8 +720,10 @@ def parse_drop(raw: bytes, received_at: datetime) -> tuple[list[Record], list[Re
 
 
 def detect(raw: bytes) -> str:
-    """Which format arrived: arf, xarf-mail, xarf-json, csv or drop."""
+    """Which format arrived: arf, xarf-mail, xarf-json, csv, shadowserver or drop."""
     head = raw[:4096].lstrip()
+    if is_shadowserver(head):
+        return "shadowserver"
     if head.startswith(b"{"):
         first = head.split(b"\n", 1)[0]
         return "drop" if b'"cidr"' in first or b'"sblid"' in first else "xarf-json"
@@ -732,10 +736,158 @@ def detect(raw: bytes) -> str:
     return "csv"
 
 
+# --------------------------------------------------------------------------- Shadowserver
+
+SHADOWSERVER_IP = ("ip", "src_ip")
+MAX_ZIP_MEMBERS = 16
+MAX_UNZIPPED = 64 << 20  # bytes out of one mail's archives, all members together
+MAX_ZIP_RATIO = 100  # a member may be at most this many times its compressed size
+
+
+def is_shadowserver(head: bytes) -> bool:
+    """A Shadowserver report CSV: its header starts with "timestamp" and names the IP."""
+    first = head.split(b"\n", 1)[0].decode("utf-8-sig", "replace").strip().lower()
+    columns = [c.strip().strip('"') for c in first.split(",")]
+    return (
+        bool(columns) and columns[0] == "timestamp" and any(c in columns for c in SHADOWSERVER_IP)
+    )
+
+
+def _report_type(name: str) -> str:
+    """The report type from a Shadowserver file name: 2026-07-01-scan_ssh-asn.csv -> scan_ssh."""
+    stem = name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    parts = stem.split("-")
+    return parts[3] if len(parts) >= 5 and all(p.isdigit() for p in parts[:3]) else stem
+
+
+def _shadowserver_category(report_type: str, row: dict) -> AbuseCategory:
+    words = f"{report_type} {row.get('tag', '')} {row.get('infection', '')}".lower()
+    if row.get("infection") or any(w in words for w in ("drone", "botnet", "sinkhole", "malware")):
+        return AbuseCategory.MALWARE
+    if any(w in words for w in ("brute", "honeypot", "attack", "ddos", "scan_ssh_brute")):
+        return AbuseCategory.ATTACK
+    if "spam" in words:
+        return AbuseCategory.SPAM
+    return AbuseCategory.OTHER  # exposed services, vulnerable hosts: kept, the type recorded
+
+
+def parse_shadowserver(raw: bytes, report_type: str = "") -> tuple[list[Record], list[Rejected]]:
+    """A Shadowserver report CSV: one record per row (its bytes: the header and the row, so
+    each stands on its own); times are UTC as Shadowserver documents them."""
+    lines = iter(raw.splitlines(keepends=True))
+    head = next(lines, b"")
+    header_text = head.decode("utf-8-sig", "replace")
+    header = [h.strip().lower() for h in next(csv.reader([header_text]), [])]
+    ip_column = next((c for c in SHADOWSERVER_IP if c in header), None)
+    if not header or header[0] != "timestamp" or ip_column is None:
+        raise FormatError("is not a Shadowserver report (timestamp and ip columns)", "csv")
+    records, rejected = [], []
+    for number, raw_line in _records(lines):
+        if not raw_line.strip():
+            continue
+        evidence = head.rstrip(b"\r\n") + b"\n" + raw_line
+        try:
+            values = next(csv.reader([raw_line.decode("utf-8")]))
+            row = dict(zip(header, values, strict=False))
+            when = (row.get("timestamp") or "").strip()
+            if when and "T" not in when and "+" not in when and not when.endswith("Z"):
+                when = when.replace(" ", "T") + "+00:00"  # Shadowserver: UTC, said once
+            kind = report_type or "shadowserver"
+            records.append(
+                Record(
+                    source="shadowserver",
+                    raw=evidence,
+                    block=reported_block(row.get(ip_column), ip_column),
+                    event_at=event_time(when, "timestamp"),
+                    category=_shadowserver_category(kind, row),
+                    reporter="Shadowserver",
+                    description=f"Shadowserver {kind}"[:4000],
+                    details={
+                        "line": number,
+                        "report_type": kind,
+                        "sender_category": kind,
+                        **{k: v[:200] for k, v in row.items() if k in
+                           ("port", "protocol", "hostname", "tag", "infection", "asn")},
+                    },
+                )
+            )  # fmt: skip
+        except (FormatError, UnicodeDecodeError, csv.Error) as exc:
+            reason = exc.message if isinstance(exc, FormatError) else str(exc)
+            fieldname = exc.field if isinstance(exc, FormatError) else "csv"
+            rejected.append(
+                Rejected("shadowserver", evidence, fieldname, f"line {number}: {reason}")
+            )
+    return records, rejected
+
+
+def _attached_tables(msg: Message) -> list[tuple[str, bytes]]:
+    """(file name, bytes) of the Shadowserver CSVs a mail carries, plain or zipped, each
+    archive opened under caps on members, total size and compression ratio."""
+    tables, unzipped = [], 0
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        name = part.get_filename() or ""
+        kind = part.get_content_type()
+        payload = part.get_payload(decode=True) or b""
+        if name.lower().endswith(".zip") or kind in (
+            "application/zip",
+            "application/x-zip-compressed",
+        ):
+            try:
+                archive = zipfile.ZipFile(io.BytesIO(payload))
+                members = [m for m in archive.infolist() if not m.is_dir()]
+            except (zipfile.BadZipFile, ValueError):
+                raise FormatError(
+                    f"{name or 'an attachment'} is not a readable zip", "attachment"
+                ) from None
+            if len(members) > MAX_ZIP_MEMBERS:
+                raise FormatError(f"{name} holds more than {MAX_ZIP_MEMBERS} files", "attachment")
+            for member in members:
+                if not member.filename.lower().endswith(".csv"):
+                    continue
+                unzipped += member.file_size
+                if unzipped > MAX_UNZIPPED or member.file_size > MAX_ZIP_RATIO * max(
+                    member.compress_size, 1
+                ):
+                    raise FormatError(
+                        f"{name} unpacks to more than allowed (size or ratio)", "attachment"
+                    )
+                with archive.open(member) as fh:
+                    data = fh.read(member.file_size + 1)
+                if len(data) > member.file_size:  # the archive lied about the size
+                    raise FormatError(f"{name} unpacks to more than it says", "attachment")
+                if is_shadowserver(data[:4096]):
+                    tables.append((member.filename, data))
+        elif name.lower().endswith(".csv") or kind == "text/csv":
+            if is_shadowserver(payload[:4096]):
+                tables.append((name, payload))
+    return tables
+
+
+def parse_report_mail(raw: bytes) -> tuple[list[Record], list[Rejected]] | None:
+    """A mail whose attachments are Shadowserver reports: their rows; None if it has none."""
+    msg = _parse_mail(raw)
+    tables = _attached_tables(msg)
+    if not tables:
+        return None
+    records, rejected = [], []
+    for name, data in tables:
+        got, bad = parse_shadowserver(data, _report_type(name))
+        records += got
+        rejected += bad
+    return records, rejected
+
+
 def read(raw: bytes, received_at: datetime, kind: str | None = None):
     """(records, rejected) of one input; an unreadable whole input raises FormatError."""
     kind = kind or detect(raw)
+    if kind == "shadowserver":
+        return parse_shadowserver(raw)
     if kind == "arf":
+        reports = parse_report_mail(raw)
+        if reports is not None:
+            return reports
         return [parse_arf(raw)], []
     if kind == "xarf-mail":
         return [parse_xarf_mail(raw)], []

@@ -129,7 +129,7 @@ class Policy:
 DEFAULT_POLICY = Policy()
 
 
-KINDS = ("arf", "xarf-mail", "xarf-json", "csv", "drop")
+KINDS = ("arf", "xarf-mail", "xarf-json", "csv", "shadowserver", "drop")
 KEEP = 1000  # reports and rejects an IngestResult lists (counts are always whole)
 CHUNK = 2000  # records attributed and written together
 

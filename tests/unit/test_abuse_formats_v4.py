@@ -3,7 +3,9 @@ samples are written here, not copied: XARF v4, X-ARF mails as senders write them
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from datetime import UTC, datetime
 
 import pytest
@@ -184,3 +186,71 @@ def test_an_rfc_6591_auth_failure_report_is_kept_as_other():
     )
     (rec,), _ = formats.read(raw, NOW)
     assert rec.category == AbuseCategory.OTHER and rec.details["feedback-type"] == "auth-failure"
+
+
+SHADOW_SCAN = (
+    b'"timestamp","ip","protocol","port","hostname","tag","asn","geo","region","city"\n'
+    b'"2026-07-01 03:00:00","198.18.7.9","tcp",22,"h.example","ssh",64500,"CN","BJ",""\n'
+    b'"2026-07-01 03:05:00","198.18.7.10","tcp",22,,"ssh",64500,"CN","BJ",""\n'
+    b'"2026-07-01 03:06:00","not-an-ip","tcp",22,,"ssh",64500,"CN","BJ",""\n'
+)
+SHADOW_DRONE = (
+    b"timestamp,ip,port,asn,geo,region,city,hostname,type,infection,url\n"
+    b"2026-07-02 10:00:00,198.19.0.1,443,64500,CN,SH,,,tcp,avalanche-andromeda,\n"
+)
+
+
+def test_a_shadowserver_report_csv_is_detected_and_read_row_by_row():
+    assert formats.detect(SHADOW_SCAN) == "shadowserver"
+    records, rejected = formats.read(SHADOW_SCAN, NOW)
+    assert [str(r.block) for r in records] == ["198.18.7.9", "198.18.7.10"]
+    assert records[0].event_at == datetime(2026, 7, 1, 3, 0, tzinfo=UTC)  # UTC, as documented
+    assert records[0].category == AbuseCategory.OTHER  # an exposed service, kept as such
+    assert records[0].raw.startswith(b'"timestamp","ip"')  # each row stands on its own
+    assert [(r.field, r.reason.split(":")[0]) for r in rejected] == [("ip", "line 4")]
+    (drone,), _ = formats.read(SHADOW_DRONE, NOW)
+    assert drone.category == AbuseCategory.MALWARE and drone.details["infection"]
+
+
+def _zip(files: dict[str, bytes], level=zipfile.ZIP_DEFLATED) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=level) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def _mail_with(attachment: bytes, name: str) -> bytes:
+    import base64
+
+    body = base64.encodebytes(attachment).decode()
+    return (
+        "From: autoreports@shadowserver.example\nTo: abuse@provider.example\n"
+        "Subject: [Shadowserver] daily report\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="z"\n\n--z\nContent-Type: text/plain\n\n'
+        "Attached are your reports.\n--z\n"
+        f'Content-Type: application/zip; name="{name}"\n'
+        f'Content-Disposition: attachment; filename="{name}"\n'
+        "Content-Transfer-Encoding: base64\n\n" + body + "--z--\n"
+    ).encode()
+
+
+def test_shadowserver_reports_zipped_in_a_mail_are_unpacked_under_caps():
+    mail = _mail_with(
+        _zip({"2026-07-01-scan_ssh-asn64500.csv": SHADOW_SCAN,
+              "2026-07-02-botnet_drone-asn64500.csv": SHADOW_DRONE}),
+        "reports.zip",
+    )  # fmt: skip
+    assert formats.detect(mail) == "arf"  # a mail; its attachments decide
+    records, rejected = formats.read(mail, NOW)
+    assert len(records) == 3 and len(rejected) == 1
+    assert {r.details["report_type"] for r in records} == {"scan_ssh", "botnet_drone"}
+    # A zip bomb (a large member that compresses far beyond the allowed ratio) is refused.
+    bomb = _mail_with(_zip({"2026-07-01-scan_ssh-x.csv": SHADOW_SCAN + b"0" * (8 << 20)}), "b.zip")
+    with pytest.raises(formats.FormatError) as err:
+        formats.read(bomb, NOW)
+    assert err.value.field == "attachment" and "ratio" in err.value.message
+    many = _mail_with(_zip({f"{i}.csv": SHADOW_SCAN for i in range(20)}), "many.zip")
+    with pytest.raises(formats.FormatError) as err:
+        formats.read(many, NOW)
+    assert "more than" in err.value.message

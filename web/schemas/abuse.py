@@ -31,7 +31,7 @@ from .common import (
     TriState,
 )
 
-FORMATS = Literal["arf", "xarf-mail", "xarf-json", "csv", "drop"]
+FORMATS = Literal["arf", "xarf-mail", "xarf-json", "csv", "shadowserver", "drop"]
 
 
 class ComplaintIn(In):
