@@ -685,6 +685,10 @@ def parse_drop(raw: bytes, received_at: datetime) -> tuple[list[Record], list[Re
                     except FormatError as exc:  # the feed's rows keep the time of receipt
                         rejected.append(Rejected("drop", line.encode(), "timestamp", exc.message))
                 continue
+            if obj.get("cidr") in (None, "") and obj.get("asn") not in (None, ""):
+                reason = f"an ASN-DROP entry (AS{obj['asn']}) names no addresses"
+                rejected.append(Rejected("drop", line.encode(), "cidr", reason))
+                continue
             rows.append((line, obj.get("cidr"), obj.get("sblid", "")))
         elif s.startswith(";"):
             if s.lower().startswith("; last-modified:"):

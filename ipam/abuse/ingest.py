@@ -41,6 +41,7 @@ from ..models import (
     RejectedStatus,
     Sublease,
 )
+from ..models import Holding as Space
 from ..validation import choice
 from . import formats
 
@@ -796,6 +797,21 @@ def retry_rejected(
             {"format": kind, "report_id": row.report_id, "reports": result.stored},
         )  # fmt: skip
     return result
+
+
+def list_unattributed(
+    session: Session, *, holding: str | None = None, window: Window = ALL
+) -> tuple[list[AbuseReport], int]:
+    """Reports nobody held the address of at the time (unallocated or quarantined space),
+    newest first: no case was opened, so this is where they are found."""
+    q = select(AbuseReport).where(AbuseReport.holding != Space.HELD)
+    if holding:
+        value = choice(Space, holding, "holding")
+        if value == Space.HELD:
+            raise ValidationError("held reports have cases; ask for unallocated or quarantined",
+                                  "holding")  # fmt: skip
+        q = q.where(AbuseReport.holding == value)
+    return fetch(session, q.order_by(AbuseReport.id.desc()), window)
 
 
 def list_rejected(

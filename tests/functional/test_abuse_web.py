@@ -217,3 +217,17 @@ def test_an_incident_through_the_api_and_the_ui(engineer, login, world, same):
     assert f"/incidents/{inc['id']}" in case_page
     customer = login("yunfan")
     assert customer.get(f"/incidents/{inc['id']}").status_code == 403
+
+
+def test_reports_on_unheld_space_are_found_in_their_own_list(engineer, world):
+    """They open no case: the UI, the API and the CLI list them (issue 14, item 4)."""
+    raw = b"address,time,category\n198.18.9.20,2026-11-01T00:00:00+08:00,attack\n"
+    r = engineer.api("POST", "/api/v1/abuse/reports", data=raw,
+                     headers={"Content-Type": "text/csv"})  # fmt: skip
+    assert r.status_code in (200, 201), r.get_data(as_text=True)
+    listed = engineer.api("GET", "/api/v1/abuse/unattributed?holding=unallocated").get_json()
+    assert any(x["prefix"] == "198.18.9.20" for x in listed["items"])
+    page = engineer.get("/abuse/unattributed").get_data(as_text=True)
+    assert "198.18.9.20" in page and 'id="unattributed"' in page
+    bad = engineer.api("GET", "/api/v1/abuse/unattributed?holding=held")
+    assert bad.status_code == 422

@@ -194,6 +194,8 @@ MATRIX = [
     ("POST", "/api/v1/abuse/cases/{a_case}/sanctions", "api.abuse_case_sanction", STAFF, {}),
     ("POST", "/api/v1/sanctions/{sanction_id}/confirm", "api.sanction_confirm", STAFF, {}),
     ("GET", "/api/v1/abuse/rejected", "api.abuse_rejected_list", READERS, None),
+    ("GET", "/api/v1/abuse/unattributed", "api.abuse_unattributed_list", READERS, None),
+    ("GET", "/abuse/unattributed", "ui.abuse_unattributed_page", READERS, None),
     ("GET", "/api/v1/abuse/rejected/{rejected_id}/raw", "api.abuse_rejected_raw", READERS, None),
     (
         "POST",

@@ -340,3 +340,10 @@ def test_a_rewritten_chain_disagrees_with_the_checkpoint(run, engine):
         s.commit()
     rewritten = run("audit", "verify", ok=False)
     assert rewritten.exit_code == 1 and "the log was rewritten" in rewritten.output
+
+
+def test_abuse_unattributed_lists_reports_nobody_held(run):
+    run("demo")
+    out = run("abuse", "unattributed").output
+    assert "198.18.9.20" in out and "unattributed report(s)" in out
+    assert "198.18.9.20" not in run("abuse", "unattributed", "--holding", "quarantined").output

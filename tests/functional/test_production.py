@@ -111,9 +111,9 @@ def test_the_readme_production_recipe_starts_serves_limits_and_schedules(tmp_pat
     try:
         for _ in range(600):
             try:
-                if requests.get(f"{base}/login", timeout=2).status_code == 200:
+                if requests.get(f"{base}/login", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or still starting up
                 pass
             assert proc.poll() is None, "".join(output)
             time.sleep(0.1)

@@ -254,3 +254,16 @@ def test_shadowserver_reports_zipped_in_a_mail_are_unpacked_under_caps():
     with pytest.raises(formats.FormatError) as err:
         formats.read(many, NOW)
     assert "more than" in err.value.message
+
+
+def test_asn_drop_entries_are_refused_with_a_clear_reason():
+    raw = (
+        b'{"type":"metadata","timestamp":1782864000,"size":2}\n'
+        b'{"cidr":"198.18.7.0/24","sblid":"SBL600001","rir":"apnic"}\n'
+        b'{"asn":64500,"rir":"apnic","domain":"bad.example","cc":"CN","asname":"BAD-AS"}\n'
+    )
+    records, rejected = formats.read(raw, NOW, "drop")
+    assert [str(r.block) for r in records] == ["198.18.7.0/24"]
+    assert [(r.field, r.reason) for r in rejected] == [
+        ("cidr", "an ASN-DROP entry (AS64500) names no addresses")
+    ]

@@ -23,11 +23,13 @@ from ..schemas.abuse import (
     NotifyIn,
     RejectedOut,
     RejectedQuery,
+    ReportOut,
     RetryIn,
     RetryOut,
     SanctionIn,
     SanctionOut,
     TransitionIn,
+    UnattributedQuery,
 )
 from ..schemas.common import Error, Page
 from ..usecase import run
@@ -181,6 +183,15 @@ def abuse_case_sanction(case_id, body: SanctionIn):
 def sanction_confirm(sanction_id):
     """An engineer confirms a proposed sanction, which then takes effect"""
     return run(lambda s: cases.confirm_sanction(s, sanction_id, actor=actor()))
+
+
+@endpoint(
+    "GET", "/abuse/unattributed", access=READERS, query=UnattributedQuery, out=Page[ReportOut]
+)
+def abuse_unattributed_list(query: UnattributedQuery):
+    """Reports on space nobody held at the time (no case): unallocated or quarantined"""
+    rows, total = ingest.list_unattributed(db.session, holding=query.holding, window=window(query))
+    return paged(rows, total, query)
 
 
 @endpoint("GET", "/abuse/rejected", access=READERS, query=RejectedQuery, out=Page[RejectedOut])

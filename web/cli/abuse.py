@@ -106,6 +106,19 @@ def abuse_cases(state):
         )
 
 
+@abuse_group.command("unattributed")
+@click.option("--holding", type=click.Choice(["unallocated", "quarantined"]))
+def abuse_unattributed(holding):
+    """List reports on space nobody held at the time (they opened no case)."""
+    rows, total = ingest.list_unattributed(db.session, holding=holding)
+    for r in reversed(rows):
+        click.echo(
+            f"{r.id:5} {r.event_at:%Y-%m-%d %H:%M} {r.prefix:20} {r.category.value:12} "
+            f"{r.holding.value:12} {r.reporter}"
+        )
+    click.echo(f"{total} unattributed report(s)")
+
+
 @abuse_group.command("rejected")
 def abuse_rejected():
     """List input the intake could not read."""

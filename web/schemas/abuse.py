@@ -143,6 +143,12 @@ class SanctionIn(In):
     reason: Text | None = None
 
 
+class UnattributedQuery(ListQuery):
+    holding: Literal["unallocated", "quarantined"] | None = Field(
+        None, description="one kind of unheld space (default: both)"
+    )
+
+
 class RejectedQuery(ListQuery):
     status: Literal["rejected", "accepted", "all"] = "rejected"
 

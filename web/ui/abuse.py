@@ -28,7 +28,7 @@ from ..access import (
 from ..extensions import db
 from ..usecase import run
 from . import ui
-from .helpers import attempt, form_errors, view
+from .helpers import attempt, form_errors, int_arg, page_of, view
 
 
 @ui.app_template_global()
@@ -156,6 +156,22 @@ def abuse_report_submit():
         return redirect(url_for("ui.abuse_cases_page"))
     flash(_("Report %(id)s recorded on this case.", id=report.id))
     return redirect(url_for("ui.abuse_case_page", case_id=case_id))
+
+
+@view("/abuse/unattributed", access=READERS)
+def abuse_unattributed_page():
+    """Reports on space nobody held at the time: they opened no case, they are found here."""
+    holding = request.args.get("holding") or None
+    limit, offset = int_arg("limit", 100, 1, 500), int_arg("offset", 0, 0, 2**31 - 1)
+    rows, total = ingest.list_unattributed(
+        db.session, holding=holding, window=Window(limit, offset)
+    )
+    listing = page_of(rows, total, limit, offset)
+    if listing["next"] is not None:
+        listing["next"] = url_for(
+            "ui.abuse_unattributed_page", **{**request.args.to_dict(), "offset": listing["next"]}
+        )
+    return render_template("abuse_unattributed.html", listing=listing, holding=holding)
 
 
 @view("/abuse/rejected", access=READERS)
