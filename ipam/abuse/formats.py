@@ -883,11 +883,14 @@ def parse_report_mail(raw: bytes) -> tuple[list[Record], list[Rejected]] | None:
     return records, rejected
 
 
-def read(raw: bytes, received_at: datetime, kind: str | None = None):
-    """(records, rejected) of one input; an unreadable whole input raises FormatError."""
+def read(raw: bytes, received_at: datetime, kind: str | None = None, *, name: str = ""):
+    """(records, rejected) of one input; an unreadable whole input raises FormatError.
+    `name`, a file name, tells a Shadowserver report's type."""
     kind = kind or detect(raw)
+    if kind == "csv" and is_shadowserver(raw[:4096]):  # posted or named as plain CSV
+        kind = "shadowserver"
     if kind == "shadowserver":
-        return parse_shadowserver(raw)
+        return parse_shadowserver(raw, _report_type(name) if name else "")
     if kind == "arf":
         reports = parse_report_mail(raw)
         if reports is not None:

@@ -537,13 +537,15 @@ def ingest(
     kind: str | None = None,
     now: datetime | None = None,
     policy: Policy = DEFAULT_POLICY,
+    name: str = "",
 ) -> IngestResult:
     """Read one input (a mail, a JSON report, a CSV batch or a DROP feed) and keep it.
 
     An input that cannot be read at all is kept in the rejected store; a batch
     keeps its good records and rejects its bad ones, each with its reason.
+    `name` (a file name) tells a Shadowserver report's type.
     """
-    return ingest_many(session, [raw], actor=actor, kind=kind, now=now, policy=policy)
+    return ingest_many(session, [raw], actor=actor, kind=kind, now=now, policy=policy, name=name)
 
 
 def ingest_many(
@@ -555,6 +557,7 @@ def ingest_many(
     now: datetime | None = None,
     policy: Policy = DEFAULT_POLICY,
     chunk_done: Callable[[], None] | None = None,
+    name: str = "",
 ) -> IngestResult:
     """Ingest many inputs (mails of a maildir, say), storing their records CHUNK at a time.
 
@@ -567,7 +570,7 @@ def ingest_many(
     def items():
         for raw in inputs:
             try:
-                got, bad = formats.read(raw, now, kind)
+                got, bad = formats.read(raw, now, kind, name=name)
             except formats.FormatError as exc:  # the whole input, byte for byte
                 yield formats.Rejected(kind or formats.detect(raw), raw, exc.field, exc.message)
                 continue

@@ -231,3 +231,16 @@ def test_reports_on_unheld_space_are_found_in_their_own_list(engineer, world):
     assert "198.18.9.20" in page and 'id="unattributed"' in page
     bad = engineer.api("GET", "/api/v1/abuse/unattributed?holding=held")
     assert bad.status_code == 422
+
+
+SHADOW = (
+    b'"timestamp","ip","protocol","port","hostname","tag","asn","geo","region","city"\n'
+    b'"2026-11-01 03:00:00","198.18.7.9","tcp",23,,"telnet",64500,"CN","BJ",""\n'
+)
+
+
+def test_a_shadowserver_report_posted_as_csv_is_read_as_one(engineer, world):
+    r = engineer.api("POST", "/api/v1/abuse/reports", data=SHADOW,
+                     headers={"Content-Type": "text/csv"})  # fmt: skip
+    assert r.status_code in (200, 201), r.get_data(as_text=True)
+    assert [x["prefix"] for x in r.get_json()["reports"]] == ["198.18.7.9"]

@@ -347,3 +347,37 @@ def test_abuse_unattributed_lists_reports_nobody_held(run):
     out = run("abuse", "unattributed").output
     assert "198.18.9.20" in out and "unattributed report(s)" in out
     assert "198.18.9.20" not in run("abuse", "unattributed", "--holding", "quarantined").output
+
+
+def test_a_shadowserver_file_and_a_maildir_with_a_zipped_report(run, tmp_path):
+    import io
+    import zipfile
+
+    run("demo")
+    rows = (
+        b"timestamp,ip,port,asn,geo,region,city,hostname,type,infection,url\n"
+        b"2026-11-02 10:00:00,198.19.0.1,443,64500,CN,SH,,,tcp,andromeda,\n"
+    )
+    named = tmp_path / "2026-11-02-botnet_drone-asn64500.csv"
+    named.write_bytes(rows)
+    out = run("abuse", "ingest", named).output
+    assert "198.19.0.1" in out and "1 report(s)" in out
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("2026-11-03-scan_telnet-asn64500.csv",
+                         rows.replace(b"2026-11-02", b"2026-11-03"))  # fmt: skip
+    import base64
+
+    mail = (
+        "From: autoreports@shadowserver.example\nSubject: report\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="z"\n\n--z\nContent-Type: text/plain\n\nhi\n'
+        '--z\nContent-Type: application/zip; name="r.zip"\nContent-Transfer-Encoding: base64\n\n'
+        + base64.encodebytes(packed.getvalue()).decode()
+        + "--z--\n"
+    ).encode()
+    box = tmp_path / "box"
+    for sub in ("new", "cur", "tmp"):
+        (box / sub).mkdir(parents=True)
+    (box / "new" / "1.shadow").write_bytes(mail)
+    out = run("abuse", "ingest", box).output
+    assert "198.19.0.1" in out and "1 report(s)" in out

@@ -40,9 +40,12 @@ def _inputs(paths):
 
 def _ingest_one(s, raw, kind, actor):
     """A file of CSV is streamed (flat memory, committed in chunks); anything else read whole."""
+    name = ""
     if isinstance(raw, Path):
+        name = raw.name
         with raw.open("rb") as fh:
-            if (kind or formats.detect(fh.read(4096))) == "csv":
+            head = fh.read(4096)
+            if (kind or formats.detect(head)) == "csv" and not formats.is_shadowserver(head):
                 fh.seek(0)
                 return ingest.ingest_stream(
                     s, fh, actor=actor, policy=current_app.config["IPAM_ABUSE_POLICY"],
@@ -50,8 +53,9 @@ def _ingest_one(s, raw, kind, actor):
                 )  # fmt: skip
         raw = raw.read_bytes()
     return ingest.ingest(
-        s, raw, actor=actor, kind=kind, policy=current_app.config["IPAM_ABUSE_POLICY"]
-    )
+        s, raw, actor=actor, kind=kind, policy=current_app.config["IPAM_ABUSE_POLICY"],
+        name=name,
+    )  # fmt: skip
 
 
 @ipam.group("abuse")
