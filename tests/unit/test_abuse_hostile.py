@@ -141,10 +141,10 @@ def test_an_unexpected_parser_failure_rejects_that_input_only(ledger, monkeypatc
     s = ledger
     real = formats.read
 
-    def flaky(raw, received_at, kind=None):
+    def flaky(raw, received_at, kind=None, **kw):
         if b"poison" in raw:
             raise KeyError("a parser bug")
-        return real(raw, received_at, kind)
+        return real(raw, received_at, kind, **kw)
 
     monkeypatch.setattr(formats, "read", flaky)
     good = b"address,time,category\n198.18.7.9,2026-01-01T00:00:00Z,spam\n"
