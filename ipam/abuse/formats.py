@@ -126,8 +126,7 @@ def sender_category(text) -> dict:
     """The sender's own category, for the details, when it is not one of ours."""
     word = str(text or "").strip()
     key = word.lower().replace("-", "_").replace(" ", "_")
-    ours = {m.value for m in AbuseCategory} | {w for words, _ in _WORDS for w in words}
-    return {} if not word or key in ours else {"sender_category": word[:100]}
+    return {} if not word or key in _OURS else {"sender_category": word[:100]}
 
 
 _WORDS = [
@@ -153,6 +152,9 @@ _WORDS = [
     ({"copyright", "infringement", "trademark", "dmca"}, AbuseCategory.INFRINGEMENT),
     ({"phishing", "fraud", "auth_failure", "other", "info"}, AbuseCategory.OTHER),
 ]
+
+
+_OURS = frozenset({m.value for m in AbuseCategory} | {w for words, _ in _WORDS for w in words})
 
 
 # --------------------------------------------------------------------------- mail
