@@ -194,6 +194,53 @@ def run(backend: str, url: str, args) -> dict:
     return out
 
 
+def hostile_and_mixed() -> None:
+    """The hostile set (tests/unit/test_abuse_hostile.py) read one file per fresh process:
+    time and peak memory beside the file's size; then a mixed batch of every format the
+    intake reads, parsed in one process: records per second. Parsing only (no database)."""
+    code = (
+        "import resource, sys, time\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from tests.unit.test_abuse_hostile import HOSTILE, NOW\n"
+        "from ipam.abuse import formats\n"
+        "raw, kind, _ = HOSTILE[sys.argv[2]]\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "t = time.perf_counter()\n"
+        "try:\n    formats.read(raw, NOW, kind)\nexcept formats.FormatError:\n    pass\n"
+        "took = time.perf_counter() - t\n"
+        "grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base\n"
+        "print(len(raw), round(took * 1000, 2), grown)\n"
+    )
+    sys.path.insert(0, str(ROOT))
+    from tests.unit.test_abuse_hostile import HOSTILE
+
+    print("hostile inputs, one per process (bytes, ms, peak memory grown KiB):")
+    for name in sorted(HOSTILE):
+        done = subprocess.run([sys.executable, "-c", code, str(ROOT), name],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        size, ms, kib = done.stdout.split()
+        print(f"  {name:34} {int(size):>10,} B {float(ms):>9.2f} ms {int(kib):>8,} KiB")
+    from datetime import UTC, datetime
+
+    from ipam.abuse import formats
+    from tests.unit.test_abuse_formats_v4 import SHADOW_SCAN, arf, v4, xarf_mail
+
+    samples = ROOT / "tests" / "samples" / "abuse"
+    batch = [(samples / n).read_bytes() for n in sorted(os.listdir(samples))]
+    batch += [v4(), xarf_mail(header="X-XARF: PLAIN"), arf(with_source_ip=False), SHADOW_SCAN]
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    t0, records, rounds = time.perf_counter(), 0, 200
+    for _ in range(rounds):
+        for raw in batch:
+            try:
+                records += len(formats.read(raw, now)[0])
+            except formats.FormatError:
+                pass
+    took = time.perf_counter() - t0
+    print(f"mixed formats ({len(batch)} inputs of every kind, {rounds} rounds): "
+          f"{records / took:,.0f} records/s parsed")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
@@ -209,6 +256,7 @@ def main() -> None:
     parser.add_argument(
         "--child", choices=["csv", "csv-one-by-one", "maildir"], help=argparse.SUPPRESS
     )
+    parser.add_argument("--hostile", action="store_true", help="hostile and mixed inputs only")
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -216,6 +264,9 @@ def main() -> None:
         child(args.child, args.url, args.path)
         return
     print(f"machine: {os.cpu_count()} cores")
+    hostile_and_mixed()
+    if args.hostile:
+        return
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:
             run("sqlite", f"sqlite:///{tmp}/bench.sqlite3", args)
