@@ -381,3 +381,20 @@ def test_a_shadowserver_file_and_a_maildir_with_a_zipped_report(run, tmp_path):
     (box / "new" / "1.shadow").write_bytes(mail)
     out = run("abuse", "ingest", box).output
     assert "198.19.0.1" in out and "1 report(s)" in out
+
+
+def test_customer_add_takes_domains(run, engine):
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from ipam.models import Customer
+
+    code = credit_code()
+    run("customer", "add", "--name", "域名客户有限公司", "--uscc", code, "--kind", "hosting",
+        "--domain", "Example.CN", "--domain", "shop.example.cn")  # fmt: skip
+    with Session(engine) as s:
+        c = s.scalars(select(Customer).where(Customer.uscc == code)).one()
+        assert c.domains == ["example.cn", "shop.example.cn"]
+    bad = run("customer", "add", "--name", "坏域名有限公司", "--uscc", credit_code(),
+              "--kind", "hosting", "--domain", "not a domain", ok=False)  # fmt: skip
+    assert bad.exit_code == 1 and "domains" in bad.output

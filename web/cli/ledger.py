@@ -99,11 +99,16 @@ def customer_group():
 @click.option(
     "--contact", "contact_list", multiple=True, help="NAME,PHONE,EMAIL[,ROLE] (repeatable)"
 )
+@click.option(
+    "--domain", "domains", multiple=True, help="a domain the customer registered (repeatable)"
+)
 @actor_option
-def customer_add(contact_list, actor, **fields):
+def customer_add(contact_list, domains, actor, **fields):
     """Register a customer."""
     data = {k: v for k, v in fields.items() if v is not None}
     data["contacts"] = [_person(c) for c in contact_list]
+    if domains:
+        data["domains"] = list(domains)
     with transaction() as s:
         c = customers.add_customer(s, data, actor=actor)
         click.echo(f"customer {c.id} {c.name} {c.uscc}")
