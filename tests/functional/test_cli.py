@@ -398,3 +398,43 @@ def test_customer_add_takes_domains(run, engine):
     bad = run("customer", "add", "--name", "坏域名有限公司", "--uscc", credit_code(),
               "--kind", "hosting", "--domain", "not a domain", ok=False)  # fmt: skip
     assert bad.exit_code == 1 and "domains" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("command", "key"),
+    [
+        (("pool", "list"), "utilization"),
+        (("customer", "list"), "uscc"),
+        (("quarantine", "list"), "until"),
+        (("abuse", "cases"), "state"),
+        (("abuse", "unattributed"), "holding"),
+        (("abuse", "rejected"), "reason"),
+        (("incident", "list"), "deadline"),
+        (("user", "list"), "role"),
+        (("probe", "runs"), "status"),
+        (("finding", "list", "--status", "all"), "kind"),
+    ],
+)
+def test_list_commands_print_json_as_the_api_does(run, command, key):
+    run("demo")
+    out = run(*command, "--json").output
+    rows = json.loads(out)
+    assert isinstance(rows, list)
+    if rows:
+        assert key in rows[0]
+    assert "13800138000" not in out  # personal data masked as in the API
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("finding", "list", "--kind", "nonsense"),
+        ("abuse", "cases", "--state", "nonsense"),
+        ("incident", "list", "--state", "nonsense"),
+        ("probe", "runs", "--schedule", "nonsense"),
+    ],
+)
+def test_a_bad_filter_is_an_error_line_not_a_traceback(run, args):
+    out = run(*args, ok=False)
+    assert out.exit_code == 1 and out.output.startswith("Error: ")
+    assert "Traceback" not in out.output

@@ -13,7 +13,7 @@ from ipam.db import chunk_done
 
 from .. import mail
 from ..extensions import db
-from .common import actor_option, ipam, lazy, transaction
+from .common import actor_option, echo_json, ipam, json_option, lazy, transaction
 
 cases = lazy("ipam.abuse.cases")
 formats = lazy("ipam.abuse.formats")
@@ -98,10 +98,13 @@ def abuse_ingest(paths, kind, actor):
 
 
 @abuse_group.command("cases")
+@json_option
 @click.option("--state", default=None, help="open, notified, acknowledged, resolved, escalated")
-def abuse_cases(state):
+def abuse_cases(state, as_json):
     """List abuse cases, oldest first."""
     rows, _total = cases.list_cases(db.session, state=state)
+    if as_json:
+        return echo_json(rows, "abuse:CaseOut")
     for c in reversed(rows):
         sub = f" / {c.sublessee.name}" if c.sublessee else ""
         click.echo(
@@ -111,10 +114,13 @@ def abuse_cases(state):
 
 
 @abuse_group.command("unattributed")
+@json_option
 @click.option("--holding", type=click.Choice(["unallocated", "quarantined"]))
-def abuse_unattributed(holding):
+def abuse_unattributed(holding, as_json):
     """List reports on space nobody held at the time (they opened no case)."""
     rows, total = ingest.list_unattributed(db.session, holding=holding)
+    if as_json:
+        return echo_json(rows, "abuse:ReportOut")
     for r in reversed(rows):
         click.echo(
             f"{r.id:5} {r.event_at:%Y-%m-%d %H:%M} {r.prefix:20} {r.category.value:12} "
@@ -124,9 +130,12 @@ def abuse_unattributed(holding):
 
 
 @abuse_group.command("rejected")
-def abuse_rejected():
+@json_option
+def abuse_rejected(as_json):
     """List input the intake could not read."""
     rows, _total = ingest.list_rejected(db.session)
+    if as_json:
+        return echo_json(rows, "abuse:RejectedOut")
     for r in reversed(rows):
         click.echo(
             f"{r.id:5} {r.source:10} {r.received_at:%Y-%m-%d %H:%M} {r.field or '-'}: {r.reason}"
@@ -263,10 +272,14 @@ def incident_declare(title, category, hours, case_id, description, actor):
 
 
 @incident_group.command("list")
+@json_option
 @click.option("--state", default=None)
-def incident_list(state):
+def incident_list(state, as_json):
     """List incidents with their deadlines."""
-    for i in incidents.list_incidents(db.session, state)[0]:
+    rows = incidents.list_incidents(db.session, state)[0]
+    if as_json:
+        return echo_json(rows, "abuse:IncidentOut")
+    for i in rows:
         click.echo(
             f"{i.id:5} {i.state:9} due {i.deadline:%Y-%m-%d %H:%M}Z {i.category.value:14} {i.title}"
         )

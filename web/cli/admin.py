@@ -16,8 +16,10 @@ from ipam.models import Role
 from ..extensions import db
 from .common import (
     actor_option,
+    echo_json,
     init_database,
     ipam,
+    json_option,
     start_scheduler,
     transaction,
 )
@@ -136,9 +138,13 @@ def user_role(username, role, customer, actor):
 
 
 @user_group.command("list")
-def user_list():
+@json_option
+def user_list(as_json):
     """List logins with their roles."""
-    for u in users.list_users(db.session):
+    rows = users.list_users(db.session)
+    if as_json:
+        return echo_json(rows, "users:UserOut")
+    for u in rows:
         bound = f" {u.customer.name}" if u.customer else ""
         click.echo(f"{u.username:20} {u.role.value:9}{bound}{'' if u.active else ' (disabled)'}")
 

@@ -25,8 +25,24 @@ from ipam.errors import IpamError
 from ..extensions import db
 from ..mail import deliver_queued
 
+
 # Every command hangs on this group; `ipam` (main) and `flask`'s test runner both use it.
-ipam = AppGroup("ipam", help="IP address management for the leasing agreement.")
+class IpamGroup(AppGroup):
+    """A command group that turns a refusal from ipam/ into "Error: <field>: <reason>" and
+    exit 1, for every command under it (a list with a bad filter included), never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except IpamError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    def group(self, *args, **kwargs):
+        kwargs.setdefault("cls", IpamGroup)
+        return super().group(*args, **kwargs)
+
+
+ipam = IpamGroup("ipam", help="IP address management for the leasing agreement.")
 
 
 def default_actor() -> str:
@@ -175,3 +191,20 @@ def start_scheduler():
     sched = Scheduler(db.engine, current_app.config)
     sched.start()
     return sched
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="print JSON (as the API does)")
+
+
+def echo_json(rows, schema: str) -> None:
+    """Rows as the API answers them: `schema` names its Out model ("ledger:CustomerOut"), so
+    personal data is masked the same way. The schemas load only when JSON is asked for."""
+    import importlib
+
+    from pydantic import TypeAdapter
+
+    module, _, name = schema.partition(":")
+    model = getattr(importlib.import_module(f"web.schemas.{module}"), name)
+    adapter = TypeAdapter(list[model])
+    shaped = adapter.validate_python(list(rows), from_attributes=True)
+    click.echo(adapter.dump_json(shaped, indent=2).decode())

@@ -32,8 +32,10 @@ from .common import (
     _person,
     actor_option,
     display_zone,
+    echo_json,
     format_attribution,
     ipam,
+    json_option,
     set_option,
     transaction,
 )
@@ -59,9 +61,18 @@ def pool_add(prefix, name, parent, description, actor):
 
 
 @pool_group.command("list")
-def pool_list():
+@json_option
+def pool_list(as_json):
     """List pools with their utilization."""
     with transaction() as s:
+        if as_json:
+            from web.schemas.ledger import PoolOut
+
+            rows = [
+                {**PoolOut.model_validate(p).model_dump(), "utilization": pools.utilization(s, p)}
+                for p in pools.list_pools(s)[0]
+            ]
+            return echo_json(rows, "ledger:PoolOut")
         for pool in pools.list_pools(s)[0]:
             u = pools.utilization(s, pool)
             depth = 0
@@ -135,10 +146,14 @@ def customer_update(customer, pairs, contact_list, actor):
 
 
 @customer_group.command("list")
-def customer_list():
+@json_option
+def customer_list(as_json):
     """List customers."""
     with transaction() as s:
-        for c in customers.list_customers(s)[0]:
+        rows = customers.list_customers(s)[0]
+        if as_json:
+            return echo_json(rows, "ledger:CustomerOut")
+        for c in rows:
             click.echo(f"{c.id:>4} {c.uscc} {c.status.value:<9} {c.kind.value:<10} {c.name}")
 
 
@@ -283,10 +298,14 @@ def quarantine_group():
 
 
 @quarantine_group.command("list")
-def quarantine_list():
+@json_option
+def quarantine_list(as_json):
     """List blocks in quarantine and when they come free."""
     with transaction() as s:
-        for q in reclamation.quarantined(s):
+        rows = reclamation.quarantined(s)
+        if as_json:
+            return echo_json(rows, "ledger:QuarantineOut")
+        for q in rows:
             until = q.until.astimezone(display_zone()).isoformat()
             click.echo(f"{q.id:>4} {q.prefix:<24} until {until}  {q.reason}")
 

@@ -10,7 +10,17 @@ import click
 from flask import current_app
 
 from ..extensions import db
-from .common import _pairs, actor_option, init_database, ipam, lazy, start_scheduler, transaction
+from .common import (
+    _pairs,
+    actor_option,
+    echo_json,
+    init_database,
+    ipam,
+    json_option,
+    lazy,
+    start_scheduler,
+    transaction,
+)
 
 findings = lazy("ipam.findings")
 probing = lazy("ipam.probing")
@@ -160,10 +170,13 @@ def probe_run(schedule, queue, actor):
 
 @probe_group.command("runs")
 @click.option("--schedule")
-def probe_runs(schedule):
+@json_option
+def probe_runs(schedule, as_json):
     """List recent probe runs."""
     sid = probing.get_schedule(db.session, schedule).id if schedule else None
     runs, _ = probing.list_runs(db.session, schedule_id=sid, limit=50)
+    if as_json:
+        return echo_json(runs, "probes:RunOut")
     for r in runs:
         click.echo(
             f"{r.id:5} {r.schedule.name:20} {r.trigger:8} {r.status:7} "
@@ -178,17 +191,26 @@ def finding_group():
 
 
 @finding_group.command("list")
-@click.option("--status", default="open", show_default=True)
+@click.option(
+    "--status", default="open", show_default=True, type=click.Choice(["open", "resolved", "all"])
+)
 @click.option("--kind")
 @click.option("--customer")
-def finding_list(status, kind, customer):
+@json_option
+def finding_list(status, kind, customer, as_json):
     """List what the probes found."""
     from ipam.customers import get_customer
 
     cid = get_customer(db.session, customer).id if customer else None
     rows, total = findings.list_findings(
-        db.session, status=status or None, kind=kind, customer_id=cid, limit=1000
+        db.session,
+        status=None if status == "all" else status,
+        kind=kind,
+        customer_id=cid,
+        limit=1000,
     )
+    if as_json:
+        return echo_json(rows, "probes:FindingOut")
     for f in rows:
         who = f.customer.name if f.customer else "-"
         click.echo(f"{f.id:5} {f.kind.value:20} {f.prefix:22} x{f.count:<4} {who}  {f.summary}")
