@@ -136,6 +136,28 @@ def instant(value, field: str) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
+def local_instant(value, field: str, zone: str) -> datetime | None:
+    """An instant typed by a person: ISO 8601 with an offset, or a local time in `zone`
+    ("2026-01-01 08:00", "2026-01-01T08:00:30", or a date alone for its midnight).
+
+    For forms only: the API and files keep refusing a time without a zone.
+    """
+    if value is None or str(value).strip() == "":
+        return None
+    raw = " ".join(str(value).split())
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)
+    except ValueError:
+        raise ValidationError(
+            f"{raw!r} is not a time: write 2026-01-01 08:00 (local) or an ISO 8601 instant", field
+        ) from None
+    if parsed.tzinfo is None:
+        from zoneinfo import ZoneInfo
+
+        parsed = parsed.replace(tzinfo=ZoneInfo(zone))
+    return parsed.astimezone(UTC)
+
+
 def person_list(items, field: str, *, need_id: bool = False) -> list[dict]:
     """Validate a list of people {name, role?, phone?, email?, id_number?}."""
     if items is None:

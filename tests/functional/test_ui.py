@@ -456,3 +456,23 @@ def test_the_customer_page_lists_its_allocations_a_page_at_a_time(engineer, worl
     second = engineer.get(nxt)
     assert second.status_code == 200 and "第 2 至 2 行" in second.get_data(as_text=True)
     assert engineer.get(f"/customers/{world['a']}?limit=0").status_code == 422
+
+
+def test_the_attribution_page_takes_local_time_and_links_in_it(engineer, world):
+    from urllib.parse import unquote
+
+    def answer(at):
+        page = engineer.get(f"/attribution?address=198.18.7.9&at={at}")
+        return page.status_code, page.get_data(as_text=True)
+
+    code, local = answer("2026-01-01 08:00")  # Beijing time, as the label says
+    assert code == 200
+    _, utc = answer("2026-01-01T00:00:00Z")
+    holder = re.search(r'id="attribution-sublessee">([^<]+)', utc)
+    assert holder and holder.group(1) in local
+    link = re.search(r'id="permalink" href="([^"]+)"', local).group(1)
+    assert unquote(link).endswith("at=2026-01-01T08:00:00+08:00")  # in the local zone
+    for typed in ("2026-01-01T08:00", "2026-01-01", "2026-01-01 08:00:30"):
+        assert answer(typed)[0] == 200, typed
+    code, page = answer("yesterday")
+    assert code == 422 and 'data-field="at"' in page

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from flask import (
+    current_app,
     render_template,
     request,
 )
 
 from ipam.errors import IpamError
+from ipam.validation import local_instant
 
 from ..access import (
     OWN,
@@ -22,13 +26,14 @@ def attribution_page():
     at = request.args.get("at", "").strip()
     result, error = None, None
     if address:
-        try:
-            at_value = at or None
-            if at and len(at) == 16 and "T" in at:  # from <input type=datetime-local>: Beijing time
-                at_value = at + ":00+08:00"
+        try:  # a person types local time (the configured zone) or an ISO instant
+            at_value = local_instant(at, "at", current_app.config["IPAM_TIMEZONE"])
             result = attribute(address, at_value, False, None)
         except IpamError as exc:
             error = exc
+    zone = ZoneInfo(current_app.config["IPAM_TIMEZONE"])
+    permalink_at = result.at.astimezone(zone).isoformat(timespec="seconds") if result else None
     return render_template(
-        "attribution.html", address=address, at=at, result=result, errors=form_errors(error)
-    ), (error.status if error else 200)
+        "attribution.html", address=address, at=at, result=result, errors=form_errors(error),
+        permalink_at=permalink_at,
+    ), (error.status if error else 200)  # fmt: skip
