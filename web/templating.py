@@ -46,7 +46,20 @@ def localtime(value) -> str:
     return str(value)
 
 
+def size(value: int, prefix: str) -> str:
+    """A count of addresses as people read it: IPv4 with separators, IPv6 in /64s (a
+    30-digit number says nothing), e.g. "4,096 × /64"."""
+    value = int(value or 0)
+    if ":" not in str(prefix):
+        return f"{value:,}"
+    sixty_fours, rest = divmod(value, 1 << 64)
+    if not sixty_fours:
+        return f"{rest:,}"
+    return f"{sixty_fours:,} × /64" + (f" + {rest:,}" if rest else "")
+
+
 def register(app: Flask) -> None:
+    app.jinja_env.filters["size"] = size
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["label"] = label
     app.jinja_env.filters["address"] = lambda value, family: str(

@@ -476,3 +476,14 @@ def test_the_attribution_page_takes_local_time_and_links_in_it(engineer, world):
         assert answer(typed)[0] == 200, typed
     code, page = answer("yesterday")
     assert code == 422 and 'data-field="at"' in page
+
+
+def test_the_dashboard_shows_ipv6_in_64s_and_child_pools_apart(engineer, world):
+    from web.templating import size
+
+    assert size(1 << 96, "2001:db8::/32") == "4,294,967,296 × /64"
+    assert size((3 << 64) + 5, "2001:db8::/48") == "3 × /64 + 5"
+    assert size(65536, "198.18.0.0/16") == "65,536"
+    page = engineer.get("/").get_data(as_text=True)
+    assert "× /64" in page  # the demo's IPv6 pool, not a 30-digit number
+    assert not re.search(r"<td>\d{20,}</td>", page)
