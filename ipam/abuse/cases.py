@@ -84,6 +84,19 @@ def _event(session, case, actor, action, before, after, comment="", at=None) -> 
     )
 
 
+def allowed_actions(case: AbuseCase) -> list[str]:
+    """What staff may do to the case in its state: the transitions TRANSITIONS allows, the
+    notification mail while notifying is allowed, a sanction until it is resolved. The page
+    offers these only, so no button leads to a refusal."""
+    state = str(case.state)
+    out = [name for name, (allowed, _target) in TRANSITIONS.items() if state in allowed]
+    if "notify" in out:
+        out.insert(0, "mail")
+    if state != "resolved":
+        out.append("sanction")
+    return out
+
+
 def transition(
     session: Session, ref, action: str, *, actor: str, comment: str = "", at: datetime | None = None
 ) -> AbuseCase:

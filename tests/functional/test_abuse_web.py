@@ -244,3 +244,24 @@ def test_a_shadowserver_report_posted_as_csv_is_read_as_one(engineer, world):
                      headers={"Content-Type": "text/csv"})  # fmt: skip
     assert r.status_code in (200, 201), r.get_data(as_text=True)
     assert [x["prefix"] for x in r.get_json()["reports"]] == ["198.18.7.9"]
+
+
+def test_the_case_page_offers_only_what_the_state_allows(engineer, world, engine):
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from ipam.abuse import cases
+    from ipam.models import AbuseCase
+
+    with Session(engine) as s:
+        by_state = {c.state.value if hasattr(c.state, "value") else c.state: c.id
+                    for c in s.scalars(select(AbuseCase))}  # fmt: skip
+    for state, case_id in by_state.items():
+        page = engineer.get(f"/abuse/cases/{case_id}").get_data(as_text=True)
+        with Session(engine) as s:
+            allowed = cases.allowed_actions(s.get(AbuseCase, case_id))
+        for action in ("mail", "notify", "acknowledge", "escalate", "resolve", "sanction"):
+            shown = f'id="action-{action}"' in page
+            assert shown == (action in allowed), (state, action, allowed)
+    assert "notify" not in cases.allowed_actions(AbuseCase(state="notified"))
+    assert cases.allowed_actions(AbuseCase(state="resolved")) == []

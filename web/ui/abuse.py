@@ -58,6 +58,7 @@ def _case_page(case: AbuseCase, error: IpamError | None = None):
         events=events,
         sanctions=sanctions,
         incidents=incident_rows,
+        actions=cases.allowed_actions(case),
         categories=list(AbuseCategory),
         errors=form_errors(error),
         form=request.form,
