@@ -98,7 +98,7 @@ def _holder_conflict(session: Session, block: Block, at: datetime) -> str | None
     return None
 
 
-def _usable_customer(session: Session, customer) -> Customer:
+def usable_customer(session: Session, customer) -> Customer:
     customer = get_customer(session, customer)
     if customer.status != CustomerStatus.ACTIVE:
         raise StateConflict(
@@ -119,7 +119,7 @@ def _pool_and_customer(session: Session, pool, customer) -> tuple[Pool, Customer
         ).first()
         if row is not None:
             pool, customer = row
-    return get_pool(session, pool), _usable_customer(session, customer)
+    return get_pool(session, pool), usable_customer(session, customer)
 
 
 def allocate(

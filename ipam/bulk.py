@@ -44,8 +44,13 @@ from sqlalchemy.orm import Session, scoped_session
 
 from . import audit, freespace
 from .addresses import Block, check_prefixlen, from_bytes, parse_block, range_to_blocks, to_bytes
-from .allocation import allocate, effective_time, end_allocation, record_length
-from .customers import get_customer
+from .allocation import (
+    allocate,
+    effective_time,
+    end_allocation,
+    record_length,
+    usable_customer,
+)
 from .db import (
     insert_plain,
     insert_stored,
@@ -59,7 +64,6 @@ from .errors import AddressConflict, IpamError, StateConflict, ValidationError
 from .models import (
     AbuseCase,
     Allocation,
-    CustomerStatus,
     ImportBatch,
     ImportStatus,
     Pool,
@@ -144,32 +148,23 @@ class _Refs:
         return self.spaces[pool.id]
 
     def pool(self, ref: str) -> Pool:
-        if ref not in self.pools:
-            try:
-                self.pools[ref] = get_pool(self.session, ref)
-            except IpamError as exc:
-                self.pools[ref] = exc
-        found = self.pools[ref]
-        if isinstance(found, IpamError):
-            raise found
-        return found
+        return self._once(self.pools, ref, lambda: get_pool(self.session, ref))
 
     def customer(self, ref: str) -> int:
-        if ref not in self.customers:
+        """An active customer's id, as allocate() would accept it."""
+        return self._once(self.customers, ref, lambda: usable_customer(self.session, ref).id)
+
+    @staticmethod
+    def _once(cache: dict, ref: str, lookup):
+        """The answer for `ref`, found once; a refusal is remembered and raised again."""
+        if ref not in cache:
             try:
-                c = get_customer(self.session, ref)
-                if c.status != CustomerStatus.ACTIVE:
-                    raise StateConflict(
-                        f"{c.name} is {c.status.value}; only active customers receive addresses",
-                        "customer",
-                    )
-                self.customers[ref] = c.id
+                cache[ref] = lookup()
             except IpamError as exc:
-                self.customers[ref] = exc
-        found = self.customers[ref]
-        if isinstance(found, IpamError):
-            raise found
-        return found
+                cache[ref] = exc
+        if isinstance(cache[ref], IpamError):
+            raise cache[ref]
+        return cache[ref]
 
 
 def _parse(refs: _Refs, line: int, row: dict, now: datetime) -> Row:
@@ -378,6 +373,7 @@ def import_allocations(
 
 def _import(session, stream, actor, chunk_done, skip_errors, file_name, chunk, progress):
     rows, report, data = check(session, stream)
+    chunk_done()  # the check's read transaction ends; writing begins in one of its own
     if report.errors and not skip_errors:
         return report
     lock_named(session, "ipam.import")  # one import at a time (SQLite: its write lock)

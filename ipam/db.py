@@ -152,11 +152,11 @@ def reset_reading(token) -> None:
 
 @contextmanager
 def reading(session: Session) -> Iterator[Session]:
-    """A transaction of reads only, that never makes writers wait, ended when the block ends.
+    """Begin a transaction of reads only, that never makes writers wait.
 
     Why: long checks before a bulk write (an import's whole file) must not hold
     SQLite's write lock; PostgreSQL readers never block writers anyway. Nothing
-    may be written inside; the transaction is rolled back at the end.
+    may be written in it; the caller ends it (its chunk_done) before writing.
     """
     if isinstance(session, scoped_session):  # Flask-SQLAlchemy's proxy: its real session
         session = session()
@@ -167,7 +167,6 @@ def reading(session: Session) -> Iterator[Session]:
         yield session
     finally:
         _READING.reset(token)
-        session.rollback()
 
 
 @contextmanager

@@ -152,6 +152,15 @@ def _other_admins(session: Session, user: User) -> int:
     )
 
 
+def _end_everything(session: Session, user: User) -> None:
+    """Every session and token of the user ends: nothing issued before keeps working."""
+    end_sessions(session, user)
+    now = utcnow()
+    for token in tokens_of(session, user):
+        if token.revoked_at is None:
+            token.revoked_at = now
+
+
 def set_active(session: Session, user, active: bool, *, actor: str) -> User:
     """Disable or re-enable a login. Disabling ends its sessions and revokes its tokens,
     so re-enabling brings neither back: the user logs in again and gets new tokens."""
@@ -160,11 +169,7 @@ def set_active(session: Session, user, active: bool, *, actor: str) -> User:
         raise StateConflict("is the last active admin: nobody could manage users", "active")
     user.active = bool(active)
     if not user.active:
-        end_sessions(session, user)
-        now = utcnow()
-        for token in tokens_of(session, user):
-            if token.revoked_at is None:
-                token.revoked_at = now
+        _end_everything(session, user)
     session.flush()
     audit.record(session, actor, "user.active", user, {"active": user.active})
     return user
@@ -182,11 +187,7 @@ def set_role(session: Session, user, role, *, customer=None, actor: str) -> User
             raise StateConflict("is the last active admin: nobody could manage users", "role")
     before = {"role": user.role.value, "customer_id": user.customer_id}
     user.role, user.customer_id = role, customer_id
-    end_sessions(session, user)
-    now = utcnow()
-    for token in tokens_of(session, user):
-        if token.revoked_at is None:
-            token.revoked_at = now
+    _end_everything(session, user)
     session.flush()
     audit.record(
         session, actor, "user.role", user,
