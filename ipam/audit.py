@@ -489,3 +489,24 @@ def checkpoints_from(config) -> Checkpoints:
                 fh.write(os.urandom(32).hex())
         key = path.read_text().strip()
     return Checkpoints(config["IPAM_AUDIT_CHECKPOINTS"], key)
+
+
+def head(session: Session) -> tuple[int, str]:
+    """The chain's head now: (entries, last hash). Issued reports and certificates carry it."""
+    row = session.execute(
+        select(AuditHead.seq, AuditHead.last_hash).where(AuditHead.id == 1)
+    ).one_or_none()
+    return (row.seq, row.last_hash) if row else (0, GENESIS)
+
+
+def anchor_problem(session: Session, seq: int, digest: str) -> str | None:
+    """Why the log does not hold the head (seq, digest) a report or certificate carried out,
+    or None when it does (a later rewrite of log and head together is caught here)."""
+    if seq == 0:
+        return None if digest == GENESIS else "the anchor's hash is not the empty chain's"
+    found = session.execute(select(AuditLog.hash).where(AuditLog.seq == seq)).scalar_one_or_none()
+    if found is None:
+        return f"the log has no entry {seq}: entries were removed after the anchor was issued"
+    if found != digest:
+        return f"entry {seq} differs from the anchor: the log was rewritten after it was issued"
+    return None

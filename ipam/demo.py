@@ -21,6 +21,7 @@ from . import (
     pools,
     probing,
     reclamation,
+    sites,
     users,
 )
 from .models import AbuseCase, Pool
@@ -313,6 +314,7 @@ def seed(session: Session, *, actor: str = "demo", echo=print, abuse: bool = Tru
         at=_t("2026-06-10T02:00:00"),
     )
 
+    _sites(session, actor, xinghe, qingmu, liming)
     reclamation.customer_exit(
         session,
         yuanhang,
@@ -369,10 +371,62 @@ def seed(session: Session, *, actor: str = "demo", echo=print, abuse: bool = Tru
     if abuse:
         _abuse(session, actor)
     echo(
-        "demo seeded: 5 pools, 4 customers, 2 sublessees, 5 users, 3 probe schedules, "
-        "4 abuse cases, 1 incident, history since 2025-03"
+        "demo seeded: 5 pools, 4 customers, 2 sublessees, 4 sites, 5 users, "
+        "3 probe schedules, 4 abuse cases, 1 incident, history since 2025-03"
     )
     return True
+
+
+def _sites(session: Session, actor: str, xinghe, qingmu, liming) -> None:
+    """The sites register (clauses 2-4, 6): two in order, two that raise findings."""
+    sites.add_site(
+        session,
+        xinghe,
+        {
+            "name": "星河云主机官网", "domain": "xinghe.example",
+            "urls": ["https://www.xinghe.example/"], "icp_number": "沪ICP备20012345号-1",
+            "category": "ecommerce", "addresses": ["198.19.0.10"],
+            "admin_accounts": [{"account": "admin@xinghe.example", "name": "陈静",
+                                "phone": "+8613912341234"}],
+        },
+        actor=actor,
+        at=_t("2025-04-10T02:00:00"),
+    )  # fmt: skip
+    sites.add_site(
+        session,
+        xinghe,
+        {
+            "name": "李明的博客", "domain": "liming-blog.example",
+            "urls": ["https://liming-blog.example/"], "icp_number": "沪ICP备2026000001号",
+            "category": "general", "interactive": "blog", "addresses": ["198.18.7.9"],
+            "sublessee_id": liming.id,
+            "admin_accounts": [{"account": "liming", "name": "李明", "phone": "13712349999"}],
+        },
+        actor=actor,
+        at=_t("2026-06-02T00:00:00"),
+    )  # fmt: skip
+    sites.add_site(
+        session,
+        xinghe,
+        {
+            "name": "星河社区论坛", "domain": "bbs.xinghe.example", "category": "general",
+            "interactive": "forum", "addresses": ["198.19.0.10"],
+            "admin_accounts": [{"account": "moderator"}],
+        },
+        actor=actor,
+        at=_t("2026-09-01T02:00:00"),
+    )  # fmt: skip
+    sites.add_site(
+        session,
+        qingmu,
+        {
+            "name": "青木在线课堂", "domain": "class.qingmu.example",
+            "icp_number": "浙ICP备2026012345号-1", "category": "education",
+            "addresses": ["198.19.4.1"],
+        },
+        actor=actor,
+        at=_t("2026-06-01T02:00:00"),
+    )  # fmt: skip
 
 
 DEMO_COMPLAINTS = """address,time,category,description,reporter

@@ -614,6 +614,10 @@ class FindingKind(enum.StrEnum):
     PTR_UNREGISTERED = "ptr_unregistered"
     PTR_MISMATCH = "ptr_mismatch"
     BLOCKLISTED = "blocklisted"
+    # Raised by the sites register (ipam/sites.py), not by probes: clauses 2, 3 and 4.
+    SITE_NO_ICP = "site_no_icp"
+    SITE_NO_APPROVAL = "site_no_approval"
+    SITE_INTERACTIVE_SHARED = "site_interactive_shared"
 
 
 class Finding(AddressMixin, Base):
@@ -925,3 +929,68 @@ class IncidentEvidence(Base):
     frozen_by: Mapped[str] = mapped_column(String(200))
 
     __table_args__ = (UniqueConstraint("incident_id", "sha256", name="uq_incident_evidence_once"),)
+
+
+class Site(Base):
+    """An internet information service a customer or its sublessee runs (clauses 2, 3, 4, 6).
+
+    Edits append a SiteRevision (the clause 6 report reads the one in force at
+    its instant); closing a site sets `valid_to`, the row stays.
+    """
+
+    __tablename__ = "site"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
+    sublessee_id: Mapped[int | None] = mapped_column(ForeignKey("sublessee.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    domain: Mapped[str] = mapped_column(String(253), index=True)
+    urls: Mapped[list] = mapped_column(JSON, default=list)
+    icp_number: Mapped[str | None] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(32))  # ipam.sites.CATEGORIES
+    approval_ref: Mapped[str | None] = mapped_column(String(200))
+    interactive: Mapped[str | None] = mapped_column(String(16))  # forum | bbs | blog | chat
+    admin_accounts: Mapped[list] = mapped_column(JSON, default=list)
+    addresses: Mapped[list] = mapped_column(JSON, default=list)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    customer: Mapped[Customer] = relationship()
+    sublessee: Mapped[Sublessee | None] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("valid_to IS NULL OR valid_to >= valid_from", name="interval"),
+    )
+
+
+class SiteRevision(Base):
+    __tablename__ = "site_revision"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    snapshot: Mapped[dict] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_site_revision_site_recorded", "site_id", "recorded_at"),)
+
+
+class IssuedReport(Base):
+    """A report or certificate as it went out: its bytes, what was asked, who, when, and the
+    audit chain's head at issue (the anchor). Never edited; downloading it again gives the
+    same bytes, whose SHA-256 is in the audit log."""
+
+    __tablename__ = "issued_report"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), index=True)  # a report's name | certificate
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    format: Mapped[str] = mapped_column(String(8))
+    language: Mapped[str] = mapped_column(String(8))
+    file_name: Mapped[str] = mapped_column(String(255))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    sha256: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)
+    issued_by: Mapped[str] = mapped_column(String(200))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    anchor_seq: Mapped[int] = mapped_column(Integer)
+    anchor_hash: Mapped[str] = mapped_column(String(64))

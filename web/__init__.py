@@ -121,6 +121,12 @@ def load_config(app: Flask, config: dict | None) -> None:
         or str(Path(app.instance_path) / "audit-checkpoints.jsonl"),
         IPAM_AUDIT_KEY=env("IPAM_AUDIT_KEY", ""),
         IPAM_AUDIT_KEY_FILE=str(Path(app.instance_path) / "audit_key"),
+        # Certificates: Ed25519 keys in this folder (ipam keys init), or IPAM_SIGNING_KEY.
+        IPAM_KEYS_DIR=env("IPAM_KEYS_DIR") or str(Path(app.instance_path) / "keys"),
+        IPAM_SIGNING_KEY=env("IPAM_SIGNING_KEY", ""),
+        IPAM_PROVIDER_NAME=env("IPAM_PROVIDER_NAME", "ipam"),
+        IPAM_STANDING_REPORT_FORMAT=env("IPAM_STANDING_REPORT_FORMAT", "xlsx"),
+        IPAM_STANDING_REPORT_LANGUAGE=env("IPAM_STANDING_REPORT_LANGUAGE", "zh"),
         IPAM_AUDIT_CHECKPOINT_SECONDS=int(env("IPAM_AUDIT_CHECKPOINT_SECONDS", "300")),
         # Probe observations and complaint evidence: kept this long (never below 6), then purged.
         IPAM_RETENTION_MONTHS=env("IPAM_RETENTION_MONTHS", "6"),

@@ -22,7 +22,9 @@ from ipam.models import (
     Allocation,
     ApiToken,
     ChangeRequest,
+    IssuedReport,
     Role,
+    Site,
     Sublease,
     Sublessee,
 )
@@ -48,8 +50,20 @@ RULES: dict[str, frozenset | None] = {
     "auth.logout": ANY,
 }
 
-# Posts that change no ledger data (only the caller's own login), allowed to auditors.
-NOT_WRITES = frozenset({"auth.logout", "ui.account"})
+# Posts that change no ledger data (the caller's own login; issuing a report or a certificate
+# only records what was handed out, checking a certificate records nothing), allowed to auditors.
+NOT_WRITES = frozenset(
+    {
+        "auth.logout",
+        "ui.account",
+        "api.report_issue",
+        "api.certificate_issue",
+        "api.certificate_verify",
+        "ui.report_issue",
+        "ui.certificate_issue",
+        "ui.certificate_verify",
+    }
+)
 
 
 def _owner(model, column):
@@ -71,6 +85,8 @@ OWNER_OF = {
     ).scalar(),
     "request_id": _owner(ChangeRequest, ChangeRequest.customer_id),
     "case_id": _owner(AbuseCase, AbuseCase.customer_id),
+    "site_id": _owner(Site, Site.customer_id),
+    "issued_id": _owner(IssuedReport, IssuedReport.customer_id),
 }
 
 

@@ -110,6 +110,18 @@ JOBS: dict[str, Job] = {
             lambda config: 86400,
         ),
         Job(
+            "standing_reports",
+            "Issue the standing reports of the month before (once a month; the run is daily)",
+            "ipam.jobs.tasks:standing_reports",
+            _seconds("IPAM_STANDING_REPORT_SECONDS", 86400),
+        ),
+        Job(
+            "check_sites",
+            "Re-check the sites register's rules (clauses 2-4) against today's holdings",
+            "ipam.jobs.tasks:check_sites",
+            lambda config: 86400,
+        ),
+        Job(
             "prune_job_runs",
             "Forget job runs older than IPAM_JOB_RUN_DAYS (default 90)",
             "ipam.jobs.tasks:prune_job_runs",

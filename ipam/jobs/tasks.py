@@ -87,3 +87,16 @@ def purge_expired(session: Session, config: Mapping, *, run_by: str = "scheduler
         batch=int(config.get("IPAM_RETENTION_BATCH") or retention.BATCH),
         chunk_done=chunk_done(session),
     )
+
+
+def standing_reports(session: Session, config: Mapping, **_) -> dict:
+    from ..reports import issued
+
+    done = issued.issue_standing(session, config)
+    return {"issued": [r.id for r in done]}
+
+
+def check_sites(session: Session, config: Mapping, **_) -> dict:
+    from .. import sites
+
+    return sites.check_sites(session, actor="scheduler")

@@ -21,5 +21,6 @@ from . import (  # noqa: E402,F401  (each module registers its endpoints on `api
     pools,
     probes,
     quarantine,
+    reports,
     users,
 )

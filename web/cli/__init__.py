@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask.cli import ScriptInfo
 
-from . import abuse, admin, ledger, probes  # noqa: F401  (each adds its commands to `ipam`)
+from . import abuse, admin, ledger, probes, reports  # noqa: F401  (each adds its commands to `ipam`)
 from .common import format_attribution, init_database, ipam
 
 __all__ = ["format_attribution", "init_database", "main", "register"]

@@ -351,11 +351,26 @@ def audit_group():
 
 
 @audit_group.command("verify")
-def audit_verify():
+@click.option(
+    "--anchor",
+    "anchor_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="an issued report or certificate: the log must still hold the head it carries",
+)
+def audit_verify(anchor_file):
     """Check the audit log's hash chain and its latest checkpoint; exit 1 if broken."""
     checkpoints = audit.checkpoints_from(current_app.config)
     with transaction() as s:
         result = audit.verify(s, checkpoints=checkpoints)
+        if anchor_file is not None and result.ok:
+            from ipam.reports.anchors import anchor_of
+
+            seq, digest, where = anchor_of(anchor_file.read_bytes(), s)
+            problem = audit.anchor_problem(s, seq, digest)
+            if problem:
+                click.echo(f"audit log BROKEN against {anchor_file}: {problem}", err=True)
+                sys.exit(1)
+            click.echo(f"anchor of {anchor_file} ({where}): entry {seq} {digest} is in the log")
     if result.ok:
         point = checkpoints.latest()
         since = f"; agrees with the checkpoint of {point.at}" if point else "; no checkpoint yet"

@@ -18,5 +18,6 @@ from . import (  # noqa: E402,F401  (each module registers its pages on `ui`)
     leasing,
     pools,
     probes,
+    reports,
     users,
 )

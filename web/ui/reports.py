@@ -1,0 +1,203 @@
+"""Reports, certificates and the sites register in the UI (clauses 2-6, 19; the auditor's desk)."""
+
+from __future__ import annotations
+
+import json
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+
+from ipam import customers, sites
+from ipam.errors import IpamError
+from ipam.listing import Window
+from ipam.reports import files, issued, visible
+
+from .. import reporting
+from ..access import OWN, OWN_WRITE, READERS, actor, customer_scope, load, scope
+from ..extensions import db
+from .helpers import act, attempt, form_errors, view
+
+
+def _lang() -> str:
+    return "zh" if str(get_locale()).startswith("zh") else "en"
+
+
+@view("/reports", access=OWN)
+def reports_page():
+    rows, total = issued.list_issued(db.session, scope(), Window(30, 0))
+    return render_template(
+        "reports.html", reports=visible(scope()), issued=rows, total=total, lang=_lang()
+    )
+
+
+@view("/reports/<name>", access=OWN)
+def report_page(name):
+    args = request.args
+    lang = args.get("lang") or _lang()
+    fmt = args.get("format")
+    error = None
+    report = params = None
+    preview, more = [], False
+    try:
+        report, params = reporting.prepare(name, args)
+        if fmt:
+            return reporting.draft(report, params, fmt, lang)
+        preview, more = reporting.preview(report, params)
+    except IpamError as exc:
+        error = exc
+        if report is None and exc.field == "report":
+            raise
+    zone = files.ZoneInfo(params.zone) if params else None
+    table = []
+    if report is not None and params is not None:
+        table = [
+            [files.cell(c, v, lang, zone) for c, v in zip(report.columns, row, strict=True)]
+            for row in preview
+        ]
+    from ipam.reports import get_report
+
+    report = report or get_report(name)
+    return render_template(
+        "report.html", report=report, params=params, args=args, rows=table, more=more,
+        headings=files.headings(report, lang, files.ZoneInfo(current_app.config["IPAM_TIMEZONE"])),
+        errors=form_errors(error), lang=lang, customers=_customers(),
+    ), (error.status if error else 200)  # fmt: skip
+
+
+def _customers():
+    if customer_scope() is not None:
+        return []
+    rows, _ = customers.list_customers(db.session, customers.CustomerFilter(order="name"))
+    return rows
+
+
+@view("/reports/<name>/issue", access=READERS, methods=("POST",))
+def report_issue(name):
+    form = request.form
+    try:
+        record = reporting.issue(
+            name, form, form.get("format", "pdf"), form.get("lang") or _lang(),
+            reveal=form.get("reveal") == "on", reason=form.get("reason"),
+        )  # fmt: skip
+    except IpamError as exc:
+        flash(f"{exc.field}: {exc.message}" if exc.field else exc.message, "error")
+        return redirect(url_for("ui.report_page", name=name, **_kept(form)))
+    flash(_("Report %(id)s issued: %(file)s", id=record.id, file=record.file_name))
+    return redirect(url_for("ui.reports_page", issued=record.id))
+
+
+def _kept(form) -> dict:
+    keys = ("from", "to", "at", "customer", "pool", "deadline", "actor", "object", "action")
+    return {k: form[k] for k in keys if form.get(k)}
+
+
+@view("/issued/<int:issued_id>", access=OWN)
+def issued_download(issued_id):
+    return reporting.issued_file(issued_id)
+
+
+@view("/certificates", access=OWN)
+def certificates_page():
+    rows, total = issued.list_issued(db.session, scope(), Window(20, 0), name="certificate")
+    return render_template(
+        "certificates.html", issued=rows, form=request.args, errors={}, verdict=None
+    )
+
+
+@view("/certificates/issue", access=OWN, methods=("POST",))
+def certificate_issue():
+    form = request.form
+    try:
+        record, pdf = reporting.certify(
+            form.get("address", ""), _instant(form.get("at")), form.get("lang") or _lang(),
+            reveal=form.get("reveal") == "on", reason=form.get("reason"),
+        )  # fmt: skip
+    except IpamError as exc:
+        rows, _total = issued.list_issued(db.session, scope(), Window(20, 0), name="certificate")
+        return render_template(
+            "certificates.html", issued=rows, form=form, errors=form_errors(exc), verdict=None
+        ), exc.status
+    flash(_("Certificate %(id)s issued", id=record.id))
+    return render_template(
+        "certificate_issued.html", record=record, pdf=pdf, body=json.loads(record.content)
+    )
+
+
+def _instant(value):
+    from ipam.validation import local_instant
+
+    return local_instant(value, "at", current_app.config["IPAM_TIMEZONE"])
+
+
+@view("/certificates/verify", access=OWN, methods=("POST",))
+def certificate_verify():
+    upload = request.files.get("file")
+    data = upload.read() if upload else b""
+    rows, _total = issued.list_issued(db.session, scope(), Window(20, 0), name="certificate")
+    if not data:
+        errors = {"file": _("Choose the certificate file (JSON or PDF).")}
+        return render_template(
+            "certificates.html", issued=rows, form={}, errors=errors, verdict=None
+        ), 422
+    verdict = reporting.verify_upload(data)
+    return render_template(
+        "certificates.html", issued=rows, form={}, errors={}, verdict=verdict
+    ), (200 if verdict.ok else 422)
+
+
+@view("/sites", access=OWN)
+def sites_page():
+    ref = request.args.get("customer")
+    customer_id = customer_scope()
+    if customer_id is None and ref:
+        customer_id = load("customer", ref).id
+    rows, total = sites.list_sites(
+        db.session, sites.SiteFilter(customer_id=customer_id), scope()
+    )
+    return render_template("sites.html", sites=rows, total=total, customers=_customers())
+
+
+def site_form(form) -> dict:
+    data = {
+        "name": form.get("name", ""),
+        "domain": form.get("domain", ""),
+        "urls": form.get("urls", ""),
+        "icp_number": form.get("icp_number", ""),
+        "category": form.get("category", "general"),
+        "approval_ref": form.get("approval_ref", ""),
+        "interactive": form.get("interactive", ""),
+        "addresses": form.get("addresses", ""),
+        "sublessee_id": form.get("sublessee_id", ""),
+    }
+    accounts = [a.strip() for a in form.get("admin_accounts", "").splitlines() if a.strip()]
+    data["admin_accounts"] = [{"account": a} for a in accounts]
+    return data
+
+
+@view("/sites/new", access=OWN_WRITE, methods=("GET", "POST"))
+def site_new():
+    errors = {}
+    if request.method == "POST":
+        customer = load("customer", request.form.get("customer") or customer_scope() or "")
+        response, error = attempt(
+            lambda s: sites.add_site(s, customer, site_form(request.form), actor=actor()),
+            _("Site registered"),
+            url_for("ui.sites_page", customer=customer.id),
+        )
+        if error is None:
+            return response
+        errors = form_errors(error)
+    return render_template(
+        "site_new.html", form=request.form, errors=errors, customers=_customers(),
+        categories=sites.CATEGORIES, interactive=sites.INTERACTIVE,
+    ), (422 if errors else 200)  # fmt: skip
+
+
+@view("/sites/<int:site_id>/close", access=OWN_WRITE, methods=("POST",))
+def site_close(site_id):
+    return act(
+        lambda s: sites.close_site(s, site_id, request.form.get("reason"), actor=actor()),
+        _("Site closed"),
+        url_for("ui.sites_page"),
+    )
