@@ -182,15 +182,26 @@ def _sign(keyring: Keyring, body: dict) -> dict:
     return {"alg": "Ed25519", "key_id": kid, "value": value}
 
 
-def issue(session: Session, address, at, *, actor: str, keyring: Keyring, issuer: str,
-          scope: Scope = EVERYONE, reason=None) -> tuple[IssuedReport, bytes]:  # fmt: skip
+def issue(
+    session: Session,
+    address,
+    at,
+    *,
+    actor: str,
+    keyring: Keyring,
+    issuer: str,
+    scope: Scope = EVERYONE,
+    reason=None,
+) -> tuple[IssuedReport, bytes]:
     """Sign who held `address` at `at`; keep the JSON and record its hash in the audit chain.
 
     An address outside the provider's space gets no certificate; a customer user gets
     certificates for its own holdings only."""
     answer = attribution(session, address, at)
     if answer.status == "unmanaged":
-        raise ValidationError("lies outside the provider's address space: no certificate", "address")
+        raise ValidationError(
+            "lies outside the provider's address space: no certificate", "address"
+        )
     if scope.customer_id is not None:
         if reason:
             raise ValidationError("customer users cannot reveal personal data", "reveal")
@@ -203,11 +214,21 @@ def issue(session: Session, address, at, *, actor: str, keyring: Keyring, issuer
     anchor = audit.head(session)
     now = utcnow()
     record = IssuedReport(
-        name="certificate", params={"address": answer.address, "at": answer.at.isoformat()},
-        format="json", language="zh", file_name="", content=b"", size=0, rows=1, sha256="",
-        customer_id=(answer.customer or {}).get("id"), issued_by=actor, issued_at=now,
-        anchor_seq=anchor[0], anchor_hash=anchor[1],
-    )  # fmt: skip
+        name="certificate",
+        params={"address": answer.address, "at": answer.at.isoformat()},
+        format="json",
+        language="zh",
+        file_name="",
+        content=b"",
+        size=0,
+        rows=1,
+        sha256="",
+        customer_id=(answer.customer or {}).get("id"),
+        issued_by=actor,
+        issued_at=now,
+        anchor_seq=anchor[0],
+        anchor_hash=anchor[1],
+    )
     session.add(record)
     session.flush()
     body = {
@@ -229,11 +250,19 @@ def issue(session: Session, address, at, *, actor: str, keyring: Keyring, issuer
     record.file_name = f"certificate-{record.id}.json"
     session.flush()
     audit.record(
-        session, actor, "certificate.issue", record,
-        {"address": answer.address, "at": answer.at, "sha256": record.sha256,
-         "key_id": body_key(content), "anchor": body["anchor"],
-         **({"reveal_reason": why} if why else {})},
-    )  # fmt: skip
+        session,
+        actor,
+        "certificate.issue",
+        record,
+        {
+            "address": answer.address,
+            "at": answer.at,
+            "sha256": record.sha256,
+            "key_id": body_key(content),
+            "anchor": body["anchor"],
+            **({"reveal_reason": why} if why else {}),
+        },
+    )
     return record, content
 
 
@@ -265,7 +294,9 @@ def from_pdf(data: bytes) -> bytes:
     return found[0]
 
 
-def verify(data: bytes, keyring: Keyring, *, extra_key=None, session: Session | None = None) -> Verdict:
+def verify(
+    data: bytes, keyring: Keyring, *, extra_key=None, session: Session | None = None
+) -> Verdict:
     """Check a certificate (JSON or PDF): form, key, signature, and with a database, that its
     anchor is still in the audit log and that this ledger issued exactly these bytes."""
     v = Verdict(ok=False)
@@ -313,7 +344,11 @@ def verify(data: bytes, keyring: Keyring, *, extra_key=None, session: Session | 
             v.problems.append(problem)
         else:
             v.checks.append(f"audit anchor: entry {anchor['seq']} is in the log")
-        record = session.get(IssuedReport, body.get("serial")) if isinstance(body.get("serial"), int) else None
+        record = (
+            session.get(IssuedReport, body.get("serial"))
+            if isinstance(body.get("serial"), int)
+            else None
+        )
         digest = hashlib.sha256(data).hexdigest()
         json_digest = hashlib.sha256(raw).hexdigest()
         if record is None or record.name != "certificate":
@@ -333,68 +368,115 @@ def _pdf_issued(session: Session, serial: int, digest: str) -> bool:
 
     found = session.scalars(
         select(IssuedReport.params).where(
-            IssuedReport.name == "certificate", IssuedReport.format == "pdf",
+            IssuedReport.name == "certificate",
+            IssuedReport.format == "pdf",
             IssuedReport.sha256 == digest,
         )
-    ).first()  # fmt: skip
+    ).first()
     return found is not None and found.get("certificate") == serial
 
 
-def render_pdf(session: Session, record: IssuedReport, *, actor: str, lang: str = "zh") -> IssuedReport:
+def render_pdf(
+    session: Session, record: IssuedReport, *, actor: str, lang: str = "zh"
+) -> IssuedReport:
     """The certificate for people: its statements, and the signed JSON attached. Kept like
     every issued file (once per certificate and language)."""
     from sqlalchemy import select
 
     existing = session.scalars(
         select(IssuedReport).where(
-            IssuedReport.name == "certificate", IssuedReport.format == "pdf",
+            IssuedReport.name == "certificate",
+            IssuedReport.format == "pdf",
             IssuedReport.language == lang,
         )
-    ).all()  # fmt: skip
+    ).all()
     for item in existing:
         if item.params.get("certificate") == record.id:
             return item
     content = _pdf_bytes(record, lang)
     pdf = IssuedReport(
-        name="certificate", params={**record.params, "certificate": record.id}, format="pdf",
-        language=lang, file_name=f"certificate-{record.id}-{lang}.pdf", content=content,
-        size=len(content), rows=1, sha256=hashlib.sha256(content).hexdigest(),
-        customer_id=record.customer_id, issued_by=actor, issued_at=utcnow(),
-        anchor_seq=record.anchor_seq, anchor_hash=record.anchor_hash,
-    )  # fmt: skip
+        name="certificate",
+        params={**record.params, "certificate": record.id},
+        format="pdf",
+        language=lang,
+        file_name=f"certificate-{record.id}-{lang}.pdf",
+        content=content,
+        size=len(content),
+        rows=1,
+        sha256=hashlib.sha256(content).hexdigest(),
+        customer_id=record.customer_id,
+        issued_by=actor,
+        issued_at=utcnow(),
+        anchor_seq=record.anchor_seq,
+        anchor_hash=record.anchor_hash,
+    )
     session.add(pdf)
     session.flush()
-    audit.record(session, actor, "certificate.pdf", pdf,
-                 {"certificate": record.id, "sha256": pdf.sha256, "language": lang})  # fmt: skip
+    audit.record(
+        session,
+        actor,
+        "certificate.pdf",
+        pdf,
+        {"certificate": record.id, "sha256": pdf.sha256, "language": lang},
+    )
     return pdf
 
 
 TEXT = {
     "zh": {
-        "title": "IP地址使用情况证明", "serial": "证书编号", "issuer": "签发方",
-        "issued": "签发时间", "address": "地址", "at": "时间", "status": "状态",
-        "pool": "地址池", "allocation": "分配", "customer": "客户", "sublease": "转租",
-        "sublessee": "转租方", "contacts": "联系人", "anchor": "审计链锚点",
-        "key": "签名密钥", "note": "本证明附有签名的 certificate.json；用 ipam certificate verify 验证。",
-        "interval": "期间", "personal": "个人信息", "open": "至今",
-        "masked": "已遮蔽（证件号、电话）", "revealed": "完整显示（已记录原因）",
+        "title": "IP地址使用情况证明",
+        "serial": "证书编号",
+        "issuer": "签发方",
+        "issued": "签发时间",
+        "address": "地址",
+        "at": "时间",
+        "status": "状态",
+        "pool": "地址池",
+        "allocation": "分配",
+        "customer": "客户",
+        "sublease": "转租",
+        "sublessee": "转租方",
+        "contacts": "联系人",
+        "anchor": "审计链锚点",
+        "key": "签名密钥",
+        "note": "本证明附有签名的 certificate.json；用 ipam certificate verify 验证。",
+        "interval": "期间",
+        "personal": "个人信息",
+        "open": "至今",
+        "masked": "已遮蔽（证件号、电话）",
+        "revealed": "完整显示（已记录原因）",
     },
     "en": {
-        "title": "Certificate of address attribution", "serial": "serial", "issuer": "issuer",
-        "issued": "issued", "address": "address", "at": "instant", "status": "status",
-        "pool": "pool", "allocation": "allocation", "customer": "customer",
-        "sublease": "sublease", "sublessee": "sublessee", "contacts": "contacts",
-        "anchor": "audit anchor", "key": "signing key",
+        "title": "Certificate of address attribution",
+        "serial": "serial",
+        "issuer": "issuer",
+        "issued": "issued",
+        "address": "address",
+        "at": "instant",
+        "status": "status",
+        "pool": "pool",
+        "allocation": "allocation",
+        "customer": "customer",
+        "sublease": "sublease",
+        "sublessee": "sublessee",
+        "contacts": "contacts",
+        "anchor": "audit anchor",
+        "key": "signing key",
         "note": "The signed certificate.json is attached; check it with ipam certificate verify.",
-        "interval": "interval", "personal": "personal data", "open": "still held",
-        "masked": "masked (ID numbers, phones)", "revealed": "in full (reason on record)",
+        "interval": "interval",
+        "personal": "personal data",
+        "open": "still held",
+        "masked": "masked (ID numbers, phones)",
+        "revealed": "in full (reason on record)",
     },
-}  # fmt: skip
+}
 
 STATUS = {
-    "allocated": ("已分配", "allocated"), "subleased": ("已转租", "subleased"),
-    "quarantined": ("冷却隔离", "quarantined"), "free": ("未分配", "free"),
-}  # fmt: skip
+    "allocated": ("已分配", "allocated"),
+    "subleased": ("已转租", "subleased"),
+    "quarantined": ("冷却隔离", "quarantined"),
+    "free": ("未分配", "free"),
+}
 
 
 def _pdf_bytes(record: IssuedReport, lang: str) -> bytes:
@@ -408,9 +490,14 @@ def _pdf_bytes(record: IssuedReport, lang: str) -> bytes:
     t = TEXT[lang]
     zone = ZoneInfo(os.environ.get("IPAM_TIMEZONE") or "Asia/Shanghai")
     heading = Heading(
-        title=t["title"], params=[], issued_at=record.issued_at, issued_by=record.issued_by,
-        anchor_seq=record.anchor_seq, anchor_hash=record.anchor_hash, serial=record.id,
-    )  # fmt: skip
+        title=t["title"],
+        params=[],
+        issued_at=record.issued_at,
+        issued_by=record.issued_by,
+        anchor_seq=record.anchor_seq,
+        anchor_hash=record.anchor_hash,
+        serial=record.id,
+    )
     pdf = new_pdf(heading, lang, zone, orientation="P")
     answer = body["answer"]
 
@@ -435,8 +522,11 @@ def _pdf_bytes(record: IssuedReport, lang: str) -> bytes:
     for part in ("allocation", "sublease"):
         item = answer.get(part)
         if item:
-            line(part, f"#{item['id']} {item['prefix']}  {t['interval']}: "
-                       f"{when(item.get('valid_from'))} – {when(item.get('valid_to'))}")  # fmt: skip
+            line(
+                part,
+                f"#{item['id']} {item['prefix']}  {t['interval']}: "
+                f"{when(item.get('valid_from'))} – {when(item.get('valid_to'))}",
+            )
     for part in ("customer", "sublessee"):
         item = answer.get(part)
         if item:
@@ -447,15 +537,24 @@ def _pdf_bytes(record: IssuedReport, lang: str) -> bytes:
             if item.get("contact_person"):
                 people = [{"name": item["contact_person"], "phone": item.get("phone")}]
             if people:
-                line("contacts", "; ".join(
-                    " ".join(str(p.get(k)) for k in ("name", "phone", "email") if p.get(k))
-                    for p in people))  # fmt: skip
+                line(
+                    "contacts",
+                    "; ".join(
+                        " ".join(str(p.get(k)) for k in ("name", "phone", "email") if p.get(k))
+                        for p in people
+                    ),
+                )
     line("personal", t[body.get("personal_data", "masked")])
     line("anchor", f"{body['anchor']['seq']} {body['anchor']['hash']}")
     line("key", f"{sig['alg']} {sig['key_id']}")
     pdf.ln(3)
     pdf.set_font("cjk", size=8)
     pdf.multi_cell(0, 4, t["note"], new_x="LMARGIN", new_y="NEXT")
-    pdf.embed_file(basename=ATTACHMENT, bytes=record.content, desc="signed certificate",
-                   modification_date=record.issued_at, creation_date=record.issued_at)  # fmt: skip
+    pdf.embed_file(
+        basename=ATTACHMENT,
+        bytes=record.content,
+        desc="signed certificate",
+        modification_date=record.issued_at,
+        creation_date=record.issued_at,
+    )
     return bytes(pdf.output())

@@ -160,8 +160,7 @@ def _check_holdings(session: Session, customer_id: int, values: dict, at: dateti
     for i, (address, holder) in enumerate(zip(values["addresses"], answers, strict=True)):
         if holder.customer_id != customer_id:
             raise ValidationError(
-                f"{address} is not held by this customer; a site is served from its own "
-                "addresses",
+                f"{address} is not held by this customer; a site is served from its own addresses",
                 f"addresses[{i}]",
             )
         if sub_id is not None and holder.sublessee_id != sub_id:
@@ -269,7 +268,9 @@ def problems(site: Site, shared: set[str], holders: dict) -> list[Problem]:
     out = []
     if not site.icp_number:
         out.append(
-            Problem(FindingKind.SITE_NO_ICP, first, f"site {site.domain} has no ICP number (clause 2)")
+            Problem(
+                FindingKind.SITE_NO_ICP, first, f"site {site.domain} has no ICP number (clause 2)"
+            )
         )
     if site.category in NEEDS_APPROVAL and not site.approval_ref:
         out.append(

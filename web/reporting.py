@@ -66,8 +66,12 @@ def draft(report, params, fmt: str, lang: str) -> Response:
     fmt = files.check_format(fmt)
     stamp = f"{report.name}-draft.{fmt}"
     if fmt == "csv":
-        chunks = files.csv_chunks(report, params, reports.rows(db.session, report, params, scope()), lang)
-        return Response(stream_with_context(chunks), mimetype="text/csv", headers=_disposition(stamp))
+        chunks = files.csv_chunks(
+            report, params, reports.rows(db.session, report, params, scope()), lang
+        )
+        return Response(
+            stream_with_context(chunks), mimetype="text/csv", headers=_disposition(stamp)
+        )
     buf = tempfile.SpooledTemporaryFile(max_size=issued.SPOOL)
     issued.export(db.session, report, params, fmt, lang, buf, scope=scope(), actor=actor())
     buf.seek(0)
@@ -88,7 +92,9 @@ def issued_file(record_id: int) -> Response:
     """An issued file, byte for byte as it went out, with its SHA-256 in a header."""
     record = issued.get_issued(db.session, record_id, scope())
     fmt = record.format
-    response = Response(bytes(record.content), mimetype=files.MEDIA.get(fmt, "application/octet-stream"))
+    response = Response(
+        bytes(record.content), mimetype=files.MEDIA.get(fmt, "application/octet-stream")
+    )
     response.headers.update(_disposition(record.file_name))
     response.headers["X-Content-SHA256"] = record.sha256
     return response
@@ -103,10 +109,15 @@ def certify(address, at, lang: str, *, reveal: bool, reason):
 
     def change(s):
         record, _content = certificates.issue(
-            s, address, at, actor=actor(), keyring=keyring(),
-            issuer=current_app.config["IPAM_PROVIDER_NAME"], scope=scope(),
+            s,
+            address,
+            at,
+            actor=actor(),
+            keyring=keyring(),
+            issuer=current_app.config["IPAM_PROVIDER_NAME"],
+            scope=scope(),
             reason=reason if reveal else None,
-        )  # fmt: skip
+        )
         pdf = certificates.render_pdf(s, record, actor=actor(), lang=lang)
         return record, pdf
 

@@ -68,6 +68,4 @@ def anchor_of(data: bytes, session: Session | None = None) -> tuple[int, str, st
         record = by_sha256(session, hashlib.sha256(data).hexdigest())
         if record is not None:
             return record.anchor_seq, record.anchor_hash, f"issued report {record.id}"
-    raise ValidationError(
-        "carries no audit anchor and is not a file this ledger issued", "anchor"
-    )
+    raise ValidationError("carries no audit anchor and is not a file this ledger issued", "anchor")

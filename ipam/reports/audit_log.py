@@ -28,19 +28,35 @@ COLUMNS = (
 
 def rows(session: Session, params: Params, scope: Scope):
     q = select(
-        AuditLog.seq, AuditLog.recorded_at, AuditLog.actor, AuditLog.action,
-        AuditLog.object_type, AuditLog.object_id, AuditLog.data, AuditLog.hash,
-    ).where(AuditLog.recorded_at >= params.start, AuditLog.recorded_at < params.end)  # fmt: skip
+        AuditLog.seq,
+        AuditLog.recorded_at,
+        AuditLog.actor,
+        AuditLog.action,
+        AuditLog.object_type,
+        AuditLog.object_id,
+        AuditLog.data,
+        AuditLog.hash,
+    ).where(AuditLog.recorded_at >= params.start, AuditLog.recorded_at < params.end)
     if params.actor:
         q = q.where(AuditLog.actor == params.actor)
     if params.object_type:
         q = q.where(AuditLog.object_type == params.object_type)
     if params.action:
         q = q.where(AuditLog.action.startswith(params.action, autoescape=True))
-    for seq, at, actor, action, otype, oid, data, digest in stream(session, q.order_by(AuditLog.seq)):
+    for seq, at, actor, action, otype, oid, data, digest in stream(
+        session, q.order_by(AuditLog.seq)
+    ):
         shown = data if params.reveal else privacy.masked(data)
-        yield (seq, at, actor, action, otype, oid,
-               json.dumps(shown, ensure_ascii=False, sort_keys=True, default=str), digest)  # fmt: skip
+        yield (
+            seq,
+            at,
+            actor,
+            action,
+            otype,
+            oid,
+            json.dumps(shown, ensure_ascii=False, sort_keys=True, default=str),
+            digest,
+        )
 
 
 REPORT = Report(

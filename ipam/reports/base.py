@@ -217,10 +217,20 @@ def _moment(value, field: str, zone: str, *, end: bool = False) -> datetime | No
 
 
 def parse_params(
-    *, start=None, end=None, at=None, customer_id=None, pool_id=None, zone: str,
-    reveal: bool = False, deadline_days=None, now: datetime | None = None,
-    actor=None, object_type=None, action=None,
-) -> Params:  # fmt: skip
+    *,
+    start=None,
+    end=None,
+    at=None,
+    customer_id=None,
+    pool_id=None,
+    zone: str,
+    reveal: bool = False,
+    deadline_days=None,
+    now: datetime | None = None,
+    actor=None,
+    object_type=None,
+    action=None,
+) -> Params:
     """Check what a person asked for; a clear error names the field and changes nothing."""
     now = now or utcnow()
     s = _moment(start, "from", zone)

@@ -90,7 +90,6 @@ REPORT = Report(
     uses=frozenset({"at", "customer"}),
     description=(
         "某一时刻每个客户的网站、网址、联系人、管理员账号和安全责任人。",
-        "Per customer at an instant: sites, URLs, contacts, admin accounts, responsible "
-        "persons.",
+        "Per customer at an instant: sites, URLs, contacts, admin accounts, responsible persons.",
     ),
 )

@@ -45,8 +45,16 @@ def rows(session: Session, params: Params, scope: Scope):
         head = (customer.name, customer.uscc)
         for f in filings(customer, last_day):
             due = f.deadline is not None and first_day <= f.deadline <= last_day
-            yield (*head, f.clause, f.name, "", f.state, f.deadline, "yes" if due else "no",
-                   f.detail)  # fmt: skip
+            yield (
+                *head,
+                f.clause,
+                f.name,
+                "",
+                f.state,
+                f.deadline,
+                "yes" if due else "no",
+                f.detail,
+            )
         sites = session.scalars(
             select(Site)
             .where(Site.customer_id == customer.id, Site.valid_from < params.end)
@@ -54,22 +62,46 @@ def rows(session: Session, params: Params, scope: Scope):
             .order_by(Site.id)
         )
         for site in sites:
-            yield (*head, 2, "site_icp", site.domain, "met" if site.icp_number else "missing",
-                   None, "no", site.icp_number or "")  # fmt: skip
+            yield (
+                *head,
+                2,
+                "site_icp",
+                site.domain,
+                "met" if site.icp_number else "missing",
+                None,
+                "no",
+                site.icp_number or "",
+            )
             if site.category in NEEDS_APPROVAL:
-                yield (*head, 3, "site_approval", site.domain,
-                       "met" if site.approval_ref else "missing", None, "no",
-                       site.approval_ref or site.category)  # fmt: skip
+                yield (
+                    *head,
+                    3,
+                    "site_approval",
+                    site.domain,
+                    "met" if site.approval_ref else "missing",
+                    None,
+                    "no",
+                    site.approval_ref or site.category,
+                )
             if site.interactive:
                 shared = session.scalar(
-                    select(Finding.summary).where(
+                    select(Finding.summary)
+                    .where(
                         Finding.kind == FindingKind.SITE_INTERACTIVE_SHARED,
                         Finding.open_key.startswith(f"site:{site.id}:"),
-                    ).limit(1)
+                    )
+                    .limit(1)
                 )
-                yield (*head, 4, "site_dedicated", site.domain,
-                       "missing" if shared else "met", None, "no",
-                       shared or " ".join(site.addresses or []))  # fmt: skip
+                yield (
+                    *head,
+                    4,
+                    "site_dedicated",
+                    site.domain,
+                    "missing" if shared else "met",
+                    None,
+                    "no",
+                    shared or " ".join(site.addresses or []),
+                )
 
 
 REPORT = Report(

@@ -63,20 +63,44 @@ class Heading:
 
 LABELS = {
     "zh": {
-        "start": "起", "end": "止", "at": "时点", "customer_id": "客户", "pool_id": "地址池",
-        "reveal": "显示完整个人信息", "deadline_days": "报备期限（天）", "zone": "时区",
-        "actor": "操作人", "object_type": "对象类型", "action": "操作",
-        "issued": "签发", "draft": "草稿（未签发、未留存）", "anchor": "审计链锚点",
-        "rows": "行数", "page": "第 {n} 页", "serial": "报告编号",
+        "start": "起",
+        "end": "止",
+        "at": "时点",
+        "customer_id": "客户",
+        "pool_id": "地址池",
+        "reveal": "显示完整个人信息",
+        "deadline_days": "报备期限（天）",
+        "zone": "时区",
+        "actor": "操作人",
+        "object_type": "对象类型",
+        "action": "操作",
+        "issued": "签发",
+        "draft": "草稿（未签发、未留存）",
+        "anchor": "审计链锚点",
+        "rows": "行数",
+        "page": "第 {n} 页",
+        "serial": "报告编号",
     },
     "en": {
-        "start": "from", "end": "to", "at": "as of", "customer_id": "customer",
-        "pool_id": "pool", "reveal": "personal data in full", "deadline_days": "filing deadline",
-        "zone": "time zone", "actor": "actor", "object_type": "object", "action": "action",
-        "issued": "issued", "draft": "draft (not issued, not kept)", "anchor": "audit anchor",
-        "rows": "rows", "page": "page {n}", "serial": "report number",
+        "start": "from",
+        "end": "to",
+        "at": "as of",
+        "customer_id": "customer",
+        "pool_id": "pool",
+        "reveal": "personal data in full",
+        "deadline_days": "filing deadline",
+        "zone": "time zone",
+        "actor": "actor",
+        "object_type": "object",
+        "action": "action",
+        "issued": "issued",
+        "draft": "draft (not issued, not kept)",
+        "anchor": "audit anchor",
+        "rows": "rows",
+        "page": "page {n}",
+        "serial": "report number",
     },
-}  # fmt: skip
+}
 
 
 def label(key: str, lang: str) -> str:
@@ -279,8 +303,9 @@ def write_pdf(report, params, rows, lang, out: BinaryIO, heading: Heading) -> No
     pdf.set_font("cjk", size=6)
     cols = report.columns
     plain = FontFace(emphasis="", fill_color=(235, 235, 235))
-    with pdf.table(col_widths=weights, text_align="LEFT", line_height=3,
-                   headings_style=plain) as table:  # fmt: skip
+    with pdf.table(
+        col_widths=weights, text_align="LEFT", line_height=3, headings_style=plain
+    ) as table:
         table.row(headings(report, lang, zone))
         for n, row in enumerate(rows, 1):
             if n > PDF_MAX_ROWS:

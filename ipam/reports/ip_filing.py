@@ -145,7 +145,7 @@ def segments(session: Session, params: Params, scope: Scope):
     mask = Masker(params.reveal)
     q = _allocations(session, params, scope, at, current_at(Allocation, at))
     order = (Allocation.family, Allocation.first)
-    for a_id, fam, first, last, plen, purpose, since, _to, _end, snap in stream(
+    for _a_id, fam, first, last, plen, purpose, since, _to, _end, snap in stream(
         session, q.order_by(*order)
     ):
         cells = list(_customer_cells(snap or {}, mask))
@@ -155,8 +155,12 @@ def segments(session: Session, params: Params, scope: Scope):
     for _s, fam, first, last, plen, since, _to, _end, snap, cname in stream(
         session, q.order_by(Sublease.family, Sublease.first)
     ):
-        yield (*span(fam, first, last, plen), *_sublessee_cells(snap or {}, cname, mask), since,
-               "subleased")  # fmt: skip
+        yield (
+            *span(fam, first, last, plen),
+            *_sublessee_cells(snap or {}, cname, mask),
+            since,
+            "subleased",
+        )
 
 
 def _filed(session: Session) -> list[tuple[datetime, datetime, datetime, int]]:
@@ -196,8 +200,13 @@ def _events(session: Session, params: Params, scope: Scope):
         for s_id, fam, first, last, plen, since, until, reason, snap, cname in stream(session, q):
             when = since if change == "new" else until
             detail = f"sublease {s_id}" + (f" ({reason})" if change == "ended" else "")
-            yield (when, change, *span(fam, first, last, plen),
-                   *_sublessee_cells(snap or {}, cname, mask), detail)  # fmt: skip
+            yield (
+                when,
+                change,
+                *span(fam, first, last, plen),
+                *_sublessee_cells(snap or {}, cname, mask),
+                detail,
+            )
 
     def customer_changes():
         # A revision other than a record's first changes the holder data of every segment
@@ -220,13 +229,19 @@ def _events(session: Session, params: Params, scope: Scope):
             for a_id, fam, first, last, plen, purpose, *_rest, snap in stream(session, q):
                 cells = list(_customer_cells(snap or {}, mask))
                 cells[5] = purpose
-                yield (when, "changed", *span(fam, first, last, plen), *cells,
-                       f"customer data revised (allocation {a_id})")  # fmt: skip
+                yield (
+                    when,
+                    "changed",
+                    *span(fam, first, last, plen),
+                    *cells,
+                    f"customer data revised (allocation {a_id})",
+                )
 
     def sublessee_changes():
         revs = session.execute(
-            select(SublesseeRevision.sublessee_id, SublesseeRevision.recorded_at,
-                   SublesseeRevision.id)  # fmt: skip
+            select(
+                SublesseeRevision.sublessee_id, SublesseeRevision.recorded_at, SublesseeRevision.id
+            )
             .where(SublesseeRevision.recorded_at >= start, SublesseeRevision.recorded_at < end)
             .order_by(SublesseeRevision.recorded_at, SublesseeRevision.id)
         ).all()
@@ -241,9 +256,13 @@ def _events(session: Session, params: Params, scope: Scope):
             where = and_(current_at(Sublease, when), Sublease.sublessee_id == sid)
             q = _subleases(session, params, scope, when, where).order_by(Sublease.first)
             for s_id, fam, first, last, plen, *_rest, snap, cname in stream(session, q):
-                yield (when, "changed", *span(fam, first, last, plen),
-                       *_sublessee_cells(snap or {}, cname, mask),
-                       f"sublessee data revised (sublease {s_id})")  # fmt: skip
+                yield (
+                    when,
+                    "changed",
+                    *span(fam, first, last, plen),
+                    *_sublessee_cells(snap or {}, cname, mask),
+                    f"sublessee data revised (sublease {s_id})",
+                )
 
     return [
         allocs(Allocation.valid_from, "new"),
@@ -262,7 +281,9 @@ def changes(session: Session, params: Params, scope: Scope):
     days = timedelta(days=params.deadline_days)
     for when, change, *cells in heapq.merge(*_events(session, params, scope), key=lambda r: r[0]):
         deadline = when + days
-        report = next((rid for s, e, issued, rid in filed if s <= when < e and issued >= when), None)
+        report = next(
+            (rid for s, e, issued, rid in filed if s <= when < e and issued >= when), None
+        )
         state = "filed" if report else ("overdue" if now > deadline else "pending")
         yield (change, when, *cells, deadline, state, f"#{report}" if report else "")
 

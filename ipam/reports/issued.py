@@ -39,8 +39,16 @@ def _names(session: Session, params: Params) -> dict[str, str]:
     return out
 
 
-def heading(session: Session, report: Report, params: Params, lang: str, *, actor: str,
-            serial: int | None = None, anchor: tuple[int, str] | None = None) -> Heading:  # fmt: skip
+def heading(
+    session: Session,
+    report: Report,
+    params: Params,
+    lang: str,
+    *,
+    actor: str,
+    serial: int | None = None,
+    anchor: tuple[int, str] | None = None,
+) -> Heading:
     return Heading(
         title=report.title(lang),
         params=param_lines(params, lang, _names(session, params)),
@@ -58,33 +66,69 @@ def _reveal(params: Params, reason) -> str | None:
     return privacy.check_reveal(reason)
 
 
-def export(session: Session, report: Report, params: Params, fmt: str, lang: str, out,
-           *, scope: Scope = EVERYONE, actor: str, reason=None) -> int:  # fmt: skip
+def export(
+    session: Session,
+    report: Report,
+    params: Params,
+    fmt: str,
+    lang: str,
+    out,
+    *,
+    scope: Scope = EVERYONE,
+    actor: str,
+    reason=None,
+) -> int:
     """Write a draft of the report to `out` (kept nowhere); returns its row count. Revealing
     personal data is recorded in the audit log with its reason even for a draft."""
     fmt = check_format(fmt)
     why = _reveal(params, reason)
     counted = Counter(rows(session, report, params, scope))
-    write(fmt, report, params, counted, lang, out, heading(session, report, params, lang, actor=actor))
+    write(
+        fmt, report, params, counted, lang, out, heading(session, report, params, lang, actor=actor)
+    )
     if why:
-        audit.record(session, actor, "report.reveal", "report",
-                     {"report": report.name, "params": params.as_dict(), "reason": why})  # fmt: skip
+        audit.record(
+            session,
+            actor,
+            "report.reveal",
+            "report",
+            {"report": report.name, "params": params.as_dict(), "reason": why},
+        )
     return counted.n
 
 
-def issue(session: Session, name, params: Params, fmt, lang: str, *, actor: str,
-          scope: Scope = EVERYONE, reason=None) -> IssuedReport:  # fmt: skip
+def issue(
+    session: Session,
+    name,
+    params: Params,
+    fmt,
+    lang: str,
+    *,
+    actor: str,
+    scope: Scope = EVERYONE,
+    reason=None,
+) -> IssuedReport:
     """Make the report, keep its bytes and record their hash in the audit chain."""
     report = get_report(name)
     fmt = check_format(fmt)
     why = _reveal(params, reason)
     anchor = audit.head(session)
     record = IssuedReport(
-        name=report.name, params=params.as_dict(), format=fmt, language=lang, file_name="",
-        content=b"", size=0, rows=0, sha256="", issued_by=actor, issued_at=utcnow(),
+        name=report.name,
+        params=params.as_dict(),
+        format=fmt,
+        language=lang,
+        file_name="",
+        content=b"",
+        size=0,
+        rows=0,
+        sha256="",
+        issued_by=actor,
+        issued_at=utcnow(),
         customer_id=scope.customer_id or params.customer_id,
-        anchor_seq=anchor[0], anchor_hash=anchor[1],
-    )  # fmt: skip
+        anchor_seq=anchor[0],
+        anchor_hash=anchor[1],
+    )
     session.add(record)
     session.flush()
     head = heading(session, report, params, lang, actor=actor, serial=record.id, anchor=anchor)
@@ -123,13 +167,16 @@ def issue(session: Session, name, params: Params, fmt, lang: str, *, actor: str,
 
 def get_issued(session: Session, ref, scope: Scope = EVERYONE) -> IssuedReport:
     record = session.get(IssuedReport, int(ref)) if str(ref).strip().isdigit() else None
-    if record is None or (scope.customer_id is not None and record.customer_id != scope.customer_id):
+    if record is None or (
+        scope.customer_id is not None and record.customer_id != scope.customer_id
+    ):
         raise NotFound(f"no issued report {ref!r}", "report")
     return record
 
 
-def list_issued(session: Session, scope: Scope = EVERYONE, window: Window = ALL,
-                name: str | None = None) -> tuple[list[IssuedReport], int]:  # fmt: skip
+def list_issued(
+    session: Session, scope: Scope = EVERYONE, window: Window = ALL, name: str | None = None
+) -> tuple[list[IssuedReport], int]:
     """Issued reports and certificates, newest first, without their bytes."""
     from sqlalchemy.orm import defer
 
@@ -144,12 +191,24 @@ def by_sha256(session: Session, digest: str) -> IssuedReport | None:
     return session.scalar(select(IssuedReport).where(IssuedReport.sha256 == digest).limit(1))
 
 
-STANDING = ("ip_filing", "ip_filing_changes", "sublessees", "clause6", "compliance",
-            "reclamation", "abuse")  # fmt: skip
+STANDING = (
+    "ip_filing",
+    "ip_filing_changes",
+    "sublessees",
+    "clause6",
+    "compliance",
+    "reclamation",
+    "abuse",
+)
 
 
-def issue_standing(session: Session, config: Mapping, *, now: datetime | None = None,
-                   actor: str = "scheduler:reports") -> list[IssuedReport]:  # fmt: skip
+def issue_standing(
+    session: Session,
+    config: Mapping,
+    *,
+    now: datetime | None = None,
+    actor: str = "scheduler:reports",
+) -> list[IssuedReport]:
     """The standing reports of the month before `now`, each issued once (the job runs daily;
     a month already issued is skipped)."""
     now = now or utcnow()

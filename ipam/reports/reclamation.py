@@ -45,9 +45,18 @@ def rows(session: Session, params: Params, scope: Scope):
 
     def ended():
         q = (
-            select(Allocation.valid_to, Allocation.end_reason, Customer.name, Allocation.family,
-                   Allocation.first, Allocation.last, Allocation.prefixlen, Allocation.end_note,
-                   _actor("allocation.end", Allocation), Allocation.id)  # fmt: skip
+            select(
+                Allocation.valid_to,
+                Allocation.end_reason,
+                Customer.name,
+                Allocation.family,
+                Allocation.first,
+                Allocation.last,
+                Allocation.prefixlen,
+                Allocation.end_note,
+                _actor("allocation.end", Allocation),
+                Allocation.id,
+            )
             .join(Customer, Customer.id == Allocation.customer_id)
             .where(Allocation.valid_to >= start, Allocation.valid_to < end)
         )
@@ -62,11 +71,20 @@ def rows(session: Session, params: Params, scope: Scope):
 
     def quarantine(column, event):
         q = (
-            select(column, Customer.name, Quarantine.family, Quarantine.first, Quarantine.last,
-                   Quarantine.prefixlen, Quarantine.reason, Quarantine.until,
-                   Quarantine.allocation_id,
-                   _actor("quarantine.release", Quarantine) if event == "released"
-                   else _actor("allocation.end", Allocation))  # fmt: skip
+            select(
+                column,
+                Customer.name,
+                Quarantine.family,
+                Quarantine.first,
+                Quarantine.last,
+                Quarantine.prefixlen,
+                Quarantine.reason,
+                Quarantine.until,
+                Quarantine.allocation_id,
+                _actor("quarantine.release", Quarantine)
+                if event == "released"
+                else _actor("allocation.end", Allocation),
+            )
             .outerjoin(Allocation, Allocation.id == Quarantine.allocation_id)
             .outerjoin(Customer, Customer.id == Allocation.customer_id)
             .where(and_(column >= start, column < end))

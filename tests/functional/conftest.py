@@ -10,8 +10,9 @@ from netaddr import IPAddress
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ipam import demo, findings, probing
+from ipam import demo, findings, probing, sites
 from ipam.abuse import ingest
+from ipam.listing import Scope
 from ipam.models import (
     AbuseCase,
     Allocation,
@@ -28,6 +29,8 @@ from ipam.models import (
     Sublessee,
     User,
 )
+from ipam.reports import issued
+from ipam.reports.base import Params
 from tests.conftest import restore, reused_app, snapshot
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -112,13 +115,27 @@ def seed_world(engine) -> dict:
         findings.record_results(s, run.id, [squatter])
         s.commit()
         ids["run_id"] = run.id
-        ids["finding_id"] = first(Finding, Finding.status == "open")
+        ids["finding_id"] = first(
+            Finding, Finding.status == "open", Finding.schedule_id.is_not(None)
+        )
         ids["a_case"] = first(AbuseCase, AbuseCase.customer_id == a.id)
         ids["sanction_id"] = first(Sanction)
         ids["incident_id"] = first(Incident)
         ingest.ingest(s, b"address,when\n198.18.7.9,yesterday\n", actor="test", kind="csv")
         s.commit()
         ids["rejected_id"] = first(RejectedReport)
+        # A site and an issued report of customer A (the demo's sites are B's and another's).
+        site = sites.add_site(
+            s, a, {"name": "云帆门户", "domain": "www.yunfan.example", "category": "general",
+                   "icp_number": "京ICP备20180456号-1", "addresses": ["198.18.7.130"]},
+            actor="test",
+        )  # fmt: skip
+        ids["a_site"] = site.id
+        record = issued.issue(
+            s, "ip_filing", Params(customer_id=a.id), "csv", "zh", actor="test", scope=Scope(a.id)
+        )
+        ids["a_issued"] = record.id
+        s.commit()
     return ids
 
 

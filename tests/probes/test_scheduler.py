@@ -119,6 +119,7 @@ def test_scheduled_runs_raise_each_finding_for_the_right_address_and_holder(prob
         found = {
             (f.kind.value, f.prefix, names.get(f.customer_id, "-"))
             for f in s.execute(select(Finding).where(Finding.status == "open")).scalars()
+            if f.schedule_id is not None  # the probes' (the sites register raises its own)
         }
     assert found == {
         ("reclaimed_in_use", "198.18.7.200", "北京云帆网络科技有限公司"),

@@ -36,7 +36,7 @@ def sublessees_list(query: SublesseeQuery):
 
 
 class NamedCustomer(BaseModel):
-    """Only the customer a new sublessee is for (the scope check comes first)."""
+    """Only the customer a new object is for (the scope check comes first)."""
 
     model_config = ConfigDict(extra="ignore")
     customer: Ref | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pydantic
 from flask import request
 
 from ipam import sites
@@ -21,7 +22,7 @@ from ..schemas.reports import (
     IssuedOut,
     IssuedQuery,
     IssueIn,
-    ReportOut,
+    ReportKindOut,
     ReportQuery,
     ReportRowsOut,
     SiteClose,
@@ -32,8 +33,9 @@ from ..schemas.reports import (
     VerifyOut,
 )
 from ..usecase import run
-from .endpoint import endpoint
+from .endpoint import endpoint, parse_body
 from .helpers import scoped_customer
+from .leasing import NamedCustomer
 
 FILES = {
     "text/csv": "?format=csv: UTF-8 with BOM",
@@ -44,12 +46,15 @@ FILES = {
 
 def _report_out(r) -> dict:
     return {
-        "name": r.name, "zh": r.zh, "en": r.en, "uses": sorted(r.uses),
+        "name": r.name,
+        "zh": r.zh,
+        "en": r.en,
+        "uses": sorted(r.uses),
         "columns": [vars(c) for c in r.columns],
-    }  # fmt: skip
+    }
 
 
-@endpoint("GET", "/reports", access=OWN, out=list[ReportOut])
+@endpoint("GET", "/reports", access=OWN, out=list[ReportKindOut])
 def reports_list():
     """The reports the caller may pull (customers: those of their own space)"""
     return [_report_out(r) for r in visible(scope())]
@@ -100,14 +105,21 @@ def issued_list(query: IssuedQuery):
     rows, total = issued.list_issued(
         db.session, scope(), Window(query.limit, query.offset), name=query.name
     )
-    return {"items": rows, "total": total, "limit": query.limit, "offset": query.offset,
-            "next": None}  # fmt: skip
+    return {
+        "items": rows,
+        "total": total,
+        "limit": query.limit,
+        "offset": query.offset,
+        "next": None,
+    }
 
 
 @endpoint(
-    "GET", "/issued/<int:issued_id>", access=OWN,
+    "GET",
+    "/issued/<int:issued_id>",
+    access=OWN,
     produces={**FILES, "application/json": "a certificate"},
-)  # fmt: skip
+)
 def issued_get(issued_id):
     """An issued file, byte for byte as it went out (its SHA-256 in X-Content-SHA256)"""
     return reporting.issued_file(issued_id)
@@ -125,9 +137,12 @@ def certificate_issue(body: CertificateIn):
 
 
 @endpoint(
-    "POST", "/certificates/verify", access=OWN, out=VerifyOut,
+    "POST",
+    "/certificates/verify",
+    access=OWN,
+    out=VerifyOut,
     consumes={"application/octet-stream": "the certificate file, JSON or PDF"},
-)  # fmt: skip
+)
 def certificate_verify():
     """Check a certificate file: form, signature, key, audit anchor, issued by this ledger"""
     data = request.get_data(cache=False)
@@ -135,8 +150,12 @@ def certificate_verify():
         raise ValidationError("is required: send the certificate file as the body", "file")
     verdict = reporting.verify_upload(data)
     serial = (verdict.certificate or {}).get("serial")
-    return {"ok": verdict.ok, "problems": verdict.problems, "checks": verdict.checks,
-            "serial": serial if isinstance(serial, int) else None}  # fmt: skip
+    return {
+        "ok": verdict.ok,
+        "problems": verdict.problems,
+        "checks": verdict.checks,
+        "serial": serial if isinstance(serial, int) else None,
+    }
 
 
 @endpoint("GET", "/sites", access=OWN, query=SiteQuery, out=list[SiteOut])
@@ -148,9 +167,17 @@ def sites_list(query: SiteQuery):
     return rows
 
 
-@endpoint("POST", "/sites", access=OWN_WRITE, body=SiteIn, out=SiteOut, status=201)
-def site_add(body: SiteIn):
+@endpoint("POST", "/sites", access=OWN_WRITE, body=SiteIn, out=SiteOut, status=201, parse=False)
+def site_add():
     """Register a site of a customer or of its sublessee"""
+    # Another customer's id answers 404 before any field is judged, as for every object.
+    try:
+        named = NamedCustomer.model_validate_json(request.get_data(cache=True) or b"{}")
+    except pydantic.ValidationError:
+        named = None
+    if named is not None and named.customer is not None:
+        scoped_customer(named.customer)
+    body = parse_body(SiteIn)
     customer = load("customer", body.customer)
     data = body.model_dump(exclude={"customer"})
     return run(lambda s: sites.add_site(s, customer, data, actor=actor()))

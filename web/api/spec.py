@@ -26,6 +26,14 @@ ERRORS = (
     ("422", "a field is invalid"),
 )
 PATH_ARG = re.compile(r"<(?:\w+:)?(\w+)>")
+PATH_PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
+
+
+def _path_schema(converter: str) -> dict:
+    """An id (<int:...>) or a name (a report's)."""
+    if converter == "int":
+        return {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+    return {"type": "string", "minLength": 1, "maxLength": 64}
 
 
 def _who(ep: Endpoint) -> str:
@@ -81,13 +89,8 @@ def spec() -> dict:
             "description": (ep.description + "\n\n" if ep.description else "")
             + f"Who may call it: {_who(ep)}.",
             "parameters": [
-                {
-                    "name": name,
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
-                }
-                for name in PATH_ARG.findall(ep.path)
+                {"name": name, "in": "path", "required": True, "schema": _path_schema(conv)}
+                for conv, name in PATH_PARAM.findall(ep.path)
             ],
         }
         if ep.query is not None:

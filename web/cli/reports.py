@@ -53,33 +53,76 @@ def _report_options(fn):
         click.option("--object", "object_type", help="audit_log: only this object type"),
         click.option("--action", help="audit_log: actions starting with this"),
         click.option("--reveal", help="REASON: personal data in full (audited)"),
-        click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path),
-                     help="write the file here (default: the issued file's name)"),
-    ]  # fmt: skip
+        click.option(
+            "--out",
+            "-o",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="write the file here (default: the issued file's name)",
+        ),
+    ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def _prepare(s, name, start, end, at, customer, pool, deadline, audit_actor, object_type,
-             action, reveal):  # fmt: skip
+def _prepare(
+    s, name, start, end, at, customer, pool, deadline, audit_actor, object_type, action, reveal
+):
     return reports.prepare(
-        s, name, listing.EVERYONE, zone=_zone(), start=start, end=end, at=at,
-        customer=customer, pool=pool, deadline_days=deadline, actor=audit_actor,
-        object_type=object_type, action=action, reveal=bool(reveal),
-    )  # fmt: skip
+        s,
+        name,
+        listing.EVERYONE,
+        zone=_zone(),
+        start=start,
+        end=end,
+        at=at,
+        customer=customer,
+        pool=pool,
+        deadline_days=deadline,
+        actor=audit_actor,
+        object_type=object_type,
+        action=action,
+        reveal=bool(reveal),
+    )
 
 
 @report_group.command("issue")
 @click.argument("name")
 @_report_options
 @actor_option
-def report_issue(name, fmt, lang, start, end, at, customer, pool, deadline, audit_actor,
-                 object_type, action, reveal, out, actor):  # fmt: skip
+def report_issue(
+    name,
+    fmt,
+    lang,
+    start,
+    end,
+    at,
+    customer,
+    pool,
+    deadline,
+    audit_actor,
+    object_type,
+    action,
+    reveal,
+    out,
+    actor,
+):
     """Issue report NAME: the file is written, kept in the ledger and its SHA-256 audited."""
     with transaction() as s:
-        report, params = _prepare(s, name, start, end, at, customer, pool, deadline,
-                                  audit_actor, object_type, action, reveal)  # fmt: skip
+        report, params = _prepare(
+            s,
+            name,
+            start,
+            end,
+            at,
+            customer,
+            pool,
+            deadline,
+            audit_actor,
+            object_type,
+            action,
+            reveal,
+        )
         record = issued.issue(s, report.name, params, fmt, lang, actor=actor, reason=reveal)
         content, file_name, rid = bytes(record.content), record.file_name, record.id
         rows, digest, anchor = record.rows, record.sha256, (record.anchor_seq, record.anchor_hash)
@@ -93,15 +136,43 @@ def report_issue(name, fmt, lang, start, end, at, customer, pool, deadline, audi
 @click.argument("name")
 @_report_options
 @actor_option
-def report_draft(name, fmt, lang, start, end, at, customer, pool, deadline, audit_actor,
-                 object_type, action, reveal, out, actor):  # fmt: skip
+def report_draft(
+    name,
+    fmt,
+    lang,
+    start,
+    end,
+    at,
+    customer,
+    pool,
+    deadline,
+    audit_actor,
+    object_type,
+    action,
+    reveal,
+    out,
+    actor,
+):
     """Write report NAME to --out (or stdout) without keeping it."""
     with transaction() as s:
-        report, params = _prepare(s, name, start, end, at, customer, pool, deadline,
-                                  audit_actor, object_type, action, reveal)  # fmt: skip
+        report, params = _prepare(
+            s,
+            name,
+            start,
+            end,
+            at,
+            customer,
+            pool,
+            deadline,
+            audit_actor,
+            object_type,
+            action,
+            reveal,
+        )
         if out is None:
-            n = issued.export(s, report, params, fmt, lang, sys.stdout.buffer, actor=actor,
-                              reason=reveal)  # fmt: skip
+            n = issued.export(
+                s, report, params, fmt, lang, sys.stdout.buffer, actor=actor, reason=reveal
+            )
         else:
             with open(out, "wb") as fh:
                 n = issued.export(s, report, params, fmt, lang, fh, actor=actor, reason=reveal)
@@ -133,8 +204,9 @@ def report_issued(limit, as_json):
 
         return echo_json(rows, "reports:IssuedOut")
     for r in rows:
-        click.echo(f"{r.id:6} {r.issued_at:%Y-%m-%d %H:%M} {r.file_name:48} {r.rows:8} rows  "
-                   f"{r.issued_by}")  # fmt: skip
+        click.echo(
+            f"{r.id:6} {r.issued_at:%Y-%m-%d %H:%M} {r.file_name:48} {r.rows:8} rows  {r.issued_by}"
+        )
     click.echo(f"{total} issued")
 
 
@@ -182,8 +254,13 @@ def certificate_group():
 @click.option("--at", help="ISO 8601 with a zone, or a local time (default now)")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh")
 @click.option("--reveal", help="REASON: personal data in full (audited)")
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              help="folder for the JSON and the PDF")  # fmt: skip
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    help="folder for the JSON and the PDF",
+)
 @actor_option
 def certificate_issue(address, at, lang, reveal, out, actor):
     """Issue a signed certificate for ADDRESS at --at: certificate-N.json and its PDF."""
@@ -192,9 +269,14 @@ def certificate_issue(address, at, lang, reveal, out, actor):
     when = local_instant(at, "at", _zone()) if at else None
     with transaction() as s:
         record, content = certificates.issue(
-            s, address, when, actor=actor, keyring=_keyring(),
-            issuer=current_app.config["IPAM_PROVIDER_NAME"], reason=reveal,
-        )  # fmt: skip
+            s,
+            address,
+            when,
+            actor=actor,
+            keyring=_keyring(),
+            issuer=current_app.config["IPAM_PROVIDER_NAME"],
+            reason=reveal,
+        )
         pdf = certificates.render_pdf(s, record, actor=actor, lang=lang)
         pdf_bytes, pdf_name, name = bytes(pdf.content), pdf.file_name, record.file_name
     out.mkdir(parents=True, exist_ok=True)
@@ -202,13 +284,19 @@ def certificate_issue(address, at, lang, reveal, out, actor):
     (out / pdf_name).write_bytes(pdf_bytes)
     body = json.loads(content)["certificate"]
     click.echo(f"certificate {body['serial']}: {out / name} and {out / pdf_name}")
-    click.echo(f"{body['answer']['status']}; anchor {body['anchor']['seq']} {body['anchor']['hash']}")
+    click.echo(
+        f"{body['answer']['status']}; anchor {body['anchor']['seq']} {body['anchor']['hash']}"
+    )
 
 
 @certificate_group.command("verify")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--key", "key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="a public key (PEM) to trust besides the instance's keys")  # fmt: skip
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="a public key (PEM) to trust besides the instance's keys",
+)
 @click.option("--offline", is_flag=True, help="check form and signature only, not the database")
 def certificate_verify(file, key_file, offline):
     """Check a certificate (JSON or PDF); exit 1 naming what failed."""
@@ -226,8 +314,10 @@ def certificate_verify(file, key_file, offline):
     if not verdict.ok:
         sys.exit(1)
     body = verdict.certificate
-    click.echo(f"certificate {body['serial']} is valid: {body['question']['address']} at "
-               f"{body['question']['at']} -> {body['answer']['status']}")  # fmt: skip
+    click.echo(
+        f"certificate {body['serial']} is valid: {body['question']['address']} at "
+        f"{body['question']['at']} -> {body['answer']['status']}"
+    )
 
 
 # sites ------------------------------------------------------------------------------
@@ -249,17 +339,35 @@ def site_group():
 @click.option("--admin", "admins", multiple=True, help="an admin account (repeatable)")
 @click.option("--sublessee", "sublessee_id", type=int)
 @actor_option
-def site_add(customer, name, domain, addresses, urls, icp_number, category, approval_ref,
-             interactive, admins, sublessee_id, actor):  # fmt: skip
+def site_add(
+    customer,
+    name,
+    domain,
+    addresses,
+    urls,
+    icp_number,
+    category,
+    approval_ref,
+    interactive,
+    admins,
+    sublessee_id,
+    actor,
+):
     """Register a site of CUSTOMER (or of its sublessee)."""
     from ipam.customers import get_customer
 
     data = {
-        "name": name, "domain": domain, "addresses": list(addresses), "urls": list(urls),
-        "icp_number": icp_number, "category": category, "approval_ref": approval_ref,
-        "interactive": interactive, "admin_accounts": [{"account": a} for a in admins],
+        "name": name,
+        "domain": domain,
+        "addresses": list(addresses),
+        "urls": list(urls),
+        "icp_number": icp_number,
+        "category": category,
+        "approval_ref": approval_ref,
+        "interactive": interactive,
+        "admin_accounts": [{"account": a} for a in admins],
         "sublessee_id": sublessee_id,
-    }  # fmt: skip
+    }
     with transaction() as s:
         site = sites.add_site(s, get_customer(s, customer), data, actor=actor)
         click.echo(f"site {site.id} registered: {site.domain}")
@@ -274,8 +382,10 @@ def site_list(customer):
     cid = get_customer(db.session, customer).id if customer else None
     rows, total = sites.list_sites(db.session, sites.SiteFilter(customer_id=cid))
     for site in rows:
-        click.echo(f"{site.id:5} {site.domain:30} icp={site.icp_number or '-':20} "
-                   f"{site.category:12} {site.interactive or '-':6} {' '.join(site.addresses)}")  # fmt: skip
+        click.echo(
+            f"{site.id:5} {site.domain:30} icp={site.icp_number or '-':20} "
+            f"{site.category:12} {site.interactive or '-':6} {' '.join(site.addresses)}"
+        )
     click.echo(f"{total} sites")
 
 

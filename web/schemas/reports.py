@@ -16,7 +16,7 @@ class ReportColumnOut(Out):
     kind: str
 
 
-class ReportOut(Out):
+class ReportKindOut(Out):
     name: str
     zh: str
     en: str

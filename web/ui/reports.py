@@ -9,7 +9,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from ipam import customers, sites
-from ipam.errors import IpamError
+from ipam.errors import IpamError, ValidationError
 from ipam.listing import Window
 from ipam.reports import files, issued, visible
 
@@ -59,10 +59,17 @@ def report_page(name):
 
     report = report or get_report(name)
     return render_template(
-        "report.html", report=report, params=params, args=args, rows=table, more=more,
+        "report.html",
+        report=report,
+        params=params,
+        args=args,
+        rows=table,
+        more=more,
         headings=files.headings(report, lang, files.ZoneInfo(current_app.config["IPAM_TIMEZONE"])),
-        errors=form_errors(error), lang=lang, customers=_customers(),
-    ), (error.status if error else 200)  # fmt: skip
+        errors=form_errors(error),
+        lang=lang,
+        customers=_customers(),
+    ), (error.status if error else 200)
 
 
 def _customers():
@@ -77,9 +84,13 @@ def report_issue(name):
     form = request.form
     try:
         record = reporting.issue(
-            name, form, form.get("format", "pdf"), form.get("lang") or _lang(),
-            reveal=form.get("reveal") == "on", reason=form.get("reason"),
-        )  # fmt: skip
+            name,
+            form,
+            form.get("format", "pdf"),
+            form.get("lang") or _lang(),
+            reveal=form.get("reveal") == "on",
+            reason=form.get("reason"),
+        )
     except IpamError as exc:
         flash(f"{exc.field}: {exc.message}" if exc.field else exc.message, "error")
         return redirect(url_for("ui.report_page", name=name, **_kept(form)))
@@ -110,9 +121,12 @@ def certificate_issue():
     form = request.form
     try:
         record, pdf = reporting.certify(
-            form.get("address", ""), _instant(form.get("at")), form.get("lang") or _lang(),
-            reveal=form.get("reveal") == "on", reason=form.get("reason"),
-        )  # fmt: skip
+            form.get("address", ""),
+            _instant(form.get("at")),
+            form.get("lang") or _lang(),
+            reveal=form.get("reveal") == "on",
+            reason=form.get("reason"),
+        )
     except IpamError as exc:
         rows, _total = issued.list_issued(db.session, scope(), Window(20, 0), name="certificate")
         return render_template(
@@ -141,9 +155,9 @@ def certificate_verify():
             "certificates.html", issued=rows, form={}, errors=errors, verdict=None
         ), 422
     verdict = reporting.verify_upload(data)
-    return render_template(
-        "certificates.html", issued=rows, form={}, errors={}, verdict=verdict
-    ), (200 if verdict.ok else 422)
+    return render_template("certificates.html", issued=rows, form={}, errors={}, verdict=verdict), (
+        200 if verdict.ok else 422
+    )
 
 
 @view("/sites", access=OWN)
@@ -152,9 +166,7 @@ def sites_page():
     customer_id = customer_scope()
     if customer_id is None and ref:
         customer_id = load("customer", ref).id
-    rows, total = sites.list_sites(
-        db.session, sites.SiteFilter(customer_id=customer_id), scope()
-    )
+    rows, total = sites.list_sites(db.session, sites.SiteFilter(customer_id=customer_id), scope())
     return render_template("sites.html", sites=rows, total=total, customers=_customers())
 
 
@@ -179,7 +191,10 @@ def site_form(form) -> dict:
 def site_new():
     errors = {}
     if request.method == "POST":
-        customer = load("customer", request.form.get("customer") or customer_scope() or "")
+        ref = request.form.get("customer") or customer_scope()
+        if not ref:
+            raise ValidationError("is required", "customer")
+        customer = load("customer", ref)
         response, error = attempt(
             lambda s: sites.add_site(s, customer, site_form(request.form), actor=actor()),
             _("Site registered"),
@@ -189,9 +204,13 @@ def site_new():
             return response
         errors = form_errors(error)
     return render_template(
-        "site_new.html", form=request.form, errors=errors, customers=_customers(),
-        categories=sites.CATEGORIES, interactive=sites.INTERACTIVE,
-    ), (422 if errors else 200)  # fmt: skip
+        "site_new.html",
+        form=request.form,
+        errors=errors,
+        customers=_customers(),
+        categories=sites.CATEGORIES,
+        interactive=sites.INTERACTIVE,
+    ), (422 if errors else 200)
 
 
 @view("/sites/<int:site_id>/close", access=OWN_WRITE, methods=("POST",))
