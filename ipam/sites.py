@@ -193,7 +193,7 @@ def add_site(session: Session, customer, data: dict, *, actor: str, at=None) -> 
     session.flush()
     _revise(session, site, at)
     audit.record(session, actor, "site.add", site, snapshot(site))
-    check_sites(session, [site], at=at, actor=actor)
+    check_sites(session, _sharing(session, site, []), at=at, actor=actor)
     return site
 
 

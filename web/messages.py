@@ -30,6 +30,21 @@ MESSAGES = (
     _l("says too little: give at least 10 characters (case, request)"),
     _l("no maildir is set"),
     _l("the database is not answering; try again in a few seconds"),
+    _l("is in the future: the ledger cannot say what will be held"),
+    _l("is before 2000: no record of this ledger is that old"),
+    _l("is in the future"),
+    _l("must be after the start of the period (from)"),
+    _l("the period is longer than ten years"),
+    _l("must be between 1 and 365 days"),
+    _l("customer users cannot reveal personal data"),
+    _l("lies outside the provider's address space: no certificate"),
+    _l("no signing key: run `ipam keys init` (or set IPAM_SIGNING_KEY)"),
+    _l("is required: the addresses the site is served from"),
+    _l("is not a site field"),
+    _l("is closed already"),
+    _l("the site is closed; register it again"),
+    _l("no holding of yours at that address and time"),
+    _l("is required: send the certificate file as the body"),
 )
 
 
