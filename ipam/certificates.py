@@ -471,18 +471,12 @@ TEXT = {
     },
 }
 
-STATUS = {
-    "allocated": ("已分配", "allocated"),
-    "subleased": ("已转租", "subleased"),
-    "quarantined": ("冷却隔离", "quarantined"),
-    "free": ("未分配", "free"),
-}
-
 
 def _pdf_bytes(record: IssuedReport, lang: str) -> bytes:
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
+    from .reports.base import term
     from .reports.files import Heading, local, new_pdf
 
     doc = json.loads(record.content)
@@ -515,8 +509,7 @@ def _pdf_bytes(record: IssuedReport, lang: str) -> bytes:
     line("issued", f"{when(body['issued_at'])}  {body['issued_by']}")
     line("address", body["question"]["address"])
     line("at", when(body["question"]["at"]))
-    status = STATUS.get(answer["status"], (answer["status"],) * 2)
-    line("status", status[0] if lang == "zh" else status[1])
+    line("status", term(answer["status"], lang))
     if answer.get("pool"):
         line("pool", f"{answer['pool']['name']} {answer['pool']['prefix']}")
     for part in ("allocation", "sublease"):

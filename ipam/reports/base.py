@@ -80,6 +80,8 @@ TERMS: dict[str, tuple[str, str]] = {
     "termination": ("终止协议", "termination"),
     "released": ("释放", "released"),
     "quarantined": ("冷却隔离", "quarantined"),
+    "free": ("未分配", "free"),
+    "unmanaged": ("不在地址池内", "unmanaged"),
     "case": ("投诉案件", "abuse case"),
     "incident": ("安全事件", "incident"),
     "open": ("待处理", "open"),

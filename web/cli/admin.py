@@ -42,6 +42,11 @@ def demo_cmd(actor):
     with transaction() as s:
         if not demo.seed(s, actor=actor, echo=click.echo):
             click.echo("demo data is there already")
+    from ipam.certificates import Keyring
+
+    kid, created = Keyring.from_config(current_app.config).init()  # certificates sign at once
+    if created:
+        click.echo(f"certificate signing key {kid} created (ipam keys list)")
     logins = demo.untouched_logins(db.session)
     if logins:
         click.echo("demo logins:")

@@ -12,6 +12,7 @@ from ipam import customers, sites
 from ipam.errors import IpamError, ValidationError
 from ipam.listing import Window
 from ipam.reports import files, issued, visible
+from ipam.reports.base import term
 
 from .. import reporting
 from ..access import OWN, OWN_WRITE, READERS, actor, customer_scope, load, scope
@@ -133,8 +134,10 @@ def certificate_issue():
             "certificates.html", issued=rows, form=form, errors=form_errors(exc), verdict=None
         ), exc.status
     flash(_("Certificate %(id)s issued", id=record.id))
+    body = json.loads(record.content)
+    status = term(body["certificate"]["answer"]["status"], _lang())
     return render_template(
-        "certificate_issued.html", record=record, pdf=pdf, body=json.loads(record.content)
+        "certificate_issued.html", record=record, pdf=pdf, body=body["certificate"], status=status
     )
 
 
