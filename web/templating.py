@@ -28,7 +28,7 @@ NAV = [
     ("ui.incidents_page", _l("Incidents"), {Role.ADMIN, Role.ENGINEER, Role.AUDITOR}),
     ("ui.attribution_page", _l("Who held it?"), set(Role)),
     ("ui.sites_page", _l("Sites"), set(Role)),
-    ("ui.reports_page", _l("Reports"), set(Role)),
+    ("ui.reports_page", _l("Regulatory reports"), set(Role)),
     ("ui.certificates_page", _l("Certificates"), set(Role)),
     ("ui.tokens", _l("API tokens"), set(Role)),
     ("ui.users_page", _l("Users"), {Role.ADMIN}),

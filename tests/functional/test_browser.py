@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
 from ipam import demo
+from ipam.certificates import Keyring
 from tests.conftest import migrated_url
 from tests.factories import resident_id
 from web import create_app
@@ -49,7 +50,11 @@ def server(tmp_path_factory):
         demo.seed(s, echo=lambda *_: None)
         s.commit()
     engine.dispose()
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "browser-test"})
+    keys = tmp_path_factory.mktemp("keys")
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "browser-test", "IPAM_KEYS_DIR": str(keys)}
+    )
+    Keyring.from_config(app.config).init()
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -59,11 +64,17 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture
-def browser(server):
+def browser(server, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    options.add_experimental_option(
+        "prefs",
+        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
+    )
     options.binary_location = CHROMIUM
     for flag in (
         "--headless=new",
@@ -80,6 +91,7 @@ def browser(server):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.implicitly_wait(5)
+    driver.downloads = downloads
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     yield driver
     driver.quit()
@@ -245,3 +257,66 @@ def test_engineer_types_in_a_complaint_and_declares_an_incident_from_its_case(br
     assert browser.find_element(By.CLASS_NAME, "flash").text == "安全事件已更新。"
     assert "已在边界封禁 198.18.7.9" in browser.find_element(By.ID, "actions").text
     shot(browser, "incident-declared-from-case")
+
+
+def downloaded(driver, suffix: str, before: set) -> Path:
+    """The file a click just downloaded (waits for Chromium to finish writing it)."""
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done = [
+            p for p in driver.downloads.iterdir()
+            if p.name.endswith(suffix) and p.name not in before
+        ]  # fmt: skip
+        if done:
+            return done[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no {suffix} file downloaded: {list(driver.downloads.iterdir())}")
+
+
+def test_auditor_filters_a_report_issues_it_in_each_format_and_a_certificate(browser, server):
+    import io
+
+    from openpyxl import load_workbook
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    log_in(browser, server, "auditor", "demo-auditor-pass")
+    browser.find_element(By.LINK_TEXT, "监管报告").click()
+    browser.find_element(By.LINK_TEXT, "IP地址备案变更表").click()
+    browser.find_element(By.ID, "from").send_keys("2025-01-01")
+    browser.find_element(By.ID, "to").send_keys("2026-12-31")
+    browser.find_element(By.ID, "report-show").click()
+    table = browser.find_element(By.ID, "report-rows").text
+    assert "变更类型" in table and "198.18.7.0/24" in table and "逾期" in table
+    shot(browser, "report-filtered")
+    files = {}
+    for fmt, suffix in (("pdf", ".pdf"), ("xlsx", ".xlsx"), ("csv", ".csv")):
+        Select(browser.find_element(By.ID, "issue-format")).select_by_value(fmt)
+        browser.find_element(By.ID, "issue-button").click()
+        row = browser.find_element(By.CSS_SELECTOR, "#issued-list tr.highlight")
+        before = {p.name for p in browser.downloads.iterdir()}
+        row.find_element(By.CSS_SELECTOR, "a.issued-file").click()
+        files[fmt] = downloaded(browser, suffix, before).read_bytes()
+        browser.back()
+    shot(browser, "reports-issued")
+    assert files["pdf"].startswith(b"%PDF-")
+    sheet = load_workbook(io.BytesIO(files["xlsx"])).worksheets[0]
+    assert sheet.cell(1, 1).value == "变更类型" and sheet.max_row > 5
+    text = files["csv"].decode("utf-8-sig")
+    assert text.startswith("变更类型,") and "198.18.7.0/24" in text
+    # A certificate for who held 198.18.7.9 on 1 July, downloaded and checked on the page.
+    browser.find_element(By.LINK_TEXT, "地址使用证明").click()
+    browser.find_element(By.ID, "address").send_keys("198.18.7.9")
+    browser.find_element(By.ID, "at").send_keys("2026-07-01 10:00")
+    browser.find_element(By.ID, "certificate-issue").click()
+    assert "李明" in browser.find_element(By.ID, "certificate-issued").text
+    before = {p.name for p in browser.downloads.iterdir()}
+    browser.find_element(By.ID, "certificate-json").click()
+    cert = downloaded(browser, ".json", before)
+    browser.find_element(By.LINK_TEXT, "地址使用证明").click()
+    browser.find_element(By.ID, "file").send_keys(str(cert))
+    browser.find_element(By.ID, "verify-button").click()
+    assert browser.find_element(By.ID, "verdict-result").text == "有效"
+    shot(browser, "certificate-verified")
