@@ -208,61 +208,41 @@ def _events(session: Session, params: Params, scope: Scope):
                 detail,
             )
 
-    def customer_changes():
-        # A revision other than a record's first changes the holder data of every segment
-        # the customer held then.
-        revs = session.execute(
-            select(CustomerRevision.customer_id, CustomerRevision.recorded_at, CustomerRevision.id)
-            .where(CustomerRevision.recorded_at >= start, CustomerRevision.recorded_at < end)
-            .order_by(CustomerRevision.recorded_at, CustomerRevision.id)
-        ).all()
-        for cid, when, rev_id in revs:
-            earlier = session.scalar(
-                select(CustomerRevision.id)
-                .where(CustomerRevision.customer_id == cid, CustomerRevision.id < rev_id)
-                .limit(1)
+    def revisions(model, key):
+        # Revisions of the period that follow an earlier one of the same record (a record's
+        # first revision is its registration, not a change), streamed in time order.
+        earlier = model.__table__.alias("earlier")
+        q = (
+            select(key, model.recorded_at)
+            .where(model.recorded_at >= start, model.recorded_at < end)
+            .where(
+                select(earlier.c.id)
+                .where(earlier.c[key.key] == key, earlier.c.id < model.id)
+                .exists()
             )
-            if earlier is None:
-                continue
+            .order_by(model.recorded_at, model.id)
+        )
+        return stream(session, q)
+
+    def customer_changes():
+        # A customer's revision changes the holder data of every segment it held then.
+        for cid, when in revisions(CustomerRevision, CustomerRevision.customer_id):
             where = and_(current_at(Allocation, when), Allocation.customer_id == cid)
             q = _allocations(session, params, scope, when, where).order_by(Allocation.first)
-            for a_id, fam, first, last, plen, purpose, *_rest, snap in stream(session, q):
+            for a_id, fam, first, last, plen, purpose, *_rest, snap in session.execute(q):
                 cells = list(_customer_cells(snap or {}, mask))
                 cells[5] = purpose
-                yield (
-                    when,
-                    "changed",
-                    *span(fam, first, last, plen),
-                    *cells,
-                    f"customer data revised (allocation {a_id})",
-                )
+                yield (when, "changed", *span(fam, first, last, plen), *cells,
+                       f"customer data revised (allocation {a_id})")  # fmt: skip
 
     def sublessee_changes():
-        revs = session.execute(
-            select(
-                SublesseeRevision.sublessee_id, SublesseeRevision.recorded_at, SublesseeRevision.id
-            )
-            .where(SublesseeRevision.recorded_at >= start, SublesseeRevision.recorded_at < end)
-            .order_by(SublesseeRevision.recorded_at, SublesseeRevision.id)
-        ).all()
-        for sid, when, rev_id in revs:
-            earlier = session.scalar(
-                select(SublesseeRevision.id)
-                .where(SublesseeRevision.sublessee_id == sid, SublesseeRevision.id < rev_id)
-                .limit(1)
-            )
-            if earlier is None:
-                continue
+        for sid, when in revisions(SublesseeRevision, SublesseeRevision.sublessee_id):
             where = and_(current_at(Sublease, when), Sublease.sublessee_id == sid)
             q = _subleases(session, params, scope, when, where).order_by(Sublease.first)
-            for s_id, fam, first, last, plen, *_rest, snap, cname in stream(session, q):
-                yield (
-                    when,
-                    "changed",
-                    *span(fam, first, last, plen),
-                    *_sublessee_cells(snap or {}, cname, mask),
-                    f"sublessee data revised (sublease {s_id})",
-                )
+            for s_id, fam, first, last, plen, *_rest, snap, cname in session.execute(q):
+                yield (when, "changed", *span(fam, first, last, plen),
+                       *_sublessee_cells(snap or {}, cname, mask),
+                       f"sublessee data revised (sublease {s_id})")  # fmt: skip
 
     return [
         allocs(Allocation.valid_from, "new"),
