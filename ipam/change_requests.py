@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import audit, validation
+from . import audit, sites, validation
 from .allocation import get_allocation, set_purpose
 from .customers import _clean as clean_customer
 from .customers import get_customer, name_free, update_customer
@@ -20,7 +20,10 @@ from .listing import ALL, EVERYONE, Scope, Window, fetch
 from .lookup import as_id
 from .models import ChangeRequest, ChangeStatus
 
-TARGETS = ("customer", "allocation")
+TARGETS = ("customer", "allocation", "site")
+# A registered site's filing data (clause 18); its customer registers or closes it directly.
+SITE_FIELDS = ("name", "domain", "urls", "icp_number", "category", "approval_ref",
+               "interactive", "admin_accounts", "addresses")  # fmt: skip
 ALLOCATION_FIELDS = ("purpose",)
 
 
@@ -36,6 +39,15 @@ def _check_changes(session: Session, customer, target: str, target_id, changes) 
         if "name" in values:  # refused now, not only when an engineer approves it
             name_free(session, values["name"], customer.id)
         return customer.id
+    if target == "site":
+        site = sites.get_site(session, target_id or 0, "target_id")
+        if site.customer_id != customer.id or site.valid_to is not None:
+            raise NotFound(f"no current site {target_id!r} of this customer", "target_id")
+        unknown = set(changes) - set(SITE_FIELDS)
+        if unknown:
+            raise ValidationError("cannot be changed by request", sorted(unknown)[0])
+        sites.check_changes(session, site, changes)
+        return site.id
     alloc = get_allocation(session, target_id, "target_id")
     if alloc.customer_id != customer.id or alloc.valid_to is not None:
         raise NotFound(f"no current allocation {target_id!r} of this customer", "target_id")
@@ -101,6 +113,8 @@ def approve(session: Session, ref, *, actor: str, comment: str | None = None) ->
     req = _pending(session, ref)
     if req.target == "customer":
         update_customer(session, req.customer_id, dict(req.changes), actor=actor)
+    elif req.target == "site":
+        sites.update_site(session, req.target_id, dict(req.changes), actor=actor)
     else:
         set_purpose(session, req.target_id, req.changes.get("purpose"), actor=actor)
     return _decide(

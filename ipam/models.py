@@ -513,7 +513,7 @@ class ChangeRequest(Base):
     __tablename__ = "change_request"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
-    target: Mapped[str] = mapped_column(String(32))  # customer | allocation
+    target: Mapped[str] = mapped_column(String(32))  # customer | allocation | site
     target_id: Mapped[int] = mapped_column(Integer)
     changes: Mapped[dict] = mapped_column(JSON)
     reason: Mapped[str] = mapped_column(Text)
@@ -529,7 +529,7 @@ class ChangeRequest(Base):
     customer: Mapped[Customer] = relationship()
 
     __table_args__ = (
-        CheckConstraint("target IN ('customer', 'allocation')", name="target_kind"),
+        CheckConstraint("target IN ('customer', 'allocation', 'site')", name="target_kind"),
         Index("ix_change_request_status", "status"),
     )
 

@@ -197,16 +197,23 @@ def add_site(session: Session, customer, data: dict, *, actor: str, at=None) -> 
     return site
 
 
+def check_changes(session: Session, site: Site, changes: dict, at=None) -> dict:
+    """The changes, validated as update_site would apply them (a change request is refused
+    on submission when it could never apply)."""
+    values = _clean(changes, partial=True)
+    if "addresses" in values or "sublessee_id" in values:
+        merged = {f: getattr(site, f) for f in FIELDS} | values
+        _check_holdings(session, site.customer_id, merged, at or utcnow())
+    return values
+
+
 def update_site(session: Session, ref, changes: dict, *, actor: str, at=None) -> Site:
     """Change a site's entry; the old one stays in its revision for its time."""
     site = get_site(session, ref)
     if site.valid_to is not None:
         raise ValidationError("the site is closed; register it again", "site")
-    values = _clean(changes, partial=True)
     at = validation.instant(at, "at") or utcnow()
-    merged = {f: getattr(site, f) for f in FIELDS} | values
-    if "addresses" in values or "sublessee_id" in values:
-        _check_holdings(session, site.customer_id, merged, at)
+    values = check_changes(session, site, changes, at)
     before = snapshot(site)
     for key, value in values.items():
         setattr(site, key, value)

@@ -1,4 +1,4 @@
-"""sites register, issued reports and certificates; the sites' finding kinds
+"""sites register, issued reports and certificates; the sites' finding kinds and change requests
 
 Revision ID: 0010
 Revises: 0009
@@ -29,6 +29,15 @@ def _finding_kinds(kinds):
     with op.batch_alter_table('finding', recreate='auto') as batch_op:
         batch_op.drop_constraint(op.f('ck_finding_finding_kind'), type_='check')
         batch_op.create_check_constraint(op.f('ck_finding_finding_kind'), _kinds(kinds))
+
+
+def _request_targets(targets):
+    with op.batch_alter_table('change_request', recreate='auto') as batch_op:
+        batch_op.drop_constraint(op.f('ck_change_request_target_kind'), type_='check')
+        batch_op.create_check_constraint(
+            op.f('ck_change_request_target_kind'),
+            "target IN (" + ", ".join(f"'{t}'" for t in targets) + ")",
+        )
 
 
 def upgrade():
@@ -91,10 +100,13 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_issued_report_issued_at'), ['issued_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_issued_report_name'), ['name'], unique=False)
     _finding_kinds(NEW_KINDS)
+    _request_targets(('customer', 'allocation', 'site'))
 
 
 def downgrade():
     op.execute("DELETE FROM finding WHERE kind LIKE 'site_%'")
+    op.execute("DELETE FROM change_request WHERE target = 'site'")
+    _request_targets(('customer', 'allocation'))
     _finding_kinds(OLD_KINDS)
     op.drop_table('issued_report')
     op.drop_table('site_revision')

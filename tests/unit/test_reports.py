@@ -351,3 +351,30 @@ def test_standing_reports_are_issued_once_a_month(history):
     assert changes.params["end"] == "2026-04-30T16:00:00+00:00"
     assert issued.issue_standing(s, config, now=t("2026-05-04T00:00:00")) == []
     assert get_report("ip_filing").customers_may and not get_report("clause6").customers_may
+
+
+def test_a_customer_changes_its_site_through_a_change_request(history):
+    from ipam import change_requests
+
+    s, jia, site = history["s"], history["jia"], history["site"]
+    with pytest.raises(ValidationError) as exc:  # could never apply: refused on submission
+        change_requests.submit(
+            s, jia.id, "site", {"addresses": ["198.18.2.1"]}, reason="moved", actor="user:jia",
+            target_id=site.id,
+        )  # fmt: skip
+    assert exc.value.field == "addresses[0]"
+    with pytest.raises(NotFound):  # not 乙's site
+        change_requests.submit(
+            s, history["yi"].id, "site", {"icp_number": "x"}, reason="r", actor="u",
+            target_id=site.id,
+        )  # fmt: skip
+    req = change_requests.submit(
+        s, jia.id, "site", {"approval_ref": "新出审字〔2026〕1号"}, reason="approval granted",
+        actor="user:jia", target_id=site.id,
+    )  # fmt: skip
+    assert site.approval_ref is None  # nothing changes until an engineer approves
+    change_requests.approve(s, req.id, actor="user:engineer")
+    s.commit()
+    assert site.approval_ref == "新出审字〔2026〕1号"
+    open_ = s.scalars(select(Finding).where(Finding.status == "open")).all()
+    assert open_ == []  # the clause 3 finding resolved with it

@@ -282,7 +282,7 @@ class ChangeRequestQuery(ListQuery):
 
 
 class ChangeRequestIn(In):
-    target: ShortText = Field(description="customer | sublessee | allocation")
+    target: ShortText = Field(description="customer | allocation | site")
     changes: JsonObject
     reason: Text
     target_id: Id | None = None

@@ -13,6 +13,7 @@ from ipam import (
     allocation,
     change_requests,
     customers,
+    sites,
 )
 from ipam.errors import IpamError
 from ipam.models import (
@@ -51,6 +52,10 @@ CUSTOMER_CHANGE_FIELDS = (
 )
 
 
+# A site's filing data a customer may ask to change (addresses and URLs space-separated).
+SITE_CHANGE_FIELDS = ("icp_number", "category", "approval_ref", "interactive", "addresses", "urls")
+
+
 @view("/change-requests/new", methods=["GET", "POST"], access=frozenset({CUSTOMER}))
 def change_request_new():
     c = customers.get_customer(db.session, customer_scope())
@@ -58,8 +63,14 @@ def change_request_new():
     if request.method == "POST":
         f = request.form
         target = f.get("target", "customer")
+        target_id = f.get("allocation") or None
         if target == "allocation":
             changes = {"purpose": f.get("purpose", "")}
+        elif target == "site":
+            target_id = f.get("site") or None
+            changes = {
+                k: f.get(f"site_{k}") for k in SITE_CHANGE_FIELDS if f.get(f"site_{k}", "").strip()
+            }
         else:
             changes = {k: f.get(k) for k in CUSTOMER_CHANGE_FIELDS if f.get(k, "").strip()}
         response, error = attempt(
@@ -69,7 +80,7 @@ def change_request_new():
                 target,
                 changes,
                 reason=f.get("reason"),
-                target_id=f.get("allocation") or None,
+                target_id=target_id,
                 actor=actor(),
             ),
             _("Change request submitted; an engineer will decide."),
@@ -82,6 +93,8 @@ def change_request_new():
         "change_request_new.html",
         customer=c,
         allocations=allocs,
+        sites=sites.current_sites(db.session, c.id),
+        site_fields=SITE_CHANGE_FIELDS,
         fields=CUSTOMER_CHANGE_FIELDS,
         errors=form_errors(error),
         form=request.form,
