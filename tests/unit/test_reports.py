@@ -378,3 +378,32 @@ def test_a_customer_changes_its_site_through_a_change_request(history):
     assert site.approval_ref == "新出审字〔2026〕1号"
     open_ = s.scalars(select(Finding).where(Finding.status == "open")).all()
     assert open_ == []  # the clause 3 finding resolved with it
+
+
+def test_the_demo_filing_and_register_at_new_year(session):
+    """Worked out by hand from ipam/demo.py: what was held at 2026-01-01 08:00 Beijing time."""
+    from ipam import demo
+
+    demo.seed(session, echo=lambda *_: None, abuse=False)
+    session.commit()
+    report, _p, got = ask(session, "ip_filing", at="2026-01-01 08:00")
+    v4 = [(p, h) for p, h, f in zip(col(report, got, "prefix"), col(report, got, "holder"),
+                                   col(report, got, "first"), strict=True) if "." in f]  # fmt: skip
+    assert v4 == [
+        ("198.18.7.0/24", "北京云帆网络科技有限公司"),
+        ("198.19.0.0/24", "上海星河数据服务有限公司"),
+        ("198.19.4.0/28", "杭州青木电子商务有限公司"),
+        ("198.19.10.0/24", "深圳远航信息技术有限公司"),
+        ("198.18.7.8/29", "北京蜂巢创意文化传媒有限公司"),  # sub-leased from 1 Jul 2025
+    ]
+    assert col(report, got, "status").count("allocated") == len(got) - 1
+    report, _p, subs = ask(session, "sublessees", at="2026-01-01 08:00")
+    assert col(report, subs, "sublessee") == ["北京蜂巢创意文化传媒有限公司"]
+    assert col(report, subs, "customer") == ["北京云帆网络科技有限公司"]
+    # Reclaimed on 15 Mar 2026: the sublease ended with the allocation, the block quarantined.
+    report, _p, back = ask(session, "reclamation", start="2026-03-01", end="2026-04-30")
+    assert [(e, p) for e, p in zip(col(report, back, "event"), col(report, back, "prefix"),
+                                   strict=True)] == [
+        ("reclaimed", "198.18.7.0/24"), ("quarantined", "198.18.7.0/24"),
+        ("released", "198.18.7.0/24"),
+    ]  # fmt: skip

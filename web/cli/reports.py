@@ -10,7 +10,7 @@ import click
 from flask import current_app
 
 from ..extensions import db
-from .common import actor_option, ipam, json_option, lazy, transaction
+from .common import IpamGroup, actor_option, ipam, json_option, lazy, transaction
 
 reports = lazy("ipam.reports")
 issued = lazy("ipam.reports.issued")
@@ -24,12 +24,19 @@ def _zone() -> str:
     return current_app.config["IPAM_TIMEZONE"]
 
 
-@ipam.group("report", invoke_without_command=True)
-@click.pass_context
-def report_group(ctx):
-    """The reports regulators ask for: `ipam report list`, `ipam report issue NAME ...`."""
-    if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+class ReportGroup(IpamGroup):
+    """`ipam report NAME ...` is `ipam report issue NAME ...`."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] in reports.REPORTS:
+            return "issue", self.commands["issue"], args
+        return super().resolve_command(ctx, args)
+
+
+@ipam.group("report", cls=ReportGroup)
+def report_group():
+    """The reports regulators ask for: `ipam report list`; `ipam report NAME --format pdf ...`
+    issues one (the same as `ipam report issue NAME`); `ipam report draft NAME` keeps none."""
 
 
 @report_group.command("list")
