@@ -12,12 +12,22 @@ from flask import current_app
 from ..extensions import db
 from .common import IpamGroup, actor_option, ipam, json_option, lazy, transaction
 
+# Loaded when a command first uses them (find_spec of a submodule would import its package,
+# so the reports' submodules are imported inside the commands).
 reports = lazy("ipam.reports")
-issued = lazy("ipam.reports.issued")
-files = lazy("ipam.reports.files")
 certificates = lazy("ipam.certificates")
 sites = lazy("ipam.sites")
 listing = lazy("ipam.listing")
+
+
+class _Issued:
+    def __getattr__(self, name):
+        from ipam.reports import issued as module
+
+        return getattr(module, name)
+
+
+issued = _Issued()
 
 
 def _zone() -> str:
