@@ -490,7 +490,7 @@ def _pdf_bytes(record: IssuedReport, lang: str) -> bytes:
         issued_by=record.issued_by,
         anchor_seq=record.anchor_seq,
         anchor_hash=record.anchor_hash,
-        serial=record.id,
+        issued=True,
     )
     pdf = new_pdf(heading, lang, zone, orientation="P")
     answer = body["answer"]

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from flask import Response, current_app, send_file, stream_with_context
 
 from ipam import certificates, reports
+from ipam.db import reading
 from ipam.models import IssuedReport
 from ipam.reports import files, issued
 
@@ -79,13 +80,21 @@ def draft(report, params, fmt: str, lang: str) -> Response:
 
 
 def issue(name, args: Mapping, fmt, lang: str, *, reveal: bool, reason) -> IssuedReport:
-    """Issue (keep and audit) the report; personal data in full only with a reason."""
+    """Issue (keep and audit) the report; personal data in full only with a reason.
+
+    The file is made in a read transaction (a long report holds no write lock on SQLite),
+    then kept in a short write one."""
     report, params = prepare(name, args, reveal=reveal)
-    return run(
-        lambda s: issued.issue(
-            s, report.name, params, fmt, lang, actor=actor(), scope=scope(), reason=reason
-        )
-    )
+    who, whose = actor(), scope()
+    db.session.commit()  # ends the request's first transaction (the login check's reads)
+    with reading(db.session) as s:
+        try:
+            made = issued.make(
+                s, report.name, params, fmt, lang, actor=who, scope=whose, reason=reason
+            )
+        finally:
+            s.rollback()  # reads only: nothing to keep
+    return run(lambda s: issued.keep(s, made, actor=who))
 
 
 def issued_file(record_id: int) -> Response:

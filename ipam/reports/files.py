@@ -52,13 +52,13 @@ class Heading:
     issued_by: str
     anchor_seq: int | None = None
     anchor_hash: str | None = None
-    serial: int | None = None  # the issued report's number; None: a draft, not kept
+    issued: bool = False  # False: a draft, kept nowhere (said so inside)
 
     @property
     def keywords(self) -> str:
-        if self.anchor_seq is None:
+        if not self.issued:
             return "ipam-draft"
-        return f"ipam-anchor {self.anchor_seq} {self.anchor_hash} ipam-report {self.serial}"
+        return f"ipam-anchor {self.anchor_seq} {self.anchor_hash}"
 
 
 LABELS = {
@@ -247,10 +247,9 @@ def _about(heading: Heading, params: Params, lang: str) -> list[tuple[str, str]]
     lines = [(heading.title, "")]
     lines += heading.params
     when = local(heading.issued_at, zone)
-    if heading.serial is None:
+    if not heading.issued:
         lines.append((label("draft", lang), f"{when} {heading.issued_by}"))
     else:
-        lines.append((label("serial", lang), str(heading.serial)))
         lines.append((label("issued", lang), f"{when} {heading.issued_by}"))
         lines.append((label("anchor", lang), f"{heading.anchor_seq} {heading.anchor_hash}"))
     return lines
@@ -273,7 +272,7 @@ def new_pdf(heading: Heading, lang: str, zone: ZoneInfo, orientation: str = "L")
         def footer(self):
             self.set_y(-10)
             self.set_font("cjk", size=7)
-            mark = heading.keywords if heading.serial else label("draft", lang)
+            mark = heading.keywords if heading.issued else label("draft", lang)
             self.cell(0, 5, f"{label('page', lang).format(n=self.page_no())}    {mark}", align="C")
 
     pdf = Pdf(orientation=orientation, unit="mm", format="A4")

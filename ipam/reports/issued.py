@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -46,9 +46,9 @@ def heading(
     lang: str,
     *,
     actor: str,
-    serial: int | None = None,
     anchor: tuple[int, str] | None = None,
 ) -> Heading:
+    """What the file says about itself; with an anchor, that it is issued."""
     return Heading(
         title=report.title(lang),
         params=param_lines(params, lang, _names(session, params)),
@@ -56,7 +56,7 @@ def heading(
         issued_by=actor,
         anchor_seq=anchor[0] if anchor else None,
         anchor_hash=anchor[1] if anchor else None,
-        serial=serial,
+        issued=anchor is not None,
     )
 
 
@@ -97,6 +97,94 @@ def export(
     return counted.n
 
 
+@dataclass
+class Made:
+    """A report file made and not yet kept (make() reads, keep() writes)."""
+
+    report: Report
+    params: Params
+    fmt: str
+    lang: str
+    content: bytes
+    rows: int
+    anchor: tuple[int, str]
+    made_at: datetime
+    customer_id: int | None
+    reveal_reason: str | None
+
+
+def make(
+    session: Session,
+    name,
+    params: Params,
+    fmt,
+    lang: str,
+    *,
+    actor: str,
+    scope: Scope = EVERYONE,
+    reason=None,
+) -> Made:
+    """Make the file to issue, with the audit chain's head now as its anchor. Reads only:
+    the web makes it in a read transaction, so a long report never holds SQLite's write
+    lock; keep() then stores it in a short one."""
+    report = get_report(name)
+    fmt = check_format(fmt)
+    why = _reveal(params, reason)
+    anchor = audit.head(session)
+    head = heading(session, report, params, lang, actor=actor, anchor=anchor)
+    counted = Counter(rows(session, report, params, scope))
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL) as buf:
+        write(fmt, report, params, counted, lang, buf, head)
+        buf.seek(0)
+        content = buf.read()
+    return Made(
+        report, params, fmt, lang, content, counted.n, anchor, head.issued_at,
+        scope.customer_id or params.customer_id, why,
+    )  # fmt: skip
+
+
+def keep(session: Session, made: Made, *, actor: str) -> IssuedReport:
+    """Store a made file and enter its SHA-256 in the audit chain."""
+    local = made.made_at.astimezone(ZoneInfo(made.params.zone)).strftime("%Y%m%d-%H%M")
+    record = IssuedReport(
+        name=made.report.name,
+        params=made.params.as_dict(),
+        format=made.fmt,
+        language=made.lang,
+        file_name="",
+        content=made.content,
+        size=len(made.content),
+        rows=made.rows,
+        sha256=hashlib.sha256(made.content).hexdigest(),
+        issued_by=actor,
+        issued_at=made.made_at,
+        customer_id=made.customer_id,
+        anchor_seq=made.anchor[0],
+        anchor_hash=made.anchor[1],
+    )
+    session.add(record)
+    session.flush()
+    record.file_name = f"{made.report.name}-{local}-{record.id}.{made.fmt}"
+    audit.record(
+        session,
+        actor,
+        "report.issue",
+        record,
+        {
+            "report": made.report.name,
+            "params": record.params,
+            "format": made.fmt,
+            "language": made.lang,
+            "sha256": record.sha256,
+            "size": record.size,
+            "rows": record.rows,
+            "anchor": {"seq": made.anchor[0], "hash": made.anchor[1]},
+            **({"reveal_reason": made.reveal_reason} if made.reveal_reason else {}),
+        },
+    )
+    return record
+
+
 def issue(
     session: Session,
     name,
@@ -109,60 +197,8 @@ def issue(
     reason=None,
 ) -> IssuedReport:
     """Make the report, keep its bytes and record their hash in the audit chain."""
-    report = get_report(name)
-    fmt = check_format(fmt)
-    why = _reveal(params, reason)
-    anchor = audit.head(session)
-    record = IssuedReport(
-        name=report.name,
-        params=params.as_dict(),
-        format=fmt,
-        language=lang,
-        file_name="",
-        content=b"",
-        size=0,
-        rows=0,
-        sha256="",
-        issued_by=actor,
-        issued_at=utcnow(),
-        customer_id=scope.customer_id or params.customer_id,
-        anchor_seq=anchor[0],
-        anchor_hash=anchor[1],
-    )
-    session.add(record)
-    session.flush()
-    head = heading(session, report, params, lang, actor=actor, serial=record.id, anchor=anchor)
-    head = replace(head, issued_at=record.issued_at)
-    counted = Counter(rows(session, report, params, scope))
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL) as buf:
-        write(fmt, report, params, counted, lang, buf, head)
-        buf.seek(0)
-        content = buf.read()
-    local = record.issued_at.astimezone(ZoneInfo(params.zone)).strftime("%Y%m%d-%H%M")
-    record.content = content
-    record.size = len(content)
-    record.rows = counted.n
-    record.sha256 = hashlib.sha256(content).hexdigest()
-    record.file_name = f"{report.name}-{local}-{record.id}.{fmt}"
-    session.flush()
-    audit.record(
-        session,
-        actor,
-        "report.issue",
-        record,
-        {
-            "report": report.name,
-            "params": params.as_dict(),
-            "format": fmt,
-            "language": lang,
-            "sha256": record.sha256,
-            "size": record.size,
-            "rows": record.rows,
-            "anchor": {"seq": anchor[0], "hash": anchor[1]},
-            **({"reveal_reason": why} if why else {}),
-        },
-    )
-    return record
+    made = make(session, name, params, fmt, lang, actor=actor, scope=scope, reason=reason)
+    return keep(session, made, actor=actor)
 
 
 def get_issued(session: Session, ref, scope: Scope = EVERYONE) -> IssuedReport:
