@@ -53,7 +53,7 @@ class Record:
 
     source: str
     raw: bytes
-    block: Block
+    block: Block | None  # None: the report names a URL or a domain only (names.py resolves it)
     event_at: datetime
     category: AbuseCategory
     reporter: str = ""
@@ -106,6 +106,49 @@ def reported_block(text, fieldname: str) -> Block:
         return parse_block(text, fieldname)
     except IpamError as exc:
         raise FormatError(exc.message, fieldname) from None
+
+
+def reported_source(text, fieldname: str) -> tuple[Block | None, dict]:
+    """An address or prefix; else a URL or a domain name, returned as details (domain, url)
+    for ipam.abuse.names to resolve through the sites register and registered domains."""
+    text = str(text or "").strip()
+    if not text:
+        raise FormatError("is required", fieldname)
+    try:
+        return parse_block(text, fieldname), {}
+    except IpamError as exc:
+        problem = exc.message
+    host, url = _host(text)
+    if host is None:
+        raise FormatError(problem, fieldname)
+    details = {"domain": host, **({"url": text[:2000]} if url else {})}
+    try:  # a URL whose host is an address names that address
+        return parse_block(host, fieldname), details
+    except IpamError:
+        return None, details
+
+
+def _host(text: str) -> tuple[str | None, bool]:
+    """(host, whether it was a URL) of a URL or a bare domain name; (None, _) if neither."""
+    from urllib.parse import urlsplit
+
+    url = "://" in text
+    try:
+        host = urlsplit(text if url else f"//{text}").hostname
+    except ValueError:
+        return None, url
+    if not host:
+        return None, url
+    host = host.rstrip(".").lower()
+    if any(ch.isdigit() for ch in host.split(".")[-1]) and host.replace(".", "").isdigit():
+        return host, url  # a dotted address: parse_block judges it
+    labels = host.split(".")
+    if len(host) > 253 or len(labels) < 2 or not all(
+        0 < len(label) <= 63 and label.replace("-", "").isalnum() and not label.startswith("-")
+        for label in labels
+    ):  # fmt: skip
+        return None, url
+    return host, url
 
 
 def category(text, fieldname: str = "category") -> AbuseCategory:
@@ -477,16 +520,18 @@ def parse_xarf_mail(raw: bytes) -> Record:
         raise FormatError("the YAML report is not a mapping", "report")
     get = {str(k).lower(): v for k, v in data.items()}.get
     kind = get("report-type") or get("category")
+    block, names = reported_source(get("source"), "Source")
     return Record(
         source="xarf",
         raw=raw,
-        block=reported_block(get("source"), "Source"),
+        block=block,
         event_at=event_time(get("date"), "Date"),
         category=category(kind, "Report-Type"),
         reporter=str(get("reported-from") or _header(msg, "From")),
         description=_text_of(parts[0]).strip()[:4000],
         details={
             **{str(k): str(v) for k, v in data.items() if not isinstance(v, (dict, list))},
+            **names,
             **sender_category(kind),
         },
     )
@@ -504,10 +549,11 @@ def parse_xarf_json(raw: bytes) -> Record:
     if not isinstance(reporter, dict):  # a bare name: keep it as the reporter
         reporter = {"ReporterOrg": str(reporter)[:320]}
     source = report.get("SourceIp") or report.get("Source") or report.get("SourceIP")
+    block, names = reported_source(source, "Report.SourceIp")
     return Record(
         source="xarf",
         raw=raw,
-        block=reported_block(source, "Report.SourceIp"),
+        block=block,
         event_at=event_time(report.get("Date"), "Report.Date"),
         category=category(
             report.get("ReportType") or report.get("ReportClass"), "Report.ReportType"
@@ -522,6 +568,7 @@ def parse_xarf_json(raw: bytes) -> Record:
         details={
             "Version": str(data.get("Version", "")),
             **{k: str(v) for k, v in report.items() if not isinstance(v, (dict, list))},
+            **names,
             **sender_category(report.get("ReportType") or report.get("ReportClass")),
         },
     )
@@ -553,16 +600,18 @@ def _xarf_v4(raw: bytes, data: dict) -> Record:
     when = data.get("first_seen") or data.get("timestamp")
     scalars = {k: str(v) for k, v in data.items() if not isinstance(v, dict | list)}
     evidence = data.get("evidence") if isinstance(data.get("evidence"), list) else []
+    block, names = reported_source(data.get("source_identifier"), "source_identifier")
     return Record(
         source="xarf",
         raw=raw,
-        block=reported_block(data.get("source_identifier"), "source_identifier"),
+        block=block,
         event_at=event_time(when, "first_seen" if data.get("first_seen") else "timestamp"),
         category=mapped,
         reporter=str(reporter.get("contact") or reporter.get("org") or "")[:320],
         description=str(data.get("description") or f"{family}/{kind}".strip("/"))[:4000],
         details={
             **scalars,
+            **names,
             "evidence_items": len(evidence),
             **sender_category(kind if mapped == AbuseCategory.OTHER else ""),
         },
@@ -609,7 +658,9 @@ def iter_csv(lines: Iterable[bytes]) -> Iterator[Record | Rejected]:
     if not header_text.strip():
         raise FormatError("is empty", "csv")
     header = [h.strip().lower() for h in next(csv.reader([header_text]))]
-    missing = [c for c in CSV_COLUMNS[:3] if c not in header]
+    missing = [c for c in CSV_COLUMNS[1:3] if c not in header]
+    if not {"address", "url", "domain"} & set(header):
+        missing.insert(0, "address (or url, or domain)")
     if missing:
         raise FormatError(f"the header lacks {', '.join(missing)}", "csv")
     for number, raw_line in _records(it):
@@ -626,15 +677,17 @@ def iter_csv(lines: Iterable[bytes]) -> Iterator[Record | Rejected]:
             yield Rejected("csv", raw_line, "csv", f"line {number}: {exc}")
             continue
         try:
+            named = "address" if row.get("address") else "url" if row.get("url") else "domain"
+            block, names = reported_source(row.get(named), named)
             yield Record(
                 source="csv",
                 raw=raw_line,
-                block=reported_block(row.get("address"), "address"),
+                block=block,
                 event_at=event_time(row.get("time"), "time"),
                 category=category(row.get("category")),
                 reporter=(row.get("reporter") or "").strip()[:320],
                 description=(row.get("description") or "").strip()[:4000],
-                details={"line": number, **sender_category(row.get("category"))},
+                details={"line": number, **names, **sender_category(row.get("category"))},
             )
         except FormatError as exc:
             yield Rejected("csv", raw_line, exc.field, f"line {number}: {exc.message}")

@@ -43,7 +43,7 @@ from ..models import (
 )
 from ..models import Holding as Space
 from ..validation import choice
-from . import formats
+from . import formats, names
 
 CASE_WINDOW = timedelta(days=7)
 OPEN_STATES = ("open", "notified", "acknowledged", "escalated")
@@ -425,7 +425,8 @@ def store_many(
     now = now or utcnow()
     kept = []
     for rec in records:  # sanity at the door, whatever the way in
-        refused = at_the_door(rec, now, policy)
+        refused = names.resolve(session, rec) if rec.block is None else None
+        refused = refused or at_the_door(rec, now, policy)
         if refused is None:
             kept.append(rec)
         else:
@@ -818,10 +819,17 @@ def list_unattributed(
 
 
 def list_rejected(
-    session: Session, *, status: str | None = "rejected", window: Window = ALL
+    session: Session,
+    *,
+    status: str | None = "rejected",
+    window: Window = ALL,
+    field: str | None = None,
 ) -> tuple[list[RejectedReport], int]:
-    """Rejected input, newest first: waiting (default), accepted on retry, or all (None)."""
+    """Rejected input, newest first: waiting (default), accepted on retry, or all (None).
+    field="domain": complaints naming a URL or domain nobody has registered (names.py)."""
     q = select(RejectedReport).order_by(RejectedReport.id.desc())
+    if field:
+        q = q.where(RejectedReport.field == field)
     if status:
         q = q.where(RejectedReport.status == choice(RejectedStatus, status, "status"))
     return fetch(session, q, window)

@@ -265,3 +265,18 @@ def test_the_case_page_offers_only_what_the_state_allows(engineer, world, engine
             assert shown == (action in allowed), (state, action, allowed)
     assert "notify" not in cases.allowed_actions(AbuseCase(state="notified"))
     assert cases.allowed_actions(AbuseCase(state="resolved")) == []
+
+
+def test_a_url_only_complaint_posted_to_the_api_finds_the_site(engineer, world):
+    body = b"url,time,category\nhttps://liming-blog.example/x,2026-07-02T03:00:00+08:00,phishing\n"
+    r = engineer.api("POST", "/api/v1/abuse/reports", data=body,
+                     headers={"Content-Type": "text/csv"})  # fmt: skip
+    assert r.status_code in (200, 201), r.get_data(as_text=True)
+    assert [x["prefix"] for x in r.get_json()["reports"]] == ["198.18.7.9"]
+    r = engineer.api("POST", "/api/v1/abuse/reports", data=body.replace(b"liming", b"nobody"),
+                     headers={"Content-Type": "text/csv"})  # fmt: skip
+    assert r.get_json()["rejected"][0]["field"] == "domain"
+    listed = engineer.api("GET", "/api/v1/abuse/rejected?field=domain").get_json()["items"]
+    assert [x["field"] for x in listed] == ["domain"]
+    page = engineer.get("/abuse/unattributed").get_data(as_text=True)
+    assert 'id="unattributed-names"' in page and "nobody-blog.example" in page

@@ -198,7 +198,9 @@ def abuse_unattributed_list(query: UnattributedQuery):
 def abuse_rejected_list(query: RejectedQuery):
     """Input the intake could not read"""
     status = None if query.status == "all" else query.status
-    rows, total = ingest.list_rejected(db.session, status=status, window=window(query))
+    rows, total = ingest.list_rejected(
+        db.session, status=status, window=window(query), field=query.field
+    )
     return paged(rows, total, query)
 
 

@@ -127,6 +127,12 @@ def abuse_unattributed(holding, as_json):
             f"{r.holding.value:12} {r.reporter}"
         )
     click.echo(f"{total} unattributed report(s)")
+    names, count = ingest.list_rejected(db.session, field="domain")
+    for r in reversed(names):
+        click.echo(f"{r.id:5} {r.received_at:%Y-%m-%d %H:%M} name: {r.reason}")
+    if count:
+        click.echo(f"{count} complaint(s) naming a URL or domain nobody registered "
+                   "(ipam abuse retry ID once the site is registered)")  # fmt: skip
 
 
 @abuse_group.command("rejected")

@@ -151,6 +151,9 @@ class UnattributedQuery(ListQuery):
 
 class RejectedQuery(ListQuery):
     status: Literal["rejected", "accepted", "all"] = "rejected"
+    field: Literal["domain"] | None = Field(
+        None, description="domain: complaints naming a URL or domain nobody registered"
+    )
 
 
 class RejectedOut(Out):

@@ -172,7 +172,11 @@ def abuse_unattributed_page():
         listing["next"] = url_for(
             "ui.abuse_unattributed_page", **{**request.args.to_dict(), "offset": listing["next"]}
         )
-    return render_template("abuse_unattributed.html", listing=listing, holding=holding)
+    names, names_total = ingest.list_rejected(db.session, field="domain", window=Window(100))
+    return render_template(
+        "abuse_unattributed.html", listing=listing, holding=holding, names=names,
+        names_total=names_total,
+    )  # fmt: skip
 
 
 @view("/abuse/rejected", access=READERS)
