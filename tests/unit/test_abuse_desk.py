@@ -222,7 +222,11 @@ def test_a_reminder_goes_out_once_before_the_deadline_then_overdue_goes_up_the_l
     with pytest.raises(ValidationError):
         cases.confirm_sanction(s, suspension.id, actor="scheduler")
     assert notify.escalate_overdue(s, now=NOW + timedelta(hours=2)) == []  # one waits already
-    events = s.scalars(select(AbuseCaseEvent.action).where(AbuseCaseEvent.case_id == case.id)).all()
+    events = s.scalars(
+        select(AbuseCaseEvent.action)
+        .where(AbuseCaseEvent.case_id == case.id)
+        .order_by(AbuseCaseEvent.id)  # PostgreSQL gives no order unless asked
+    ).all()
     assert events == ["notify", "reminder", "escalate", "resolve"]
 
 
