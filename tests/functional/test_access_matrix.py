@@ -244,6 +244,8 @@ MATRIX = [
     ("GET", "/sites/new", "ui.site_new", STAFF | {"A", "B"}, None),
     ("POST", "/sites/new", "ui.site_new", STAFF | {"A"}, {"customer": "{a}", "name": ""}),
     ("POST", "/sites/{a_site}/close", "ui.site_close", STAFF | {"A"}, {"reason": ""}),
+    ("GET", "/search?q=198.18.7.9", "ui.search_page", ALL, None),
+    ("GET", "/api/v1/search?q=198.18.7.9", "api.search_get", ALL, None),
     ("GET", "/api/v1/reports", "api.reports_list", ALL, None),
     ("GET", "/api/v1/reports/ip_filing", "api.report_get", ALL, None),
     ("GET", "/api/v1/reports/clause6", "api.report_get", READERS, None),

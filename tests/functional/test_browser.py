@@ -320,3 +320,22 @@ def test_auditor_filters_a_report_issues_it_in_each_format_and_a_certificate(bro
     browser.find_element(By.ID, "verify-button").click()
     assert browser.find_element(By.ID, "verdict-result").text == "有效"
     shot(browser, "certificate-verified")
+
+
+def test_the_header_search_finds_an_address_and_a_customer(browser, server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    log_in(browser, server, "engineer", "demo-engineer-pass")
+    box = browser.find_element(By.ID, "global-search")
+    box.send_keys("198.18.7.9", Keys.ENTER)
+    results = browser.find_element(By.ID, "search-results").text
+    assert "地址" in results and "198.18.7.9" in results and "李明" in results
+    shot(browser, "search-address")
+    browser.find_element(By.LINK_TEXT, "198.18.7.9").click()
+    assert "李明" in browser.find_element(By.ID, "attribution-sublessee").text
+    box = browser.find_element(By.ID, "global-search")
+    box.send_keys("星河", Keys.ENTER)
+    browser.find_element(By.LINK_TEXT, "上海星河数据服务有限公司").click()
+    assert "上海星河" in browser.find_element(By.ID, "customer-name").text
+    shot(browser, "search-customer")

@@ -188,3 +188,16 @@ def test_reports_certificates_and_anchors_from_the_command_line(run, tmp_path):
     bad = run("certificate", "verify", forged, ok=False)
     assert bad.exit_code == 1 and "FAILED" in bad.output
     assert "*" in run("keys", "list").output
+
+
+def test_the_search_box_finds_an_address_a_customer_and_a_case(login, world):
+    engineer = login("engineer")
+    page = engineer.get("/search?q=198.18.7.9").get_data(as_text=True)
+    assert 'data-kind="address"' in page and "/attribution?address=198.18.7.9" in page
+    page = engineer.get(f"/search?q=%23{world['a_case']}").get_data(as_text=True)
+    assert f"/abuse/cases/{world['a_case']}" in page
+    hits = engineer.api("GET", "/api/v1/search?q=91110108MA01C8XK7H").get_json()
+    assert [(h["kind"], h["customer_id"]) for h in hits] == [("customer", world["a"])]
+    r = engineer.api("GET", "/api/v1/search?q=")
+    assert error_of(r, 422)["field"] == "q"
+    assert login("xinghe").api("GET", "/api/v1/search?q=91110108MA01C8XK7H").get_json() == []

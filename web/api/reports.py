@@ -7,7 +7,7 @@ from datetime import datetime
 import pydantic
 from flask import request
 
-from ipam import sites
+from ipam import search, sites
 from ipam.errors import ValidationError
 from ipam.listing import Window
 from ipam.reports import files, issued, visible
@@ -19,12 +19,14 @@ from ..schemas.common import Page
 from ..schemas.reports import (
     CertificateIn,
     CertificateOut,
+    HitOut,
     IssuedOut,
     IssuedQuery,
     IssueIn,
     ReportKindOut,
     ReportQuery,
     ReportRowsOut,
+    SearchQuery,
     SiteClose,
     SiteIn,
     SiteOut,
@@ -195,3 +197,9 @@ def site_update(site_id, body: SiteUpdate):
 def site_close(site_id, body: SiteClose):
     """The site no longer runs"""
     return run(lambda s: sites.close_site(s, site_id, body.reason, actor=actor()))
+
+
+@endpoint("GET", "/search", access=OWN, query=SearchQuery, out=list[HitOut])
+def search_get(query: SearchQuery):
+    """Everything a text can mean: address or prefix, customer, sublessee, site, case number"""
+    return [vars(h) for h in search.search(db.session, query.q, scope())]

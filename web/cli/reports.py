@@ -415,3 +415,21 @@ def site_close(site_id, reason, actor):
     with transaction() as s:
         sites.close_site(s, site_id, reason, actor=actor)
     click.echo(f"site {site_id} closed")
+
+
+# search ------------------------------------------------------------------------------
+@ipam.command("search")
+@click.argument("text")
+@json_option
+def search_cmd(text, as_json):
+    """Find an address or prefix, a customer (name, credit code), a sublessee, a domain, a case
+    or incident number."""
+    from ipam.search import search
+
+    hits = search(db.session, text, listing.EVERYONE)
+    if as_json:
+        click.echo(json.dumps([vars(h) for h in hits], ensure_ascii=False, indent=2))
+        return
+    for h in hits:
+        click.echo(f"{h.kind:10} {h.key:>8}  {h.title}  {h.detail}")
+    click.echo(f"{len(hits)} found")

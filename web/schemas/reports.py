@@ -158,3 +158,16 @@ class SiteOut(Out):
 class SiteQuery(Query):
     customer: Ref | None = None
     all: TriState = False
+
+
+class SearchQuery(Query):
+    q: ShortText
+
+
+class HitOut(Out):
+    kind: str
+    key: str
+    title: str
+    detail: str
+    customer_id: int | None
+    state: str

@@ -8,7 +8,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from ipam import customers, sites
+from ipam import customers, search, sites
 from ipam.errors import IpamError, ValidationError
 from ipam.listing import Window
 from ipam.reports import files, issued, visible
@@ -222,4 +222,27 @@ def site_close(site_id):
         lambda s: sites.close_site(s, site_id, request.form.get("reason"), actor=actor()),
         _("Site closed"),
         url_for("ui.sites_page"),
+    )
+
+
+@view("/search", access=OWN)
+def search_page():
+    q = request.args.get("q", "")
+    hits, error = [], None
+    if q.strip():
+        try:
+            hits = search.search(db.session, q, scope())
+        except IpamError as exc:
+            error = exc
+    lang = _lang()
+    shown = [
+        (
+            h,
+            term(h.state, lang),
+            term(h.detail, lang) if h.kind in ("case", "incident") else h.detail,
+        )
+        for h in hits
+    ]
+    return render_template("search.html", q=q, hits=shown, errors=form_errors(error)), (
+        error.status if error else 200
     )
