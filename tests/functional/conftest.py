@@ -205,6 +205,20 @@ def login(web_app, world):
 
 
 @pytest.fixture
+def run(cli_app):
+    """`run("pool", "list")`: an ipam command through Flask's CLI runner; exit 0 unless ok=False."""
+    runner = cli_app.test_cli_runner()
+
+    def invoke(*args, ok=True):
+        result = runner.invoke(args=[str(a) for a in args])
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    return invoke
+
+
+@pytest.fixture
 def engineer(login):
     return login("engineer")
 

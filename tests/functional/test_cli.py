@@ -8,19 +8,6 @@ from sqlalchemy import text
 from tests.factories import credit_code
 
 
-@pytest.fixture
-def run(cli_app):
-    runner = cli_app.test_cli_runner()
-
-    def invoke(*args, ok=True):
-        result = runner.invoke(args=[str(a) for a in args])
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    return invoke
-
-
 def test_demo_answers_whois_at_an_instant(run):
     out = run("demo").output
     assert "demo seeded" in out

@@ -144,19 +144,6 @@ def test_the_ui_filters_drafts_and_issues(login, world, signing):
     assert "portal.yunfan.example" not in login("xinghe").get("/sites").get_data(as_text=True)
 
 
-@pytest.fixture
-def run(cli_app):
-    runner = cli_app.test_cli_runner()
-
-    def invoke(*args, ok=True):
-        result = runner.invoke(args=[str(a) for a in args])
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    return invoke
-
-
 def test_reports_certificates_and_anchors_from_the_command_line(run, tmp_path):
     run("demo")
     out = run("report", "issue", "clause6", "--format", "pdf", "-o", tmp_path / "c6.pdf").output

@@ -65,7 +65,12 @@ def _report_options(fn):
         click.option("--at", help="as of this instant (default now)"),
         click.option("--customer", help="one customer (id, credit code or name)"),
         click.option("--pool", help="one pool (id, name or prefix)"),
-        click.option("--deadline", type=int, help="days to file a change (ip_filing_changes)"),
+        click.option(
+            "--deadline",
+            "deadline_days",
+            type=int,
+            help="days to file a change (ip_filing_changes)",
+        ),
         click.option("--audit-actor", help="audit_log: only this actor"),
         click.option("--object", "object_type", help="audit_log: only this object type"),
         click.option("--action", help="audit_log: actions starting with this"),
@@ -82,64 +87,21 @@ def _report_options(fn):
     return fn
 
 
-def _prepare(
-    s, name, start, end, at, customer, pool, deadline, audit_actor, object_type, action, reveal
-):
-    return reports.prepare(
-        s,
-        name,
-        listing.EVERYONE,
-        zone=_zone(),
-        start=start,
-        end=end,
-        at=at,
-        customer=customer,
-        pool=pool,
-        deadline_days=deadline,
-        actor=audit_actor,
-        object_type=object_type,
-        action=action,
-        reveal=bool(reveal),
-    )
+def _prepare(s, name, reveal, asked: dict):
+    """The report and its parameters from the shared options (ipam.reports.prepare checks)."""
+    asked = dict(asked)
+    asked["actor"] = asked.pop("audit_actor")  # --actor is who issues; this filters the log
+    return reports.prepare(s, name, listing.EVERYONE, zone=_zone(), reveal=bool(reveal), **asked)
 
 
 @report_group.command("issue")
 @click.argument("name")
 @_report_options
 @actor_option
-def report_issue(
-    name,
-    fmt,
-    lang,
-    start,
-    end,
-    at,
-    customer,
-    pool,
-    deadline,
-    audit_actor,
-    object_type,
-    action,
-    reveal,
-    out,
-    actor,
-):
+def report_issue(name, fmt, lang, reveal, out, actor, **asked):
     """Issue report NAME: the file is written, kept in the ledger and its SHA-256 audited."""
     with transaction() as s:
-        report, params = _prepare(
-            s,
-            name,
-            start,
-            end,
-            at,
-            customer,
-            pool,
-            deadline,
-            audit_actor,
-            object_type,
-            action,
-            reveal,
-        )
+        report, params = _prepare(s, name, reveal, asked)
         record = issued.issue(s, report.name, params, fmt, lang, actor=actor, reason=reveal)
         content, file_name, rid = bytes(record.content), record.file_name, record.id
         rows, digest, anchor = record.rows, record.sha256, (record.anchor_seq, record.anchor_hash)
@@ -153,39 +115,10 @@ def report_issue(
 @click.argument("name")
 @_report_options
 @actor_option
-def report_draft(
-    name,
-    fmt,
-    lang,
-    start,
-    end,
-    at,
-    customer,
-    pool,
-    deadline,
-    audit_actor,
-    object_type,
-    action,
-    reveal,
-    out,
-    actor,
-):
+def report_draft(name, fmt, lang, reveal, out, actor, **asked):
     """Write report NAME to --out (or stdout) without keeping it."""
     with transaction() as s:
-        report, params = _prepare(
-            s,
-            name,
-            start,
-            end,
-            at,
-            customer,
-            pool,
-            deadline,
-            audit_actor,
-            object_type,
-            action,
-            reveal,
-        )
+        report, params = _prepare(s, name, reveal, asked)
         if out is None:
             n = issued.export(
                 s, report, params, fmt, lang, sys.stdout.buffer, actor=actor, reason=reveal
