@@ -208,7 +208,10 @@ def test_one_scheduler_fires_however_many_are_started(db_url, engine, tmp_path):
         assert {r.requested_by for r in fired} == {f"scheduler:{a}"}
         seconds = [r.started_at.replace(microsecond=0) for r in fired]
         assert len(seconds) == len(set(seconds)), "a fire time ran twice"
-        assert all(r.status == "failed" and "outside the probe scope" in r.error for r in fired)
+        # The run fired this very second may still be queued or running as we read.
+        ended = [r for r in fired if r.status not in ("queued", "running")]
+        assert len(ended) >= len(fired) - 1 >= 5
+        assert all(r.status == "failed" and "outside the probe scope" in r.error for r in ended)
         first.send_signal(signal.SIGKILL)  # no goodbye: the lease must run out
         first.wait(10)
         b = wait_for(lambda: holder() if holder() != a else None, 30, "the standby to take over")
