@@ -140,7 +140,7 @@ def parse_block(text, field: str = "prefix", *, allow_host_bits: bool = False) -
         )
     raw = text.strip()
     if not raw.isprintable():  # NUL, CR, LF...: never an address, and some break the parsers
-        raise ValidationError(f"{raw!r} contains control characters", field)
+        raise ValidationError("{raw!r} contains control characters", field, raw=raw)
     if ":" not in raw:  # fast path for plain IPv4 (bulk imports parse millions)
         address, slash, length = raw.partition("/")
         try:  # inet_pton is as strict as netaddr (dotted quad, no leading zeros)
@@ -154,20 +154,22 @@ def parse_block(text, field: str = "prefix", *, allow_host_bits: bool = False) -
             if allow_host_bits or not value & ((1 << (32 - plen)) - 1):
                 return Block(4, value & ~((1 << (32 - plen)) - 1) & 0xFFFFFFFF, plen)
     if "%" in raw:
-        raise ValidationError(f"{raw!r} has a zone index; give a global address", field)
+        raise ValidationError("{raw!r} has a zone index; give a global address", field, raw=raw)
     try:
         net = netaddr.IPNetwork(raw)
     except (netaddr.AddrFormatError, ValueError, TypeError):
         raise ValidationError(
-            f"{raw!r} is not a valid IPv4 or IPv6 address or prefix", field
+            "{raw!r} is not a valid IPv4 or IPv6 address or prefix", field, raw=raw
         ) from None
     if "/" in raw:
         length = raw.rsplit("/", 1)[1]
         if not length.isdigit():
-            raise ValidationError(f"{raw!r} has an invalid prefix length", field)
+            raise ValidationError("{raw!r} has an invalid prefix length", field, raw=raw)
     net = _unmap(net)
     if not allow_host_bits and net.ip != net.network:
-        raise ValidationError(f"{raw!r} has host bits set; did you mean {net.cidr}?", field)
+        raise ValidationError(
+            "{raw!r} has host bits set; did you mean {cidr}?", field, raw=raw, cidr=net.cidr
+        )
     return Block(net.version, int(net.network), net.prefixlen)
 
 
@@ -175,10 +177,12 @@ def parse_address(text, field: str = "address") -> Block:
     """Parse one address (no prefix length), IPv4-mapped IPv6 normalised to IPv4."""
     if isinstance(text, Block):
         if not text.is_single:
-            raise ValidationError(f"{text} is a prefix; give a single address", field)
+            raise ValidationError("{text} is a prefix; give a single address", field, text=text)
         return text
     if isinstance(text, str) and "/" in text:
-        raise ValidationError(f"{text.strip()!r} is a prefix; give a single address", field)
+        raise ValidationError(
+            "{text!r} is a prefix; give a single address", field, text=text.strip()
+        )
     return parse_block(text, field)
 
 
@@ -187,9 +191,15 @@ def check_prefixlen(prefixlen, family: int, field: str = "prefixlen") -> int:
     try:
         plen = int(prefixlen)
     except (TypeError, ValueError):
-        raise ValidationError(f"{prefixlen!r} is not a prefix length", field) from None
+        raise ValidationError(
+            "{prefixlen!r} is not a prefix length", field, prefixlen=prefixlen
+        ) from None
     if not 0 <= plen <= WIDTH[family]:
         raise ValidationError(
-            f"/{plen} is not a valid IPv{family} prefix length (0 to {WIDTH[family]})", field
+            "/{plen} is not a valid IPv{family} prefix length (0 to {width})",
+            field,
+            plen=plen,
+            family=family,
+            width=WIDTH[family],
         )
     return plen

@@ -20,7 +20,7 @@ from . import audit, freespace
 from .addresses import Block, check_prefixlen, parse_block, to_bytes
 from .customers import get_customer
 from .db import utcnow
-from .errors import AddressConflict, NotFound, PoolExhausted, StateConflict, ValidationError
+from .errors import AddressConflict, NotFound, Phrase, PoolExhausted, StateConflict, ValidationError
 from .listing import ALL, EVERYONE, Scope, Window, fetch
 from .lookup import as_id, during, overlapping
 from .models import (
@@ -47,9 +47,9 @@ def effective_time(at, field: str = "at") -> datetime:
     when = instant(at, field) or now
     if when > now + timedelta(seconds=5):
         raise ValidationError(
-            f"{when.isoformat()} is in the future; changes take effect now "
-            "or are recorded for the past",
+            "{when} is in the future; changes take effect now or are recorded for the past",
             field,
+            when=when.isoformat(),
         )
     return when
 
@@ -72,11 +72,11 @@ def get_allocation(session: Session, ref, field: str = "allocation") -> Allocati
             )
         ).scalar_one_or_none()
     if alloc is None:
-        raise NotFound(f"no allocation {ref!r}", field)
+        raise NotFound("no allocation {ref!r}", field, ref=ref)
     return alloc
 
 
-def _holder_conflict(session: Session, block: Block, at: datetime) -> str | None:
+def _holder_conflict(session: Session, block: Block, at: datetime) -> Phrase | None:
     """Describe a holding that meets `block` from `at` on, or quarantine, or None."""
     held = session.execute(
         select(Allocation)
@@ -84,9 +84,11 @@ def _holder_conflict(session: Session, block: Block, at: datetime) -> str | None
         .limit(1)
     ).scalar_one_or_none()
     if held is not None:
-        return (
-            f"overlaps {held.prefix}, held by {held.customer.name} "
-            f"since {held.valid_from.isoformat()}"
+        return Phrase(
+            "overlaps {prefix}, held by {name} since {since}",
+            prefix=held.prefix,
+            name=held.customer.name,
+            since=held.valid_from.isoformat(),
         )
     quarantined = session.execute(
         select(Quarantine)
@@ -94,7 +96,11 @@ def _holder_conflict(session: Session, block: Block, at: datetime) -> str | None
         .limit(1)
     ).scalar_one_or_none()
     if quarantined is not None:
-        return f"overlaps {quarantined.prefix}, quarantined until {quarantined.until.isoformat()}"
+        return Phrase(
+            "overlaps {prefix}, quarantined until {until}",
+            prefix=quarantined.prefix,
+            until=quarantined.until.isoformat(),
+        )
     return None
 
 
@@ -102,8 +108,10 @@ def usable_customer(session: Session, customer) -> Customer:
     customer = get_customer(session, customer)
     if customer.status != CustomerStatus.ACTIVE:
         raise StateConflict(
-            f"{customer.name} is {customer.status.value}; only active customers receive addresses",
+            "{name} is {status}; only active customers receive addresses",
             "customer",
+            name=customer.name,
+            status=customer.status,
         )
     return customer
 
@@ -144,44 +152,72 @@ def allocate(
         block = parse_block(prefix, "prefix")
         if block.family != pool.family:
             raise ValidationError(
-                f"{block} is IPv{block.family} but pool {pool.name!r} is IPv{pool.family}", "prefix"
+                "{block} is IPv{family} but pool {name!r} is IPv{pool_family}",
+                "prefix",
+                block=block,
+                family=block.family,
+                name=pool.name,
+                pool_family=pool.family,
             )
         if not pool.block.contains(block):
             raise ValidationError(
-                f"{block} is outside pool {pool.name!r} ({pool.prefix})", "prefix"
+                "{block} is outside pool {name!r} ({prefix})",
+                "prefix",
+                block=block,
+                name=pool.name,
+                prefix=pool.prefix,
             )
         record_length(session, block)  # idempotent: done before the lock to keep it short
         lock_pool(session, pool)
         conflict = _holder_conflict(session, block, at)
         if conflict:
-            raise AddressConflict(f"{block} {conflict}", "prefix")
+            raise AddressConflict("{block} {conflict}", "prefix", block=block, conflict=conflict)
         if not freespace.take(session, pool.id, block):
             child = session.execute(
                 select(Pool).where(overlapping(Pool, block), Pool.parent_id == pool.id).limit(1)
             ).scalar_one_or_none()
-            where = f"the child pool {child.name!r} ({child.prefix})" if child else "a holding"
-            raise AddressConflict(f"{block} overlaps {where}; allocate from that pool", "prefix")
+            where = (
+                Phrase("the child pool {name!r} ({prefix})", name=child.name, prefix=child.prefix)
+                if child
+                else Phrase("a holding")
+            )
+            raise AddressConflict(
+                "{block} overlaps {where}; allocate from that pool",
+                "prefix",
+                block=block,
+                where=where,
+            )
     else:
         plen = (
             pool.block.width if prefixlen in (None, "") else check_prefixlen(prefixlen, pool.family)
         )
         if plen < pool.prefixlen:
             raise ValidationError(
-                f"/{plen} is larger than pool {pool.name!r} ({pool.prefix})", "prefixlen"
+                "/{plen} is larger than pool {name!r} ({prefix})",
+                "prefixlen",
+                plen=plen,
+                name=pool.name,
+                prefix=pool.prefix,
             )
         record_length(session, Block(pool.family, 0, plen))  # before the lock: keeps it short
         lock_pool(session, pool)
         found = freespace.find_free(session, pool.id, plen)
         if found is None:
             raise PoolExhausted(
-                f"pool {pool.name!r} ({pool.prefix}) has no free /{plen} left", "prefixlen"
+                "pool {name!r} ({prefix}) has no free /{plen} left",
+                "prefixlen",
+                name=pool.name,
+                prefix=pool.prefix,
+                plen=plen,
             )
         block, outer, free_id = found
         if at < utcnow() - BACKDATED:
             # Free now, but was it held after a backdated start? Never double-book history.
             conflict = _holder_conflict(session, block, at)
             if conflict:
-                raise AddressConflict(f"{block} {conflict}", "valid_from")
+                raise AddressConflict(
+                    "{block} {conflict}", "valid_from", block=block, conflict=conflict
+                )
         freespace.split(session, pool.id, free_id, outer, block)
     alloc = Allocation(
         pool_id=pool.id,
@@ -264,11 +300,18 @@ def rebuild_holding_lengths(session: Session) -> int:
 def _check_end(item, at: datetime, what: str) -> None:
     if item.valid_to is not None:
         raise StateConflict(
-            f"{what} {item.prefix} ended already at {item.valid_to.isoformat()}", what
+            "{what} {prefix} ended already at {valid_to}",
+            what,
+            what=Phrase(what),
+            prefix=item.prefix,
+            valid_to=item.valid_to.isoformat(),
         )
     if at < item.valid_from:
         raise ValidationError(
-            f"{at.isoformat()} is before valid_from {item.valid_from.isoformat()}", "valid_to"
+            "{at} is before valid_from {valid_from}",
+            "valid_to",
+            at=at.isoformat(),
+            valid_from=item.valid_from.isoformat(),
         )
 
 
@@ -314,7 +357,9 @@ def end_allocation(
     _check_end(alloc, at, "allocation")
     days = QUARANTINE_DAYS if quarantine_days is None else quarantine_days
     if not isinstance(days, int) or days < 0:
-        raise ValidationError(f"{days!r} is not a number of days (0 or more)", "quarantine_days")
+        raise ValidationError(
+            "{days!r} is not a number of days (0 or more)", "quarantine_days", days=days
+        )
     lock_pool(session, alloc.pool_id)
     later = session.execute(
         select(Sublease)
@@ -323,9 +368,11 @@ def end_allocation(
     ).scalar_one_or_none()
     if later is not None:  # its sublease would outlive it (invariant 2)
         raise ValidationError(
-            f"{at.isoformat()} is before sublease {later.prefix} starts "
-            f"({later.valid_from.isoformat()})",
+            "{at} is before sublease {prefix} starts ({valid_from})",
             "valid_to",
+            at=at.isoformat(),
+            prefix=later.prefix,
+            valid_from=later.valid_from.isoformat(),
         )
     end_subleases_of(session, alloc, at, actor)
     alloc.valid_to = at
@@ -365,7 +412,9 @@ def set_purpose(session: Session, allocation, purpose, *, actor: str) -> Allocat
     """Change what an allocation is used for (clause 18: through an approved change request)."""
     alloc = get_allocation(session, allocation)
     if alloc.valid_to is not None:
-        raise StateConflict(f"{alloc.prefix} has ended; its purpose is history", "allocation")
+        raise StateConflict(
+            "{prefix} has ended; its purpose is history", "allocation", prefix=alloc.prefix
+        )
     purpose = optional(purpose, "purpose", 2000) or ""
     before = alloc.purpose
     alloc.purpose = purpose

@@ -439,9 +439,11 @@ class Checkpoints:
                 good = False
             if not good:
                 raise ValidationError(
-                    f"line {number} of {self.path} is not a checkpoint signed with this "
-                    "deployment's key (IPAM_AUDIT_KEY): the file was altered or the key changed",
+                    "line {number} of {path} is not a checkpoint signed with this deployment's "
+                    "key (IPAM_AUDIT_KEY): the file was altered or the key changed",
                     "checkpoint",
+                    number=number,
+                    path=self.path,
                 )
             if best is None or point.seq >= best.seq:
                 best = point

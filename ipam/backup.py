@@ -35,9 +35,10 @@ def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         raise ValidationError(
-            f"{name} is not installed: install the PostgreSQL client tools of the server's "
-            "major version",
+            "{name} is not installed: install the PostgreSQL client tools of the server's major "
+            "version",
             "database",
+            name=name,
         )
     return path
 
@@ -47,7 +48,10 @@ def _run(cmd: list[str]) -> None:
     if done.returncode != 0:
         reason = (done.stderr or done.stdout).strip().splitlines()
         raise StateConflict(
-            f"{Path(cmd[0]).name} failed: {reason[-1] if reason else ''}", "database"
+            "{name} failed: {reason}",
+            "database",
+            name=Path(cmd[0]).name,
+            reason=reason[-1] if reason else "",
         )
 
 
@@ -55,7 +59,9 @@ def backup(engine: Engine, path) -> int:
     """Write a consistent copy of the database to `path` (a new file); its size in bytes."""
     target = Path(path)
     if target.exists():
-        raise ValidationError(f"{target} exists: a backup never overwrites a file", "file")
+        raise ValidationError(
+            "{target} exists: a backup never overwrites a file", "file", target=target
+        )
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             source = conn.connection.dbapi_connection
@@ -87,14 +93,16 @@ def restore(engine: Engine, path) -> None:
     """Load a backup made by backup() into the empty database of `engine`."""
     source = Path(path)
     if not source.is_file():
-        raise ValidationError(f"{source} is not a file", "file")
+        raise ValidationError("{source} is not a file", "file", source=source)
     with source.open("rb") as fh:
         head = fh.read(16)
     sqlite = engine.dialect.name == "sqlite"
     if sqlite and not head.startswith(SQLITE_MAGIC):
-        raise ValidationError(f"{source} is not an SQLite backup", "file")
+        raise ValidationError("{source} is not an SQLite backup", "file", source=source)
     if not sqlite and not head.startswith(PGDUMP_MAGIC):
-        raise ValidationError(f"{source} is not a PostgreSQL backup (pg_dump -Fc)", "file")
+        raise ValidationError(
+            "{source} is not a PostgreSQL backup (pg_dump -Fc)", "file", source=source
+        )
     if not _is_empty(engine):
         raise StateConflict(
             "the database is not empty: restore only into a new, empty database", "database"

@@ -176,11 +176,20 @@ def _parse(refs: _Refs, line: int, row: dict, now: datetime) -> Row:
         space = refs.space(pool)
         if block.family != space.family:
             raise ValidationError(
-                f"{block} is IPv{block.family} but pool {pool.name!r} is IPv{pool.family}", "prefix"
+                "{block} is IPv{family} but pool {name!r} is IPv{pool_family}",
+                "prefix",
+                block=block,
+                family=block.family,
+                name=pool.name,
+                pool_family=pool.family,
             )
         if not (space.first <= block.first and block.last <= space.last):
             raise ValidationError(
-                f"{block} is outside pool {pool.name!r} ({pool.prefix})", "prefix"
+                "{block} is outside pool {name!r} ({prefix})",
+                "prefix",
+                block=block,
+                name=pool.name,
+                prefix=pool.prefix,
             )
     else:
         raw = row.get("length")
@@ -188,17 +197,24 @@ def _parse(refs: _Refs, line: int, row: dict, now: datetime) -> Row:
             pool.block.width if raw in (None, "") else check_prefixlen(raw, pool.family, "length")
         )
         if length < pool.prefixlen:
-            raise ValidationError(f"/{length} is larger than pool {pool.name!r}", "length")
+            raise ValidationError(
+                "/{length} is larger than pool {name!r}", "length", length=length, name=pool.name
+            )
     purpose = row.get("purpose") or ""
     if len(purpose) > MAX_PURPOSE:
-        raise ValidationError(f"is longer than {MAX_PURPOSE} characters", "purpose")
+        raise ValidationError(
+            "is longer than {MAX_PURPOSE} characters", "purpose", MAX_PURPOSE=MAX_PURPOSE
+        )
     given = row.get("valid_from")
     valid_from = effective_time(given, "valid_from") if given else now
     valid_to = instant(row.get("valid_to") or None, "valid_to")
     if valid_to is not None:
         if valid_to < valid_from:
             raise ValidationError(
-                f"{valid_to.isoformat()} is before valid_from {valid_from.isoformat()}", "valid_to"
+                "{valid_to} is before valid_from {valid_from}",
+                "valid_to",
+                valid_to=valid_to.isoformat(),
+                valid_from=valid_from.isoformat(),
             )
         effective_time(valid_to, "valid_to")  # not in the future
     return Row(line, pool, customer_id, block, length, purpose, valid_from, valid_to)
@@ -380,9 +396,11 @@ def _import(session, stream, actor, chunk_done, skip_errors, file_name, chunk, p
     other = running(session)
     if other is not None:
         raise StateConflict(
-            f"import {other.id} ({other.file_name or other.kind}) is being written or was "
-            f"interrupted; when no import runs, withdraw it with `ipam import-undo {other.id}`",
+            "import {id} ({other}) is being written or was interrupted; when no import runs, "
+            "withdraw it with `ipam import-undo {id}`",
             "import",
+            id=other.id,
+            other=other.file_name or other.kind,
         )
     batch = ImportBatch(
         kind="allocations",
@@ -553,7 +571,7 @@ def _take(session: Session, pool_id: int, rows: list[Row]) -> None:
         if cursor <= fb.last:
             new.extend(range_to_blocks(family, cursor, fb.last))
     if j < len(rows):  # taken since the check: by a live allocation, or a child pool
-        exc = AddressConflict(f"{rows[j].block} is no longer free", "prefix")
+        exc = AddressConflict("{block} is no longer free", "prefix", block=rows[j].block)
         exc.line = rows[j].line
         raise exc
     for k in range(0, len(gone), 1000):
@@ -578,11 +596,13 @@ def undo(
         session = session()
     batch = session.get(ImportBatch, batch_id)
     if batch is None:
-        raise ValidationError(f"no import {batch_id}", "import")
+        raise ValidationError("no import {batch_id}", "import", batch_id=batch_id)
     if batch.status != ImportStatus.WRITING:
         raise StateConflict(
-            f"import {batch_id} is {batch.status.value}: only an unfinished import is withdrawn",
+            "import {batch_id} is {status}: only an unfinished import is withdrawn",
             "import",
+            batch_id=batch_id,
+            status=batch.status,
         )
     used = session.execute(
         select(Allocation.id)
@@ -595,9 +615,11 @@ def undo(
     ).scalar()
     if used is not None:
         raise StateConflict(
-            f"allocation {used} of import {batch_id} has a sublease or an abuse case already; "
+            "allocation {used} of import {batch_id} has a sublease or an abuse case already; "
             "end the import's allocations instead",
             "import",
+            used=used,
+            batch_id=batch_id,
         )
     removed = 0
     while True:

@@ -63,7 +63,9 @@ def _load_private(text: str):
         else:
             key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(text, validate=True))
     except (ValueError, TypeError) as exc:
-        raise ValidationError(f"is not an Ed25519 private key: {exc}", "IPAM_SIGNING_KEY") from None
+        raise ValidationError(
+            "is not an Ed25519 private key: {exc}", "IPAM_SIGNING_KEY", exc=exc
+        ) from None
     if not isinstance(key, Ed25519PrivateKey):
         raise ValidationError("is not an Ed25519 private key", "IPAM_SIGNING_KEY")
     return key
@@ -288,9 +290,9 @@ def from_pdf(data: bytes) -> bytes:
         reader = PdfReader(io.BytesIO(data))
         found = reader.attachments.get(ATTACHMENT)
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise ValidationError(f"the PDF cannot be read: {exc}", "file") from None
+        raise ValidationError("the PDF cannot be read: {exc}", "file", exc=exc) from None
     if not found:
-        raise ValidationError(f"the PDF carries no {ATTACHMENT}", "file")
+        raise ValidationError("the PDF carries no {ATTACHMENT}", "file", ATTACHMENT=ATTACHMENT)
     return found[0]
 
 

@@ -42,7 +42,9 @@ def _check_changes(session: Session, customer, target: str, target_id, changes) 
     if target == "site":
         site = sites.get_site(session, target_id or 0, "target_id")
         if site.customer_id != customer.id or site.valid_to is not None:
-            raise NotFound(f"no current site {target_id!r} of this customer", "target_id")
+            raise NotFound(
+                "no current site {target_id!r} of this customer", "target_id", target_id=target_id
+            )
         unknown = set(changes) - set(SITE_FIELDS)
         if unknown:
             raise ValidationError("cannot be changed by request", sorted(unknown)[0])
@@ -50,7 +52,9 @@ def _check_changes(session: Session, customer, target: str, target_id, changes) 
         return site.id
     alloc = get_allocation(session, target_id, "target_id")
     if alloc.customer_id != customer.id or alloc.valid_to is not None:
-        raise NotFound(f"no current allocation {target_id!r} of this customer", "target_id")
+        raise NotFound(
+            "no current allocation {target_id!r} of this customer", "target_id", target_id=target_id
+        )
     unknown = set(changes) - set(ALLOCATION_FIELDS)
     if unknown:
         raise ValidationError(
@@ -67,7 +71,12 @@ def submit(
     customer = get_customer(session, customer)
     target = validation.required(target, "target", 32)
     if target not in TARGETS:
-        raise ValidationError(f"{target!r} is not one of: {', '.join(TARGETS)}", "target")
+        raise ValidationError(
+            "{target!r} is not one of: {choices}",
+            "target",
+            target=target,
+            choices=", ".join(TARGETS),
+        )
     reason = validation.required(reason, "reason", 2000)
     tid = _check_changes(session, customer, target, target_id, changes)
     req = ChangeRequest(
@@ -97,14 +106,14 @@ def get_request(session: Session, ref, field: str = "change_request") -> ChangeR
         return ref
     req = session.get(ChangeRequest, as_id(ref)) if as_id(ref) is not None else None
     if req is None:
-        raise NotFound(f"no change request {ref!r}", field)
+        raise NotFound("no change request {ref!r}", field, ref=ref)
     return req
 
 
 def _pending(session: Session, ref) -> ChangeRequest:
     req = get_request(session, ref)
     if req.status != ChangeStatus.PENDING:
-        raise StateConflict(f"was {req.status.value} already", "change_request")
+        raise StateConflict("was {status} already", "change_request", status=req.status)
     return req
 
 

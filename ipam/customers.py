@@ -93,7 +93,7 @@ def get_customer(session: Session, ref, field: str = "customer") -> Customer:
         lambda key: (Customer.uscc == key.upper()) | (Customer.name == key),
     )
     if customer is None:
-        raise NotFound(f"no customer {ref!r}", field)
+        raise NotFound("no customer {ref!r}", field, ref=ref)
     return customer
 
 
@@ -111,7 +111,7 @@ def name_free(session: Session, name, customer_id: int | None = None) -> None:
         select(Customer.id).where(Customer.name == name, Customer.id != (customer_id or 0))
     ).first()
     if taken:
-        raise ValidationError(f"another customer is named {name!r} already", "name")
+        raise ValidationError("another customer is named {name!r} already", "name", name=name)
 
 
 def add_customer(
@@ -121,7 +121,9 @@ def add_customer(
     values = _clean(data, partial=False)
     _check_whole(values)
     if session.execute(select(Customer.id).where(Customer.uscc == values["uscc"])).first():
-        raise ValidationError(f"a customer with code {values['uscc']} exists already", "uscc")
+        raise ValidationError(
+            "a customer with code {uscc} exists already", "uscc", uscc=values["uscc"]
+        )
     name_free(session, values.get("name"))
     at = validation.instant(at, "at") or utcnow()
     values.setdefault("responsible_persons", [])

@@ -1,4 +1,57 @@
-"""Domain errors; front doors map them to HTTP codes, form errors or CLI messages."""
+"""Domain errors; front doors map them to HTTP codes, form errors or CLI messages.
+
+An error's message is a template with named values (`"no pool {ref!r}"`,
+ref=...): the template is the message id the web's catalogue translates
+(web/messages.py), the values are put in after translation, and `message` is
+the English text logs, the CLI and stored rejections use.
+"""
+
+from __future__ import annotations
+
+
+class Phrase:
+    """Words with named values, kept apart so a front door can translate the words.
+
+    Used for a part of a message made elsewhere (`"{block} {conflict}"`); its
+    str() is the English text.
+    """
+
+    __slots__ = ("template", "params")
+
+    def __init__(self, template: str, **params):
+        self.template = template
+        self.params = params
+
+    def __str__(self) -> str:
+        return self.template.format(**self.params) if self.params else self.template
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __eq__(self, other) -> bool:
+        return str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def as_json(self) -> dict:
+        """To be stored beside its English text (a log written by the system), values as text."""
+        return {"t": self.template, "p": {k: _stored(v) for k, v in self.params.items()}}
+
+    @classmethod
+    def from_json(cls, data) -> Phrase | None:
+        if not isinstance(data, dict) or not isinstance(data.get("t"), str):
+            return None
+        params = data.get("p") if isinstance(data.get("p"), dict) else {}
+        return cls(data["t"], **{str(k): _loaded(v) for k, v in params.items()})
+
+
+def _stored(value):
+    return value.as_json() if isinstance(value, Phrase) else str(value)
+
+
+def _loaded(value):
+    return Phrase.from_json(value) or "" if isinstance(value, dict) else str(value)
 
 
 class IpamError(Exception):
@@ -7,9 +60,11 @@ class IpamError(Exception):
     code = "error"
     status = 400
 
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, field: str | None = None, **params):
+        self.template = message
+        self.params = params
+        self.message = message.format(**params) if params else message
+        super().__init__(self.message)
         self.field = field
 
     def __str__(self) -> str:

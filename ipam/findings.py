@@ -181,9 +181,11 @@ def record_results(
     """Store a run's observations, apply the rules, raise or update findings, close the run."""
     run = session.get(ProbeRun, run_id)
     if run is None:
-        raise NotFound(f"no probe run {run_id}", "run")
+        raise NotFound("no probe run {run_id}", "run", run_id=run_id)
     if run.status not in ("running", "queued"):
-        raise StateConflict(f"probe run {run_id} is already {run.status}", "run")
+        raise StateConflict(
+            "probe run {run_id} is already {status}", "run", run_id=run_id, status=run.status
+        )
     at = at or utcnow()
     schedule = run.schedule
     observations, reverse, listings = list(observations), list(reverse), list(listings)
@@ -537,7 +539,7 @@ def _upsert(session: Session, raised: _Raised, at: datetime, schedule_id: int) -
 def get_finding(session: Session, ref) -> Finding:
     f = session.get(Finding, int(ref)) if str(ref).strip().isdigit() else None
     if f is None:
-        raise NotFound(f"no finding {ref!r}", "finding")
+        raise NotFound("no finding {ref!r}", "finding", ref=ref)
     return f
 
 
@@ -546,7 +548,7 @@ def resolve_finding(session: Session, ref, comment, *, actor: str) -> Finding:
     f = get_finding(session, ref)
     text = validation.required(comment, "comment", 2000)
     if f.status != "open":
-        raise StateConflict(f"finding {f.id} is already resolved", "finding")
+        raise StateConflict("finding {id} is already resolved", "finding", id=f.id)
     f.status = "resolved"
     f.open_key = None
     f.resolved_at = utcnow()

@@ -93,7 +93,7 @@ def get_sublessee(session: Session, ref, field: str = "sublessee") -> Sublessee:
         session, Sublessee, ref, field, "sublessee", lambda name: Sublessee.name == name
     )
     if sub is None:
-        raise NotFound(f"no sublessee {ref!r}", field)
+        raise NotFound("no sublessee {ref!r}", field, ref=ref)
     return sub
 
 
@@ -175,23 +175,32 @@ def sublease(
     at = effective_time(at, "valid_from")
     if sub.customer_id != alloc.customer_id:
         raise ValidationError(
-            f"{sub.name} is not a registered sublessee of the allocation's customer", "sublessee"
+            "{name} is not a registered sublessee of the allocation's customer",
+            "sublessee",
+            name=sub.name,
         )
     if alloc.valid_to is not None and alloc.valid_to <= at:
         raise ValidationError(
-            f"allocation {alloc.prefix} ended at {alloc.valid_to.isoformat()}", "allocation"
+            "allocation {prefix} ended at {valid_to}",
+            "allocation",
+            prefix=alloc.prefix,
+            valid_to=alloc.valid_to.isoformat(),
         )
     if at < alloc.valid_from:
         raise ValidationError(
-            f"{at.isoformat()} is before allocation {alloc.prefix} starts "
-            f"({alloc.valid_from.isoformat()})",
+            "{at} is before allocation {prefix} starts ({valid_from})",
             "valid_from",
+            at=at.isoformat(),
+            prefix=alloc.prefix,
+            valid_from=alloc.valid_from.isoformat(),
         )
     lock_pool(session, alloc.pool_id)
     if prefix not in (None, ""):
         block = parse_block(prefix, "prefix")
         if not alloc.block.contains(block):
-            raise ValidationError(f"{block} is outside allocation {alloc.prefix}", "prefix")
+            raise ValidationError(
+                "{block} is outside allocation {prefix}", "prefix", block=block, prefix=alloc.prefix
+            )
         clash = session.execute(
             select(Sublease)
             .where(overlapping(Sublease, block), during(Sublease, at, None))
@@ -199,7 +208,11 @@ def sublease(
         ).scalar_one_or_none()
         if clash is not None:
             raise AddressConflict(
-                f"{block} overlaps {clash.prefix}, sub-leased to {clash.sublessee.name}", "prefix"
+                "{block} overlaps {prefix}, sub-leased to {name}",
+                "prefix",
+                block=block,
+                prefix=clash.prefix,
+                name=clash.sublessee.name,
             )
     else:
         plen = (
@@ -208,11 +221,19 @@ def sublease(
             else check_prefixlen(prefixlen, alloc.family)
         )
         if plen < alloc.prefixlen:
-            raise ValidationError(f"/{plen} is larger than allocation {alloc.prefix}", "prefixlen")
+            raise ValidationError(
+                "/{plen} is larger than allocation {prefix}",
+                "prefixlen",
+                plen=plen,
+                prefix=alloc.prefix,
+            )
         block = _next_free_part(session, alloc, plen, at)
         if block is None:
             raise AddressConflict(
-                f"allocation {alloc.prefix} has no free /{plen} left to sub-lease", "prefixlen"
+                "allocation {prefix} has no free /{plen} left to sub-lease",
+                "prefixlen",
+                prefix=alloc.prefix,
+                plen=plen,
             )
     lease = Sublease(
         allocation_id=alloc.id,
@@ -244,7 +265,7 @@ def end_sublease(
     if not isinstance(lease, Sublease):
         found = session.get(Sublease, int(lease)) if str(lease).strip().isdigit() else None
         if found is None:
-            raise NotFound(f"no sublease {lease!r}", "sublease")
+            raise NotFound("no sublease {lease!r}", "sublease", lease=lease)
         lease = found
     at = effective_time(at, "valid_to")
     _check_end(lease, at, "sublease")

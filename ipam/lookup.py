@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import and_, or_, select
 
 from .addresses import Block, to_bytes
-from .errors import ValidationError
+from .errors import Phrase, ValidationError
 
 
 def covering(model, block: Block):
@@ -62,7 +62,9 @@ def one_match(session, stmt, ref, field: str, what: str):
     """
     rows = session.execute(stmt.limit(2)).scalars().all()
     if len(rows) > 1:
-        raise ValidationError(f"several {what}s match {ref!r}; give the id instead", field)
+        raise ValidationError(
+            "several {what}s match {ref!r}; give the id instead", field, what=Phrase(what), ref=ref
+        )
     return rows[0] if rows else None
 
 

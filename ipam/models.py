@@ -831,6 +831,8 @@ class AbuseCaseEvent(Base):
     from_state: Mapped[CaseState | None] = mapped_column(StateType(CaseState))
     to_state: Mapped[CaseState | None] = mapped_column(StateType(CaseState))
     comment: Mapped[str] = mapped_column(Text, default="")
+    # A comment the system wrote: its words and values, to be shown in the reader's language.
+    phrase: Mapped[dict | None] = mapped_column(JSON)
 
 
 class SanctionKind(enum.StrEnum):
@@ -907,6 +909,8 @@ class IncidentAction(Base):
     actor: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16))  # declare | measure | note | evidence | ...
     text: Mapped[str] = mapped_column(Text, default="")
+    # A text the system wrote: its words and values, to be shown in the reader's language.
+    phrase: Mapped[dict | None] = mapped_column(JSON)
 
 
 class IncidentEvidence(Base):

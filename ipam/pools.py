@@ -45,7 +45,7 @@ def get_pool(session: Session, ref, field: str = "pool") -> Pool:
                     )
                 ).scalar_one_or_none()
     if pool is None:
-        raise NotFound(f"no pool {ref!r}", field)
+        raise NotFound("no pool {ref!r}", field, ref=ref)
     return pool
 
 
@@ -70,36 +70,48 @@ def add_pool(
     # pools cannot race in. Taken before any pool row, like nothing else does: no cycle.
     lock_named(session, "pool structure")
     if session.execute(select(Pool.id).where(Pool.name == name)).first():
-        raise ValidationError(f"a pool named {name!r} exists already", "name")
+        raise ValidationError("a pool named {name!r} exists already", "name", name=name)
     inner = session.execute(select(Pool).where(inside(Pool, block)).limit(1)).scalar_one_or_none()
     if inner is not None:
         if inner.block == block:
-            raise AddressConflict(f"{block} is pool {inner.name!r} already", "prefix")
+            raise AddressConflict(
+                "{block} is pool {name!r} already", "prefix", block=block, name=inner.name
+            )
         raise AddressConflict(
-            f"{block} would contain the existing pool {inner.name!r} ({inner.prefix}); "
-            "add the larger pool first",
+            "{block} would contain the existing pool {name!r} ({prefix}); add the larger pool "
+            "first",
             "prefix",
+            block=block,
+            name=inner.name,
+            prefix=inner.prefix,
         )
     container = innermost_pool(session, block)
     if parent is not None:
         parent_pool = get_pool(session, parent, "parent")
         if not parent_pool.block.contains(block) or parent_pool.block == block:
             raise ValidationError(
-                f"{block} is not inside the parent pool {parent_pool.prefix}", "prefix"
+                "{block} is not inside the parent pool {prefix}",
+                "prefix",
+                block=block,
+                prefix=parent_pool.prefix,
             )
         if container is not None and container.id != parent_pool.id:
             raise ValidationError(
-                f"{block} lies in pool {container.name!r}, which is inside {parent_pool.name!r}; "
-                "give that pool as the parent",
+                "{block} lies in pool {name!r}, which is inside {parent_pool_name!r}; give that "
+                "pool as the parent",
                 "parent",
+                block=block,
+                name=container.name,
+                parent_pool_name=parent_pool.name,
             )
     if container is not None:
         lock_pool(session, container)
         if not freespace.take(session, container.id, block):
             raise AddressConflict(
-                f"{block} is not free in pool {container.name!r}: part of it is allocated "
-                "or quarantined",
+                "{block} is not free in pool {name!r}: part of it is allocated or quarantined",
                 "prefix",
+                block=block,
+                name=container.name,
             )
     pool = Pool(
         name=name,

@@ -56,7 +56,8 @@ def check_reveal(reason) -> str:
     reason = required(reason, "reason", 2000)
     if len(reason) < REVEAL_REASON_MIN:
         raise ValidationError(
-            f"says too little: give at least {REVEAL_REASON_MIN} characters (case, request)",
+            "says too little: give at least {REVEAL_REASON_MIN} characters (case, request)",
             "reason",
+            REVEAL_REASON_MIN=REVEAL_REASON_MIN,
         )
     return reason

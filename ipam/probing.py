@@ -52,17 +52,23 @@ def check_cron(value, field: str = "cron") -> str:
     try:
         cron_trigger(text, "UTC")
     except (ValueError, TypeError) as exc:
-        raise ValidationError(f"{text!r} is not a cron expression ({exc})", field) from None
+        raise ValidationError(
+            "{text!r} is not a cron expression ({exc})", field, text=text, exc=exc
+        ) from None
     return text
 
 
 def _methods(value) -> list[str]:
     items = value.replace(",", " ").split() if isinstance(value, str) else value
     if not isinstance(items, list) or not items:
-        raise ValidationError(f"name one or more of {', '.join(METHODS)}", "methods")
+        raise ValidationError(
+            "name one or more of {choices}", "methods", choices=", ".join(METHODS)
+        )
     for item in items:
         if item not in METHODS:
-            raise ValidationError(f"{item!r} is not one of {', '.join(METHODS)}", "methods")
+            raise ValidationError(
+                "{item!r} is not one of {choices}", "methods", item=item, choices=", ".join(METHODS)
+            )
     return [m for m in METHODS if m in items]
 
 
@@ -79,7 +85,7 @@ def _ports(value) -> list[int]:
         except (TypeError, ValueError):
             port = -1
         if not 0 < port < 65536 or isinstance(item, bool):
-            raise ValidationError(f"{item!r} is not a TCP port (1-65535)", "tcp_ports")
+            raise ValidationError("{item!r} is not a TCP port (1-65535)", "tcp_ports", item=item)
         out.add(port)
     return sorted(out)
 
@@ -90,7 +96,7 @@ def _positive(value, field: str, top: int) -> int:
     except (TypeError, ValueError):
         raise ValidationError("must be a whole number", field) from None
     if not 1 <= n <= top or isinstance(value, bool):
-        raise ValidationError(f"must be between 1 and {top}", field)
+        raise ValidationError("must be between 1 and {top}", field, top=top)
     return n
 
 
@@ -161,7 +167,7 @@ def _snapshot(s: ProbeSchedule) -> dict:
 def _unique_name(session: Session, name: str, own_id: int | None = None) -> None:
     other = session.execute(select(ProbeSchedule.id).where(ProbeSchedule.name == name)).scalar()
     if other is not None and other != own_id:
-        raise ValidationError(f"a probe schedule named {name!r} exists", "name")
+        raise ValidationError("a probe schedule named {name!r} exists", "name", name=name)
 
 
 def get_schedule(session: Session, ref, field: str = "schedule") -> ProbeSchedule:
@@ -169,7 +175,7 @@ def get_schedule(session: Session, ref, field: str = "schedule") -> ProbeSchedul
         session, ProbeSchedule, ref, field, "probe schedule", lambda t: ProbeSchedule.name == t
     )
     if found is None:
-        raise NotFound(f"no probe schedule {ref!r}", field)
+        raise NotFound("no probe schedule {ref!r}", field, ref=ref)
     return found
 
 
@@ -219,7 +225,9 @@ def request_run(session: Session, ref, *, actor: str) -> ProbeRun:
     ).scalar()
     if waiting is not None:
         raise StateConflict(
-            f"run {waiting} of this schedule is already waiting or running", "schedule"
+            "run {waiting} of this schedule is already waiting or running",
+            "schedule",
+            waiting=waiting,
         )
     run = ProbeRun(
         schedule_id=schedule.id,
@@ -276,7 +284,7 @@ def fail_run(session: Session, run_id: int, error: str) -> ProbeRun:
 def get_run(session: Session, ref) -> ProbeRun:
     run = session.get(ProbeRun, int(ref)) if str(ref).isdigit() else None
     if run is None:
-        raise NotFound(f"no probe run {ref!r}", "run")
+        raise NotFound("no probe run {ref!r}", "run", ref=ref)
     return run
 
 
@@ -370,7 +378,9 @@ def plan_run(session: Session, run_id: int) -> Plan:
         seen.setdefault(family, set()).update(_expand(family, first, last))
         if sum(len(v) for v in seen.values()) > MAX_TARGETS:
             raise ValidationError(
-                f"more than {MAX_TARGETS} addresses to probe; schedule smaller pools", "schedule"
+                "more than {MAX_TARGETS} addresses to probe; schedule smaller pools",
+                "schedule",
+                MAX_TARGETS=MAX_TARGETS,
             )
     plan.targets = {fam: sorted(v) for fam, v in seen.items()}
     for a in allocs:

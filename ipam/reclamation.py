@@ -59,7 +59,7 @@ def customer_exit(
     """End every allocation and sublease of the customer at once and mark it exited."""
     customer = get_customer(session, customer)
     if customer.status == CustomerStatus.EXITED:
-        raise StateConflict(f"{customer.name} exited already", "customer")
+        raise StateConflict("{name} exited already", "customer", name=customer.name)
     at = effective_time(at)
     allocs = _current_allocations(session, customer.id)
     _end_all(session, allocs, EndReason.EXIT, note, at, actor, quarantine_days)
@@ -88,10 +88,13 @@ def reclaim(
         for alloc in allocs:
             if alloc.customer_id != customer.id:
                 raise ValidationError(
-                    f"{alloc.prefix} is not held by {customer.name}", "allocations"
+                    "{prefix} is not held by {name}",
+                    "allocations",
+                    prefix=alloc.prefix,
+                    name=customer.name,
                 )
     if not allocs:
-        raise StateConflict(f"{customer.name} holds no current allocation", "customer")
+        raise StateConflict("{name} holds no current allocation", "customer", name=customer.name)
     _end_all(session, allocs, EndReason.RECLAIMED, reason, at, actor, quarantine_days)
     return allocs
 
@@ -113,7 +116,9 @@ def release_quarantine(
     due = list(session.execute(query.order_by(Quarantine.pool_id, Quarantine.id)).scalars())
     if quarantine_id is not None:
         if not due:
-            raise NotFound(f"no quarantined block {quarantine_id}", "quarantine_id")
+            raise NotFound(
+                "no quarantined block {quarantine_id}", "quarantine_id", quarantine_id=quarantine_id
+            )
         if due[0].until > at and not (early_reason and early_reason.strip()):
             raise ValidationError(
                 "is required to release a block before its cool-down ends", "reason"

@@ -45,10 +45,15 @@ def months_setting(value, field: str = "IPAM_RETENTION_MONTHS") -> int:
     try:
         months = int(str(value).strip())
     except (TypeError, ValueError):
-        raise ValidationError(f"{value!r} is not a whole number of months", field) from None
+        raise ValidationError(
+            "{value!r} is not a whole number of months", field, value=value
+        ) from None
     if months < MIN_MONTHS:
         raise ValidationError(
-            f"is {months}; records must be kept at least {MIN_MONTHS} months", field
+            "is {months}; records must be kept at least {MIN_MONTHS} months",
+            field,
+            months=months,
+            MIN_MONTHS=MIN_MONTHS,
         )
     return months
 

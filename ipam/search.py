@@ -43,7 +43,7 @@ def search(session: Session, text, scope: Scope = EVERYONE, limit: int = 20) -> 
     if not q:
         raise ValidationError("is required: type an address, a name, a domain or a number", "q")
     if len(q) > MAX_QUERY:
-        raise ValidationError(f"is longer than {MAX_QUERY} characters", "q")
+        raise ValidationError("is longer than {MAX_QUERY} characters", "q", MAX_QUERY=MAX_QUERY)
     if "\x00" in q:
         raise ValidationError("must not contain NUL characters", "q")
     hits: list[Hit] = []

@@ -71,7 +71,9 @@ def _urls(value, field: str = "urls") -> list[str]:
     for i, item in enumerate(items):
         url = validation.line(item, f"{field}[{i}]", 2000)
         if not url.lower().startswith(("http://", "https://")):
-            raise ValidationError(f"{url!r} is not an http:// or https:// URL", f"{field}[{i}]")
+            raise ValidationError(
+                "{url!r} is not an http:// or https:// URL", f"{field}[{i}]", url=url
+            )
         out.append(url)
     return out
 
@@ -81,7 +83,11 @@ def _addresses(value, field: str = "addresses") -> list[str]:
     if not items:
         raise ValidationError("is required: the addresses the site is served from", field)
     if not isinstance(items, list) or len(items) > MAX_ADDRESSES:
-        raise ValidationError(f"must be a list of at most {MAX_ADDRESSES} addresses", field)
+        raise ValidationError(
+            "must be a list of at most {MAX_ADDRESSES} addresses",
+            field,
+            MAX_ADDRESSES=MAX_ADDRESSES,
+        )
     out = []
     for i, item in enumerate(items):
         text = str(parse_address(item, f"{field}[{i}]"))
@@ -138,13 +144,15 @@ def _clean(data: dict, *, partial: bool) -> dict:
 def _no_id(value):
     if value in (None, ""):
         return None
-    raise ValidationError(f"{value!r} is not a sublessee id", "sublessee_id")
+    raise ValidationError("{value!r} is not a sublessee id", "sublessee_id", value=value)
 
 
 def _choice(value, allowed: tuple, field: str) -> str:
     text = str(value or "").strip().lower()
     if text not in allowed:
-        raise ValidationError(f"{value!r} is not one of: {', '.join(allowed)}", field)
+        raise ValidationError(
+            "{value!r} is not one of: {choices}", field, value=value, choices=", ".join(allowed)
+        )
     return text
 
 
@@ -155,24 +163,27 @@ def _check_holdings(session: Session, customer_id: int, values: dict, at: dateti
     if sub_id is not None:
         sub = session.get(Sublessee, sub_id)
         if sub is None or sub.customer_id != customer_id:
-            raise NotFound(f"no sublessee {sub_id!r} of this customer", "sublessee_id")
+            raise NotFound(
+                "no sublessee {sub_id!r} of this customer", "sublessee_id", sub_id=sub_id
+            )
     answers = holders_many(session, [(a, at) for a in values["addresses"]])
     for i, (address, holder) in enumerate(zip(values["addresses"], answers, strict=True)):
         if holder.customer_id != customer_id:
             raise ValidationError(
-                f"{address} is not held by this customer; a site is served from its own addresses",
+                "{address} is not held by this customer; a site is served from its own addresses",
                 f"addresses[{i}]",
+                address=address,
             )
         if sub_id is not None and holder.sublessee_id != sub_id:
             raise ValidationError(
-                f"{address} is not sub-leased to this sublessee", f"addresses[{i}]"
+                "{address} is not sub-leased to this sublessee", f"addresses[{i}]", address=address
             )
 
 
 def get_site(session: Session, ref, field: str = "site") -> Site:
     site = session.get(Site, int(ref)) if str(ref).strip().isdigit() else None
     if site is None:
-        raise NotFound(f"no site {ref!r}", field)
+        raise NotFound("no site {ref!r}", field, ref=ref)
     return site
 
 

@@ -35,7 +35,12 @@ def _hasher() -> PasswordHasher:
     """The Argon2id hasher, built on first use (not at import: a CLI start pays nothing)."""
     cost = os.environ.get("IPAM_PASSWORD_COST") or "default"
     if cost not in COSTS:
-        raise ValidationError(f"{cost!r} is not one of {', '.join(COSTS)}", "IPAM_PASSWORD_COST")
+        raise ValidationError(
+            "{cost!r} is not one of {choices}",
+            "IPAM_PASSWORD_COST",
+            cost=cost,
+            choices=", ".join(COSTS),
+        )
     params = COSTS[cost]
     return PasswordHasher() if params is None else PasswordHasher.from_parameters(params)
 
@@ -53,11 +58,17 @@ MIN_DISTINCT = 5  # "aaaaaaaaaaaa" is long and guessed at once
 
 def _password(value) -> str:
     if not isinstance(value, str) or len(value) < MIN_PASSWORD:
-        raise ValidationError(f"must be at least {MIN_PASSWORD} characters", "password")
+        raise ValidationError(
+            "must be at least {MIN_PASSWORD} characters", "password", MIN_PASSWORD=MIN_PASSWORD
+        )
     if len(value) > 200:
         raise ValidationError("is longer than 200 characters", "password")
     if len(set(value)) < MIN_DISTINCT:
-        raise ValidationError(f"needs at least {MIN_DISTINCT} different characters", "password")
+        raise ValidationError(
+            "needs at least {MIN_DISTINCT} different characters",
+            "password",
+            MIN_DISTINCT=MIN_DISTINCT,
+        )
     return value
 
 
@@ -65,7 +76,7 @@ def get_user(session: Session, ref, field: str = "user") -> User:
     """Find a user by id or username."""
     user = find_by_ref(session, User, ref, field, "user", lambda key: User.username == key)
     if user is None:
-        raise NotFound(f"no user {ref!r}", field)
+        raise NotFound("no user {ref!r}", field, ref=ref)
     return user
 
 
@@ -76,7 +87,9 @@ def _role_and_customer(session: Session, role, customer) -> tuple[Role, int | No
             raise ValidationError("is required for a customer user", "customer")
         return role, get_customer(session, customer).id
     if customer not in (None, ""):
-        raise ValidationError(f"only customer users belong to a customer, not {role}", "customer")
+        raise ValidationError(
+            "only customer users belong to a customer, not {role}", "customer", role=role
+        )
     return role, None
 
 
@@ -91,7 +104,7 @@ def create_user(session: Session, username, password, role, *, customer=None, ac
     if session.execute(
         select(User.id).where(func.lower(User.username) == username.lower())
     ).first():
-        raise ValidationError(f"{username!r} is taken", "username")
+        raise ValidationError("{username!r} is taken", "username", username=username)
     user = User(
         username=username,
         password_hash=_hasher().hash(password),
@@ -232,7 +245,7 @@ def revoke_token(session: Session, token_id, *, actor: str, owner: User | None =
     """Revoke a token (of `owner` only, when given); revoked tokens are refused at once."""
     token = session.get(ApiToken, int(token_id)) if str(token_id).isdigit() else None
     if token is None or (owner is not None and token.user_id != owner.id):
-        raise NotFound(f"no token {token_id!r}", "token")
+        raise NotFound("no token {token_id!r}", "token", token_id=token_id)
     if token.revoked_at is not None:
         raise StateConflict("is revoked already", "token")
     token.revoked_at = utcnow()

@@ -22,7 +22,7 @@ def required(value, field: str, max_len: int = 200) -> str:
         raise ValidationError("is required", field)
     value = str(value).strip()
     if len(value) > max_len:
-        raise ValidationError(f"is longer than {max_len} characters", field)
+        raise ValidationError("is longer than {max_len} characters", field, max_len=max_len)
     return value
 
 
@@ -47,7 +47,9 @@ def choice(enum_cls, value, field: str):
         return enum_cls(value)
     except ValueError:
         allowed = ", ".join(m.value for m in enum_cls)
-        raise ValidationError(f"{value!r} is not one of: {allowed}", field) from None
+        raise ValidationError(
+            "{value!r} is not one of: {allowed}", field, value=value, allowed=allowed
+        ) from None
 
 
 def resident_id(value, field: str = "id_number") -> str:
@@ -57,13 +59,19 @@ def resident_id(value, field: str = "id_number") -> str:
         return ric.validate(value)
     except stdnum_errors.InvalidChecksum:
         raise ValidationError(
-            f"{value} has a wrong check digit (GB 11643): expected {ric.calc_check_digit(value)}",
+            "{value} has a wrong check digit (GB 11643): expected {expected}",
             field,
+            value=value,
+            expected=ric.calc_check_digit(value),
         ) from None
     except stdnum_errors.InvalidComponent:
-        raise ValidationError(f"{value} has an invalid birth date or region code", field) from None
+        raise ValidationError(
+            "{value} has an invalid birth date or region code", field, value=value
+        ) from None
     except stdnum_errors.ValidationError:
-        raise ValidationError(f"{value} is not an 18-digit resident ID number", field) from None
+        raise ValidationError(
+            "{value} is not an 18-digit resident ID number", field, value=value
+        ) from None
 
 
 def credit_code(value, field: str = "uscc") -> str:
@@ -73,13 +81,14 @@ def credit_code(value, field: str = "uscc") -> str:
         return uscc.validate(value)
     except stdnum_errors.InvalidChecksum:
         raise ValidationError(
-            f"{value} has a wrong check character (GB 32100): expected "
-            f"{uscc.calc_check_digit(value[:17])}",
+            "{value} has a wrong check character (GB 32100): expected {expected}",
             field,
+            value=value,
+            expected=uscc.calc_check_digit(value[:17]),
         ) from None
     except stdnum_errors.ValidationError:
         raise ValidationError(
-            f"{value} is not an 18-character unified social credit code", field
+            "{value} is not an 18-character unified social credit code", field, value=value
         ) from None
 
 
@@ -89,9 +98,9 @@ def phone(value, field: str = "phone") -> str:
     try:
         parsed = phonenumbers.parse(value, "CN")
     except phonenumbers.NumberParseException:
-        raise ValidationError(f"{value!r} is not a phone number", field) from None
+        raise ValidationError("{value!r} is not a phone number", field, value=value) from None
     if not phonenumbers.is_valid_number(parsed):
-        raise ValidationError(f"{value!r} is not a valid phone number", field)
+        raise ValidationError("{value!r} is not a valid phone number", field, value=value)
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -100,7 +109,9 @@ def email(value, field: str = "email") -> str:
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise ValidationError(f"{value!r} is not a valid e-mail address: {exc}", field) from None
+        raise ValidationError(
+            "{value!r} is not a valid e-mail address: {exc}", field, value=value, exc=exc
+        ) from None
 
 
 def day(value, field: str) -> date | None:
@@ -114,7 +125,7 @@ def day(value, field: str) -> date | None:
     try:
         return date.fromisoformat(str(value).strip())
     except ValueError:
-        raise ValidationError(f"{value!r} is not a date (YYYY-MM-DD)", field) from None
+        raise ValidationError("{value!r} is not a date (YYYY-MM-DD)", field, value=value) from None
 
 
 def instant(value, field: str) -> datetime | None:
@@ -130,9 +141,11 @@ def instant(value, field: str) -> datetime | None:
                 raw.replace("Z", "+00:00") if raw.endswith("Z") else raw
             )
         except ValueError:
-            raise ValidationError(f"{value!r} is not an ISO 8601 time", field) from None
+            raise ValidationError("{value!r} is not an ISO 8601 time", field, value=value) from None
     if parsed.tzinfo is None:
-        raise ValidationError(f"{value!s} has no time zone; add one, e.g. +08:00 or Z", field)
+        raise ValidationError(
+            "{value!s} has no time zone; add one, e.g. +08:00 or Z", field, value=value
+        )
     return parsed.astimezone(UTC)
 
 
@@ -149,7 +162,9 @@ def local_instant(value, field: str, zone: str) -> datetime | None:
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)
     except ValueError:
         raise ValidationError(
-            f"{raw!r} is not a time: write 2026-01-01 08:00 (local) or an ISO 8601 instant", field
+            "{raw!r} is not a time: write 2026-01-01 08:00 (local) or an ISO 8601 instant",
+            field,
+            raw=raw,
         ) from None
     if parsed.tzinfo is None:
         from zoneinfo import ZoneInfo
@@ -199,6 +214,6 @@ def domain_list(value, field: str = "domains") -> list[str]:
             and not label.endswith("-")
             for label in labels
         ):
-            raise ValidationError(f"{item!r} is not a domain name", field)
+            raise ValidationError("{item!r} is not a domain name", field, item=item)
         out.append(name)
     return out

@@ -42,7 +42,7 @@ def entered(name: str | None):
         return
     path = os.path.join(NETNS_DIR, name)
     if not os.path.exists(path):
-        raise ValidationError(f"network namespace {name!r} does not exist", "netns")
+        raise ValidationError("network namespace {name!r} does not exist", "netns", name=name)
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
         target = os.open(path, os.O_RDONLY)

@@ -32,7 +32,9 @@ class ProbeScope:
             try:
                 net = IPNetwork(item)
             except (AddrFormatError, ValueError, TypeError):
-                raise ValidationError(f"{item!r} is not a CIDR prefix", "PROBE_SCOPE") from None
+                raise ValidationError(
+                    "{item!r} is not a CIDR prefix", "PROBE_SCOPE", item=item
+                ) from None
             spans[net.version].append((net.first, net.last))
         ranges = {}
         for family, items in spans.items():
@@ -56,7 +58,10 @@ class ProbeScope:
         net = IPNetwork(str(prefix))
         if not self.contains(net.version, net.first, net.last):
             raise ValidationError(
-                f"{net} is outside the probe scope ({self.text}); nothing was sent", "targets"
+                "{net} is outside the probe scope ({text}); nothing was sent",
+                "targets",
+                net=net,
+                text=self.text,
             )
         return net
 
@@ -67,7 +72,8 @@ class ProbeScope:
             i = bisect.bisect_right(starts, value) - 1
             if i < 0 or ends[i] < value:
                 raise ValidationError(
-                    f"{IPAddress(value, family)} is outside the probe scope ({self.text}); "
-                    "nothing was sent",
+                    "{address} is outside the probe scope ({text}); nothing was sent",
                     "targets",
+                    address=IPAddress(value, family),
+                    text=self.text,
                 )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from netaddr import AddrFormatError, IPAddress
 
 from ipam.abuse.ingest import DEFAULT_POLICY, Policy
-from ipam.errors import ValidationError
+from ipam.errors import Phrase, ValidationError
 from ipam.validation import domain_list
 
 from .scope import ProbeScope
@@ -35,7 +35,7 @@ def dns_server(text: str, key: str = "IPAM_PROBE_DNS") -> DnsServer:
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
-            raise ValidationError(f"{text!r} is not [address]:port", key)
+            raise ValidationError("{text!r} is not [address]:port", key, text=text)
         port = rest[1:] or "53"
     elif text.count(":") == 1:
         host, port = text.split(":")
@@ -43,12 +43,13 @@ def dns_server(text: str, key: str = "IPAM_PROBE_DNS") -> DnsServer:
         IPAddress(host)
     except (AddrFormatError, ValueError, TypeError):
         raise ValidationError(
-            f"{text!r} is not an IP address (with an optional :port); "
-            "give the server's address, not its name",
+            "{text!r} is not an IP address (with an optional :port); give the server's address, "
+            "not its name",
             key,
+            text=text,
         ) from None
     if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValidationError(f"{text!r}: the port must be 1 to 65535", key)
+        raise ValidationError("{text!r}: the port must be 1 to 65535", key, text=text)
     return DnsServer(host, int(port))
 
 
@@ -59,10 +60,12 @@ def _number(config, key: str, default: float, low: float, high: float, whole=Fal
     try:
         value = int(str(raw).strip()) if whole else float(str(raw).strip())
     except ValueError:
-        kind = "a whole number" if whole else "a number"
-        raise ValidationError(f"{raw!r} is not {kind}", key) from None
+        kind = Phrase("a whole number") if whole else Phrase("a number")
+        raise ValidationError("{raw!r} is not {kind}", key, raw=raw, kind=kind) from None
     if not (math.isfinite(value) and low <= value <= high):
-        raise ValidationError(f"{raw!r} is outside {low:g} to {high:g}", key)
+        raise ValidationError(
+            "{raw!r} is outside {low:g} to {high:g}", key, raw=raw, low=low, high=high
+        )
     return value
 
 
@@ -83,10 +86,12 @@ class Settings:
         try:
             scope = ProbeScope.parse(config.get("IPAM_PROBE_SCOPE"))
         except ValidationError as exc:
-            raise ValidationError(exc.message, "IPAM_PROBE_SCOPE") from None
+            raise ValidationError(exc.template, "IPAM_PROBE_SCOPE", **exc.params) from None
         netns = str(config.get("IPAM_PROBE_NETNS") or "").strip() or None
         if netns and (len(netns) > 64 or not netns.replace("-", "").replace("_", "").isalnum()):
-            raise ValidationError(f"{netns!r} is not a network namespace name", "IPAM_PROBE_NETNS")
+            raise ValidationError(
+                "{netns!r} is not a network namespace name", "IPAM_PROBE_NETNS", netns=netns
+            )
         rate = _number(config, "IPAM_PROBE_RATE", 20000.0, 0, 10_000_000)
         return cls(
             scope=scope,

@@ -15,7 +15,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ipam import allocation, change_requests, customers, leasing, users
-from ipam.errors import NotFound
+from ipam.errors import NotFound, Phrase
 from ipam.listing import Scope
 from ipam.models import (
     AbuseCase,
@@ -110,7 +110,7 @@ def scope() -> Scope:
 def _refuse_foreign(owner_id: int | None, what: str, ref) -> None:
     scope = customer_scope()
     if owner_id is None or (scope is not None and owner_id != scope):
-        raise NotFound(f"no {what} {ref!r}", what)
+        raise NotFound("no {what} {ref!r}", what, what=Phrase(what), ref=ref)
 
 
 def load(kind: str, ref, field: str | None = None):
@@ -153,7 +153,9 @@ def check_request():
     if token is not None:
         user = users.user_for_token(db.session, token)
         if user is None:
-            abort(401, description="the API token is unknown, revoked or its user is disabled")
+            abort(
+                401, description=Phrase("the API token is unknown, revoked or its user is disabled")
+            )
         g._login_user = user  # Flask-Login's per-request user; no session cookie is set
     elif _is_api() and request.method not in SAFE_METHODS and current_user.is_authenticated:
         csrf.protect()  # a browser session calling the API must prove the page is ours
@@ -161,13 +163,13 @@ def check_request():
         return None
     if not current_user.is_authenticated:
         if _is_api():
-            abort(401, description="log in or send an API token (Authorization: Bearer …)")
+            abort(401, description=Phrase("log in or send an API token (Authorization: Bearer …)"))
         return login_manager.unauthorized()
     role = current_user.role
     if role == AUDITOR and request.method not in SAFE_METHODS and endpoint not in NOT_WRITES:
-        abort(403, description="auditors have read-only access")
+        abort(403, description=Phrase("auditors have read-only access"))
     if role not in rule:
-        abort(403, description=f"the {role.value} role may not use this")
+        abort(403, description=Phrase("the {role} role may not use this", role=role))
     _check_view_args()
     return None
 
@@ -179,7 +181,7 @@ def _check_view_args() -> None:
             select(ApiToken.user_id).where(ApiToken.id == args["token_id"])
         ).scalar()
         if owner != current_user.id:
-            raise NotFound(f"no token {args['token_id']!r}", "token")
+            raise NotFound("no token {token_id!r}", "token", token_id=args["token_id"])
     if customer_scope() is None:
         return
     for name, value in args.items():

@@ -16,16 +16,17 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, current_app, g, jsonify, render_template, request
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException
 
-from ipam.errors import IpamError
+from ipam.errors import IpamError, Phrase
 
 from .extensions import db
-from .messages import translate
+from .messages import translate, translate_error
 from .reading import write_from_the_start
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,28 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return render_template(
         "error.html", status=status, code=code, message=message, field=field
     ), status
+
+
+# Werkzeug's own descriptions are English; ours, by status, in the user's language.
+HTTP_MESSAGES = {
+    400: _l("the request could not be understood"),
+    401: _l("log in first"),
+    403: _l("you are not allowed to do this"),
+    404: _l("there is no such page or record"),
+    405: _l("this address does not take that method"),
+    413: _l("the upload is too large"),
+    429: _l("too many attempts; wait a little and try again"),
+    500: _l("something went wrong on our side; the error is logged"),
+}
+
+
+def http_message(exc: HTTPException) -> str:
+    """An HTTP error's reason: ours translated; werkzeug's default replaced by ours."""
+    if isinstance(exc.description, Phrase):
+        return translate_error(exc.description)
+    if not exc.description or exc.description == type(exc).description:
+        return str(HTTP_MESSAGES.get(exc.code or 500, exc.name or ""))
+    return translate(exc.description) or ""
 
 
 def _http_code(exc: HTTPException) -> str:
@@ -116,20 +139,20 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(IpamError)
     def domain_error(exc: IpamError):
-        return error_response(exc.status, exc.code, translate(exc.message), exc.field)
+        return error_response(exc.status, exc.code, translate_error(exc), exc.field)
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
         return error_response(
             400,
             "csrf",
-            f"the form's CSRF token is missing or wrong: {exc.description}",
+            translate_error(Phrase("the form's CSRF token is missing or wrong; reload the page")),
             "csrf_token",
         )
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        response = error_response(exc.code or 500, _http_code(exc), exc.description or "")
+        response = error_response(exc.code or 500, _http_code(exc), http_message(exc))
         if exc.code == 401 and wants_json():
             response[0].headers["WWW-Authenticate"] = 'Bearer realm="ipam"'
         return response
@@ -137,4 +160,4 @@ def register(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", InternalServerError.description)
+        return error_response(500, "internal_error", str(HTTP_MESSAGES[500]))

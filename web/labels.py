@@ -61,6 +61,54 @@ LABELS: dict[type[enum.Enum], dict[str, object]] = {
 }
 
 
+# What was done, as the case history and the incident log name it (their `action`/`kind`),
+# and the actions a case page offers.
+VERBS: dict[str, object] = {
+    "notify": _l("notify"),
+    "acknowledge": _l("acknowledge"),
+    "resolve": _l("resolve"),
+    "escalate": _l("escalate"),
+    "mail": _l("mail the customer"),
+    "sanction": _l("sanction"),
+    "reminder": _l("reminder"),
+    "customer_acknowledged": _l("customer acknowledged"),
+    "customer_answered": _l("customer answered"),
+    "customer_disputed": _l("customer disputed"),
+    "sanction.propose": _l("sanction proposed"),
+    "sanction.confirm": _l("sanction confirmed"),
+    "declare": _l("declare"),
+    "measure": _l("measure"),
+    "note": _l("note"),
+    "evidence": _l("evidence frozen"),
+    "report": _l("report to the authority"),
+    "close": _l("close"),
+}
+
+# Who did it: the audit's actor strings (`user:NAME`, `cli:LOGIN`, `scheduler:HOST`...).
+ACTORS = {
+    "user": lambda name: gettext("user %(name)s", name=name),
+    "cli": lambda name: gettext("command line (%(name)s)", name=name),
+    "scheduler": lambda name: gettext("scheduler (%(name)s)", name=name),
+    "probe-run": lambda name: gettext("probe run %(name)s", name=name),
+    "demo": lambda name: gettext("demo data"),
+    "anonymous": lambda name: gettext("anonymous"),
+}
+
+
+def verb(value) -> str:
+    """An action of a case or an incident in the user's language (unknown ones as stored)."""
+    word = VERBS.get(str(value or ""))
+    return str(word) if word is not None else str(value or "")
+
+
+def actor(value) -> str:
+    """An actor string as words: `user:engineer` is "用户 engineer"; unknown kinds as stored."""
+    text = str(value or "")
+    kind, _, name = text.partition(":")
+    word = ACTORS.get(kind)
+    return word(name) if word is not None else text
+
+
 def label(value) -> str:
     """The word for a state or kind in the user's language (other enums: their value's)."""
     if value is None:

@@ -1,15 +1,22 @@
 """Messages raised in plain English below the web layer, in the user's language where shown.
 
-ipam/ has no Flask, and the request schemas (web/api/endpoint.py) name the
-mistake in a fixed phrase; both are looked up here by their text when an
-error is rendered (web/errors.py, the UI's forms). A message with values in it
-(a prefix, a number) is shown as it is until it has its own entry.
+ipam/ has no Flask: a domain error carries a template (its message id) and
+named values (ipam/errors.py); the template is looked up in the catalogue
+when the error is rendered (web/errors.py, the UI's forms) and the values put
+in afterwards. Templates are extracted from the raise sites (babel.cfg's
+keywords); the fixed phrases listed below are those made elsewhere.
 """
 
 from __future__ import annotations
 
+import enum
+
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
+
+from ipam.errors import IpamError, Phrase
+
+from .labels import label
 
 # Listed so that extraction keeps them in the catalogue (the text is the key).
 MESSAGES = (
@@ -45,9 +52,60 @@ MESSAGES = (
     _l("the site is closed; register it again"),
     _l("no holding of yours at that address and time"),
     _l("is required: send the certificate file as the body"),
+    # What a reference names, put into "no {what} {ref!r}" and its kin.
+    _l("allocation"),
+    _l("sublease"),
+    _l("sublessee"),
+    _l("customer"),
+    _l("user"),
+    _l("probe schedule"),
+    _l("case"),
+    _l("issued"),
+    _l("request"),
+    _l("change_request"),
+    _l("site"),
+    # The incident reminders' stages (ipam/abuse/incidents.py STAGES).
+    _l("half time"),
+    _l("one hour left"),
+    _l("deadline passed"),
 )
 
 
 def translate(message: str | None) -> str | None:
     """The message in the user's language when the catalogue has it, else as it is."""
     return gettext(message) if message else message
+
+
+def translate_error(exc: IpamError | Phrase) -> str:
+    """A domain error's message in the user's language: its template translated, then its
+    values put in (states and kinds by their label, nested phrases translated likewise)."""
+    template = exc.template
+    if not template:
+        return ""
+    params = {key: _value(value) for key, value in exc.params.items()}
+    try:
+        return gettext(template).format(**params) if params else gettext(template)
+    except (
+        KeyError,
+        IndexError,
+        ValueError,
+        AttributeError,
+    ):  # a translation that misnames a value
+        return template.format(**params) if params else template
+
+
+def logged(row) -> str:
+    """A history line's text (a case event's comment, an incident action's text): what the
+    system wrote in the reader's language, what a person wrote as they wrote it."""
+    phrase = Phrase.from_json(getattr(row, "phrase", None))
+    if phrase is not None:
+        return translate_error(phrase)
+    return getattr(row, "comment", None) or getattr(row, "text", None) or ""
+
+
+def _value(value):
+    if isinstance(value, (IpamError, Phrase)):
+        return translate_error(value)
+    if isinstance(value, enum.Enum):
+        return label(value)
+    return value

@@ -10,11 +10,12 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from netaddr import IPAddress
 
-from ipam.models import Role
+from ipam.models import CaseState, Role
 from ipam.privacy import mask, mask_id, masked
 
 from .extensions import LANGUAGES
-from .labels import label
+from .labels import actor, label, verb
+from .messages import logged
 
 NAV = [
     ("ui.dashboard", _l("Dashboard"), set(Role)),
@@ -65,6 +66,10 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["size"] = size
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["label"] = label
+    app.jinja_env.filters["verb"] = verb
+    app.jinja_env.filters["actor"] = actor
+    app.jinja_env.filters["logged"] = logged
+    app.jinja_env.filters["case_state"] = lambda v: label(CaseState(v)) if v else ""
     app.jinja_env.filters["address"] = lambda value, family: str(
         IPAddress(int.from_bytes(value, "big"), family)
     )

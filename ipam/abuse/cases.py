@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from .. import audit, reclamation, validation
 from ..customers import get_customer, set_status
 from ..db import utcnow
-from ..errors import NotFound, StateConflict, ValidationError
+from ..errors import NotFound, Phrase, StateConflict, ValidationError
 from ..listing import ALL, EVERYONE, Scope, Window, fetch
 from ..models import (
     AbuseCase,
@@ -56,11 +56,12 @@ CUSTOMER_STATUSES = ("acknowledged", "answered", "disputed")
 def get_case(session: Session, ref) -> AbuseCase:
     case = session.get(AbuseCase, int(ref)) if str(ref).strip().isdigit() else None
     if case is None:
-        raise NotFound(f"no abuse case {ref!r}", "case")
+        raise NotFound("no abuse case {ref!r}", "case", ref=ref)
     return case
 
 
 def _event(session, case, actor, action, before, after, comment="", at=None) -> None:
+    """One line of the case's history; a comment the system wrote is kept as a Phrase too."""
     at = at or utcnow()
     session.add(
         AbuseCaseEvent(
@@ -70,7 +71,8 @@ def _event(session, case, actor, action, before, after, comment="", at=None) -> 
             action=action,
             from_state=before,
             to_state=after,
-            comment=comment or "",
+            comment=str(comment or ""),
+            phrase=comment.as_json() if isinstance(comment, Phrase) else None,
         )
     )
     case.updated_at = at
@@ -102,12 +104,23 @@ def transition(
 ) -> AbuseCase:
     """Move a case along (notify, acknowledge, resolve, escalate); resolve needs a comment."""
     if action not in TRANSITIONS:
-        raise ValidationError(f"{action!r} is not one of {', '.join(TRANSITIONS)}", "action")
+        raise ValidationError(
+            "{action!r} is not one of {choices}",
+            "action",
+            action=action,
+            choices=", ".join(TRANSITIONS),
+        )
     case = get_case(session, ref)
     allowed, target = TRANSITIONS[action]
     if case.state not in allowed:
-        raise StateConflict(f"case {case.id} is {case.state}: it cannot {action}", "state")
-    if action in ("resolve", "escalate"):
+        raise StateConflict(
+            "case {id} is {state}: it cannot {action}",
+            "state",
+            id=case.id,
+            state=case.state,
+            action=Phrase(action),
+        )
+    if action in ("resolve", "escalate") and not isinstance(comment, Phrase):
         comment = validation.required(comment, "comment", 4000)
     before = case.state
     case.state = target
@@ -122,11 +135,14 @@ def customer_answer(session: Session, ref, status: str, text: str, *, actor: str
     case = get_case(session, ref)
     if status not in CUSTOMER_STATUSES:
         raise ValidationError(
-            f"{status!r} is not one of {', '.join(CUSTOMER_STATUSES)}", "customer_status"
+            "{status!r} is not one of {choices}",
+            "customer_status",
+            status=status,
+            choices=", ".join(CUSTOMER_STATUSES),
         )
     text = validation.required(text, "answer", 4000)
     if case.state == "resolved":
-        raise StateConflict(f"case {case.id} is resolved", "state")
+        raise StateConflict("case {id} is resolved", "state", id=case.id)
     case.customer_status = status
     before = case.state
     if case.state in ("open", "notified"):
@@ -161,8 +177,10 @@ def ladder(text) -> tuple[SanctionKind, ...]:
         rungs = tuple(SanctionKind(n) for n in names)
     except ValueError:
         raise ValidationError(
-            f"{names} holds an unknown sanction: use {', '.join(k.value for k in LADDER)}",
+            "{names} holds an unknown sanction: use {choices}",
             "IPAM_SANCTION_LADDER",
+            names=names,
+            choices=", ".join(k.value for k in LADDER),
         ) from None
     order = [LADDER.index(r) for r in rungs]
     if not rungs or order != sorted(set(order)):
@@ -206,7 +224,9 @@ def propose_sanction(
         )
     ).scalar()
     if waiting is not None:
-        raise StateConflict(f"sanction {waiting} waits for confirmation", "sanction")
+        raise StateConflict(
+            "sanction {waiting} waits for confirmation", "sanction", waiting=waiting
+        )
     kind = next_step(session, case.customer_id, rungs=ladder(rungs))
     reports = session.execute(
         select(AbuseReportCase.report_id).where(AbuseReportCase.case_id == case.id)
@@ -232,7 +252,13 @@ def propose_sanction(
         {"kind": kind.value, "customer_id": case.customer_id, "reason": reason},
     )
     if case.state != "escalated" and case.state != "resolved":
-        transition(session, case.id, "escalate", actor=actor, comment=f"{kind.value}: {reason}")
+        transition(
+            session,
+            case.id,
+            "escalate",
+            actor=actor,
+            comment=Phrase("{kind}: {reason}", kind=Phrase(kind.value), reason=reason),
+        )
     if kind == SanctionKind.WARNING and confirm_warning:
         confirm_sanction(session, sanction.id, actor=actor)
     return sanction
@@ -242,9 +268,11 @@ def confirm_sanction(session: Session, ref, *, actor: str) -> Sanction:
     """An engineer confirms a proposed sanction, which then takes effect."""
     sanction = session.get(Sanction, int(ref)) if str(ref).strip().isdigit() else None
     if sanction is None:
-        raise NotFound(f"no sanction {ref!r}", "sanction")
+        raise NotFound("no sanction {ref!r}", "sanction", ref=ref)
     if sanction.status != "proposed":
-        raise StateConflict(f"sanction {sanction.id} is {sanction.status}", "sanction")
+        raise StateConflict(
+            "sanction {id} is {status}", "sanction", id=sanction.id, status=sanction.status
+        )
     if sanction.kind != SanctionKind.WARNING and not actor.startswith(("user:", "cli:")):
         raise ValidationError("beyond a warning, an engineer confirms", "actor")
     customer = get_customer(session, sanction.customer_id)

@@ -88,11 +88,13 @@ def event_time(text, fieldname: str) -> datetime:
             try:  # RFC 5322: "-0000" (no zone known) is read as UTC, as the RFC says
                 value = email.utils.parsedate_to_datetime(text)
             except (TypeError, ValueError, IndexError, OverflowError):
-                raise FormatError(f"{text!r} is not a date", fieldname) from None
+                raise FormatError("{text!r} is not a date", fieldname, text=text) from None
             if value.tzinfo is None:
                 value = value.replace(tzinfo=UTC)
         if value.tzinfo is None:  # ISO 8601 without an offset: whose local time?
-            raise FormatError(f"{text!r} has no time zone; add one, e.g. +08:00 or Z", fieldname)
+            raise FormatError(
+                "{text!r} has no time zone; add one, e.g. +08:00 or Z", fieldname, text=text
+            )
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
@@ -105,7 +107,7 @@ def reported_block(text, fieldname: str) -> Block:
     try:
         return parse_block(text, fieldname)
     except IpamError as exc:
-        raise FormatError(exc.message, fieldname) from None
+        raise FormatError(exc.template, fieldname, **exc.params) from None
 
 
 def reported_source(text, fieldname: str) -> tuple[Block | None, dict]:
@@ -117,10 +119,10 @@ def reported_source(text, fieldname: str) -> tuple[Block | None, dict]:
     try:
         return parse_block(text, fieldname), {}
     except IpamError as exc:
-        problem = exc.message
+        problem = exc
     host, url = _host(text)
     if host is None:
-        raise FormatError(problem, fieldname)
+        raise FormatError(problem.template, fieldname, **problem.params)
     details = {"domain": host, **({"url": text[:2000]} if url else {})}
     try:  # a URL whose host is an address names that address
         return parse_block(host, fieldname), details
@@ -210,25 +212,33 @@ def _parse_mail(raw: bytes) -> Message:
     registry, several milliseconds a message; we read a dozen fields.
     """
     if len(raw) > MAX_MESSAGE_BYTES:
-        raise FormatError(f"is over the {MAX_MESSAGE_BYTES >> 20} MiB limit", "message")
+        raise FormatError(
+            "is over the {megabytes} MiB limit", "message", megabytes=MAX_MESSAGE_BYTES >> 20
+        )
     head_end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=-1)
     if (head_end < 0 and len(raw) > MAX_HEADER_BYTES) or head_end > MAX_HEADER_BYTES:
-        raise FormatError(f"headers are over {MAX_HEADER_BYTES >> 10} KiB", "message")
+        raise FormatError(
+            "headers are over {kilobytes} KiB", "message", kilobytes=MAX_HEADER_BYTES >> 10
+        )
     # The stdlib parser recurses once per nested part: count the boundaries first, so a mail
     # a thousand levels deep is refused here rather than by a RecursionError in there.
     if raw.lower().count(b"boundary=") > MAX_PARTS:
-        raise FormatError(f"has more than {MAX_PARTS} MIME parts", "message")
+        raise FormatError("has more than {MAX_PARTS} MIME parts", "message", MAX_PARTS=MAX_PARTS)
     try:
         msg = BytesParser(policy=compat32).parsebytes(raw)
     except RecursionError:
-        raise FormatError(f"MIME parts are nested deeper than {MAX_DEPTH}", "message") from None
+        raise FormatError(
+            "MIME parts are nested deeper than {MAX_DEPTH}", "message", MAX_DEPTH=MAX_DEPTH
+        ) from None
     _check_depth(msg, 0)
     return msg
 
 
 def _check_depth(part, depth: int) -> None:
     if depth > MAX_DEPTH:
-        raise FormatError(f"MIME parts are nested deeper than {MAX_DEPTH}", "message")
+        raise FormatError(
+            "MIME parts are nested deeper than {MAX_DEPTH}", "message", MAX_DEPTH=MAX_DEPTH
+        )
     if part.is_multipart():
         for sub in part.get_payload():
             _check_depth(sub, depth + 1)
@@ -257,7 +267,7 @@ def _text_of(part) -> str:
     try:
         codecs.lookup(charset)
     except LookupError:
-        raise FormatError(f"unknown charset {charset!r}", "charset") from None
+        raise FormatError("unknown charset {charset!r}", "charset", charset=charset) from None
     return (part.get_payload(decode=True) or b"").decode(charset, "replace")
 
 
@@ -445,7 +455,9 @@ def _safe_yaml(text: str):
         return yaml.load(text, Loader=_PlainYaml)  # noqa: S506 - a SafeLoader, no aliases
     except (yaml.YAMLError, RecursionError) as exc:
         reason = str(exc).split("\n")[0] if isinstance(exc, yaml.YAMLError) else "too deep"
-        raise FormatError(f"the YAML report does not parse ({reason[:200]})", "report") from None
+        raise FormatError(
+            "the YAML report does not parse ({reason})", "report", reason=reason[:200]
+        ) from None
 
 
 def _loose_fields(text: str) -> dict | None:
@@ -465,7 +477,11 @@ def _loose_fields(text: str) -> dict | None:
 def _json(raw, fieldname: str):
     """JSON, refused when it is not, or nests deeper than MAX_JSON_DEPTH."""
     if _json_depth(raw) > MAX_JSON_DEPTH:
-        raise FormatError(f"is nested deeper than {MAX_JSON_DEPTH} levels", fieldname)
+        raise FormatError(
+            "is nested deeper than {MAX_JSON_DEPTH} levels",
+            fieldname,
+            MAX_JSON_DEPTH=MAX_JSON_DEPTH,
+        )
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -591,7 +607,7 @@ def _xarf_v4(raw: bytes, data: dict) -> Record:
     family; the event is first_seen when given, else the report's timestamp."""
     version = str(data.get("xarf_version") or "")
     if not version.startswith("4"):
-        raise FormatError(f"{version!r} is not an XARF 4 version", "xarf_version")
+        raise FormatError("{version!r} is not an XARF 4 version", "xarf_version", version=version)
     kind, family = str(data.get("type") or ""), str(data.get("category") or "").lower()
     mapped = category(kind or family or "other", "type")
     if mapped == AbuseCategory.OTHER and family in V4_CATEGORIES and sender_category(kind):
@@ -662,7 +678,7 @@ def iter_csv(lines: Iterable[bytes]) -> Iterator[Record | Rejected]:
     if not {"address", "url", "domain"} & set(header):
         missing.insert(0, "address (or url, or domain)")
     if missing:
-        raise FormatError(f"the header lacks {', '.join(missing)}", "csv")
+        raise FormatError("the header lacks {choices}", "csv", choices=", ".join(missing))
     for number, raw_line in _records(it):
         try:
             line = raw_line.decode("utf-8")
@@ -704,13 +720,15 @@ def parse_csv(raw: bytes) -> tuple[list[Record], list[Rejected]]:
 def _unix_time(value, received_at: datetime) -> datetime:
     """A feed's Unix timestamp, refused unless a whole number of seconds not after receipt."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise FormatError(f"{value!r} is not a Unix time", "timestamp")
+        raise FormatError("{value!r} is not a Unix time", "timestamp", value=value)
     try:
         number = float(value)
     except ValueError:
-        raise FormatError(f"{value!r} is not a Unix time", "timestamp") from None
+        raise FormatError("{value!r} is not a Unix time", "timestamp", value=value) from None
     if not (0 <= number <= received_at.timestamp() + 300):
-        raise FormatError(f"{value!r} is not a Unix time before the feed arrived", "timestamp")
+        raise FormatError(
+            "{value!r} is not a Unix time before the feed arrived", "timestamp", value=value
+        )
     return datetime.fromtimestamp(int(number), UTC)
 
 
@@ -898,10 +916,15 @@ def _attached_tables(msg: Message) -> list[tuple[str, bytes]]:
                 members = [m for m in archive.infolist() if not m.is_dir()]
             except (zipfile.BadZipFile, ValueError):
                 raise FormatError(
-                    f"{name or 'an attachment'} is not a readable zip", "attachment"
+                    "{name} is not a readable zip", "attachment", name=name or "attachment"
                 ) from None
             if len(members) > MAX_ZIP_MEMBERS:
-                raise FormatError(f"{name} holds more than {MAX_ZIP_MEMBERS} files", "attachment")
+                raise FormatError(
+                    "{name} holds more than {MAX_ZIP_MEMBERS} files",
+                    "attachment",
+                    name=name,
+                    MAX_ZIP_MEMBERS=MAX_ZIP_MEMBERS,
+                )
             for member in members:
                 if not member.filename.lower().endswith(".csv"):
                     continue
@@ -910,12 +933,16 @@ def _attached_tables(msg: Message) -> list[tuple[str, bytes]]:
                     member.compress_size, 1
                 ):
                     raise FormatError(
-                        f"{name} unpacks to more than allowed (size or ratio)", "attachment"
+                        "{name} unpacks to more than allowed (size or ratio)",
+                        "attachment",
+                        name=name,
                     )
                 with archive.open(member) as fh:
                     data = fh.read(member.file_size + 1)
                 if len(data) > member.file_size:  # the archive lied about the size
-                    raise FormatError(f"{name} unpacks to more than it says", "attachment")
+                    raise FormatError(
+                        "{name} unpacks to more than it says", "attachment", name=name
+                    )
                 if is_shadowserver(data[:4096]):
                     tables.append((member.filename, data))
         elif name.lower().endswith(".csv") or kind == "text/csv":
@@ -959,4 +986,4 @@ def read(raw: bytes, received_at: datetime, kind: str | None = None, *, name: st
         return parse_csv(raw)
     if kind == "drop":
         return parse_drop(raw, received_at)
-    raise FormatError(f"{kind!r} is not a known format", "format")
+    raise FormatError("{kind!r} is not a known format", "format", kind=kind)

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from .. import audit, validation
 from ..attribution import attribution
 from ..db import utcnow
-from ..errors import NotFound, StateConflict, ValidationError
+from ..errors import NotFound, Phrase, StateConflict, ValidationError
 from ..listing import ALL, Window, fetch
 from ..models import (
     AbuseCase,
@@ -59,17 +59,23 @@ STAGES = (
 def get_incident(session: Session, ref) -> Incident:
     row = session.get(Incident, int(ref)) if str(ref).strip().isdigit() else None
     if row is None:
-        raise NotFound(f"no incident {ref!r}", "incident")
+        raise NotFound("no incident {ref!r}", "incident", ref=ref)
     return row
 
 
 def _log(session, incident, actor, kind, text, at=None) -> IncidentAction:
+    """One line of the incident's log; a text the system wrote is kept as a Phrase too."""
     row = IncidentAction(
-        incident_id=incident.id, at=at or utcnow(), actor=actor, kind=kind, text=text or ""
+        incident_id=incident.id,
+        at=at or utcnow(),
+        actor=actor,
+        kind=kind,
+        text=str(text or ""),
+        phrase=text.as_json() if isinstance(text, Phrase) else None,
     )
     session.add(row)
     session.flush()
-    audit.record(session, actor, f"incident.{kind}", incident, {"text": text or ""})
+    audit.record(session, actor, f"incident.{kind}", incident, {"text": str(text or "")})
     return row
 
 
@@ -77,10 +83,16 @@ def _hours(value) -> int:
     try:
         hours = int(str(value).strip())
     except (TypeError, ValueError):
-        raise ValidationError(f"{value!r} is not a whole number of hours", "hours") from None
+        raise ValidationError(
+            "{value!r} is not a whole number of hours", "hours", value=value
+        ) from None
     if not MIN_HOURS <= hours <= MAX_HOURS:
         raise ValidationError(
-            f"must be between {MIN_HOURS} and {MAX_HOURS} hours (clause 16), not {hours}", "hours"
+            "must be between {MIN_HOURS} and {MAX_HOURS} hours (clause 16), not {hours}",
+            "hours",
+            MIN_HOURS=MIN_HOURS,
+            MAX_HOURS=MAX_HOURS,
+            hours=hours,
         )
     return hours
 
@@ -103,7 +115,9 @@ def declare(
         category = AbuseCategory(str(getattr(category, "value", category) or "").strip())
     except ValueError:
         names = ", ".join(c.value for c in AbuseCategory)
-        raise ValidationError(f"{category!r} is not one of {names}", "category") from None
+        raise ValidationError(
+            "{category!r} is not one of {names}", "category", category=category, names=names
+        ) from None
     hours = _hours(hours)
     description = str(description or "")[:20000]
     from_case = None
@@ -134,13 +148,15 @@ def declare(
         incident,
         {"title": title, "category": category.value, "hours": hours, "case_id": incident.case_id},
     )
+    declared = Phrase("declared; report due within {hours} h", hours=hours)
     session.add(
         IncidentAction(
             incident_id=incident.id,
             at=at,
             actor=actor,
             kind="declare",
-            text=f"declared; report due within {hours} h",
+            text=str(declared),
+            phrase=declared.as_json(),
         )
     )
     ids = list(report_ids or [])
@@ -172,17 +188,18 @@ def freeze(session: Session, ref, report_ids, *, actor: str) -> list[IncidentEvi
     """Copy reports' original bytes into the incident's evidence (each report once)."""
     incident = get_incident(session, ref)
     if incident.state == "closed":
-        raise StateConflict(f"incident {incident.id} is closed", "state")
+        raise StateConflict("incident {id} is closed", "state", id=incident.id)
     wanted = sorted({int(i) for i in report_ids})
     reports = session.scalars(select(AbuseReport).where(AbuseReport.id.in_(wanted))).all()
     missing = set(wanted) - {r.id for r in reports}
     if missing:
-        raise NotFound(f"no abuse report {min(missing)}", "report_ids")
+        raise NotFound("no abuse report {first}", "report_ids", first=min(missing))
     purged = [r.id for r in reports if not r.raw]
     if purged:
         raise StateConflict(
-            f"report {purged[0]}'s original bytes were purged after the retention period",
+            "report {purged}'s original bytes were purged after the retention period",
             "report_ids",
+            purged=purged[0],
         )
     have = set(
         session.scalars(
@@ -208,7 +225,13 @@ def freeze(session: Session, ref, report_ids, *, actor: str) -> list[IncidentEvi
         session.add(row)
         added.append(row)
     if added:
-        _log(session, incident, actor, "evidence", f"{len(added)} original record(s) frozen")
+        _log(
+            session,
+            incident,
+            actor,
+            "evidence",
+            Phrase("{n} original record(s) frozen", n=len(added)),
+        )
     return added
 
 
@@ -216,10 +239,12 @@ def log_action(session: Session, ref, kind: str, text: str, *, actor: str) -> In
     """An entry in the action log: an emergency measure taken, or a note."""
     incident = get_incident(session, ref)
     if kind not in ACTION_KINDS:
-        raise ValidationError(f"{kind!r} is not one of {', '.join(ACTION_KINDS)}", "kind")
+        raise ValidationError(
+            "{kind!r} is not one of {choices}", "kind", kind=kind, choices=", ".join(ACTION_KINDS)
+        )
     text = validation.required(text, "text", 10000)
     if incident.state == "closed":
-        raise StateConflict(f"incident {incident.id} is closed", "state")
+        raise StateConflict("incident {id} is closed", "state", id=incident.id)
     return _log(session, incident, actor, kind, text)
 
 
@@ -229,13 +254,19 @@ def mark_reported(
     """Record the report to the authorities (whom, what was said); late reports say so."""
     incident = get_incident(session, ref)
     if incident.state != "open":
-        raise StateConflict(f"incident {incident.id} is {incident.state}", "state")
+        raise StateConflict(
+            "incident {id} is {state}", "state", id=incident.id, state=incident.state
+        )
     reported_to = validation.required(reported_to, "reported_to", 1000)
     text = validation.required(text, "text", 10000)
     at = at or utcnow()
     incident.state, incident.reported_at, incident.reported_to = "reported", at, reported_to
     late = at > incident.deadline
-    note = f"reported to {reported_to}" + (" after the deadline" if late else "") + f": {text}"
+    note = (
+        Phrase("reported to {to} after the deadline: {text}", to=reported_to, text=text)
+        if late
+        else Phrase("reported to {to}: {text}", to=reported_to, text=text)
+    )
     _log(session, incident, actor, "report", note, at)
     return incident
 
@@ -244,7 +275,10 @@ def close(session: Session, ref, text: str, *, actor: str) -> Incident:
     incident = get_incident(session, ref)
     if incident.state != "reported":
         raise StateConflict(
-            f"incident {incident.id} is {incident.state}: report it before closing", "state"
+            "incident {id} is {state}: report it before closing",
+            "state",
+            id=incident.id,
+            state=incident.state,
         )
     text = validation.required(text, "text", 10000)
     incident.state, incident.closed_at = "closed", utcnow()
@@ -322,7 +356,8 @@ def remind(
             log.warning("reminder for incident %s not sent: %s", incident.id, exc)
             continue
         incident.reminders_sent = stage + 1
-        _log(session, incident, actor, "reminder", f"{name}: reminder sent to {', '.join(to)}", now)
+        sent_to = Phrase("{stage}: reminder sent to {to}", stage=Phrase(name), to=", ".join(to))
+        _log(session, incident, actor, "reminder", sent_to, now)
         sent.append(incident)
     return sent
 

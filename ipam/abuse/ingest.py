@@ -91,7 +91,7 @@ class Policy:
             window = timedelta(days=float(days))
         except (TypeError, ValueError):
             raise ValidationError(
-                f"{days!r} is not a number of days", "IPAM_ABUSE_CASE_WINDOW_DAYS"
+                "{days!r} is not a number of days", "IPAM_ABUSE_CASE_WINDOW_DAYS", days=days
             ) from None
         if window <= timedelta(0):
             raise ValidationError("must be more than 0 days", "IPAM_ABUSE_CASE_WINDOW_DAYS")
@@ -102,16 +102,18 @@ class Policy:
             name, _, value = item.partition("=")
             name = name.strip()
             if name not in hours:
-                raise ValidationError(f"{name!r} is not an abuse category", "IPAM_ABUSE_DEADLINES")
+                raise ValidationError(
+                    "{name!r} is not an abuse category", "IPAM_ABUSE_DEADLINES", name=name
+                )
             try:
                 hours[name] = float(value)
             except ValueError:
                 raise ValidationError(
-                    f"{item.strip()!r}: give hours, e.g. spam=48", "IPAM_ABUSE_DEADLINES"
+                    "{item!r}: give hours, e.g. spam=48", "IPAM_ABUSE_DEADLINES", item=item.strip()
                 ) from None
             if hours[name] <= 0:
                 raise ValidationError(
-                    f"{item.strip()!r}: hours must be more than 0", "IPAM_ABUSE_DEADLINES"
+                    "{item!r}: hours must be more than 0", "IPAM_ABUSE_DEADLINES", item=item.strip()
                 )
         widest = []
         for family, key, default, top in ((4, "IPAM_ABUSE_WIDEST_V4", 16, 32),
@@ -120,9 +122,9 @@ class Policy:
             try:
                 plen = int(str(raw).strip().lstrip("/")) if raw not in (None, "") else default
             except ValueError:
-                raise ValidationError(f"{raw!r} is not a prefix length", key) from None
+                raise ValidationError("{raw!r} is not a prefix length", key, raw=raw) from None
             if not 1 <= plen <= top:
-                raise ValidationError(f"must be 1 to {top} (never /0)", key)
+                raise ValidationError("must be 1 to {top} (never /0)", key, top=top)
             widest.append((family, plen))
         return cls(window=window, deadlines=tuple(sorted(hours.items())), widest=tuple(widest))
 
@@ -623,7 +625,9 @@ def poll_maildir(
     box = Path(path)
     for sub in ("new", "cur", "tmp"):
         if not (box / sub).is_dir():
-            raise ValidationError(f"{box} is not a maildir (no {sub}/ folder)", "maildir")
+            raise ValidationError(
+                "{box} is not a maildir (no {sub}/ folder)", "maildir", box=box, sub=sub
+            )
     names = sorted(p.name for p in (box / "new").iterdir() if not p.name.startswith("."))
     names = names[:limit]
     total = IngestResult()
@@ -691,7 +695,7 @@ def _our_category(text) -> AbuseCategory:
     """The form offers our categories: another word there is a mistake, not a sender's."""
     if formats.sender_category(text):
         names = ", ".join(c.value for c in AbuseCategory)
-        raise ValidationError(f"{text!r} is not one of: {names}", "category")
+        raise ValidationError("{text!r} is not one of: {names}", "category", text=text, names=names)
     return formats.category(text or "", "category")
 
 
@@ -779,7 +783,9 @@ def retry_rejected(
     """
     row = session.get(RejectedReport, int(rejected_id))
     if row is None or row.status != "rejected":
-        raise NotFound(f"no rejected report {rejected_id!r} waiting", "rejected")
+        raise NotFound(
+            "no rejected report {rejected_id!r} waiting", "rejected", rejected_id=rejected_id
+        )
     savepoint = session.begin_nested()
     result = ingest(session, bytes(row.raw), actor=actor, kind=kind, policy=policy)
     again = result.rejected[0] if result.rejected_count == 1 and not result.stored else None

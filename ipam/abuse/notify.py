@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..db import utcnow
-from ..errors import MailFailed, StateConflict, ValidationError
+from ..errors import MailFailed, Phrase, StateConflict, ValidationError
 from ..models import (
     AbuseCase,
     AbuseCaseEvent,
@@ -51,7 +51,9 @@ def message(session: Session, case_ref, *, sender: str, with_sublessee: bool = F
     sublessee = session.get(Sublessee, case.sublessee_id) if case.sublessee_id else None
     to = recipients(customer, sublessee, with_sublessee)
     if not to:
-        raise ValidationError(f"{customer.name} has no contact with an e-mail address", "contacts")
+        raise ValidationError(
+            "{name} has no contact with an e-mail address", "contacts", name=customer.name
+        )
     reports = (
         session.execute(
             select(AbuseReport)
@@ -100,18 +102,22 @@ def notify(
     """Send the case to its holder's abuse contact, then mark it notified."""
     case = get_case(session, case_ref)
     if case.state not in TRANSITIONS["notify"][0]:
-        raise StateConflict(f"case {case.id} is {case.state}: it cannot notify", "state")
+        raise StateConflict(
+            "case {id} is {state}: it cannot notify", "state", id=case.id, state=case.state
+        )
     case, msg = message(session, case.id, sender=sender, with_sublessee=with_sublessee)
     try:
         send(msg)
     except (OSError, smtplib.SMTPException) as exc:
-        raise MailFailed(f"the mail server did not take the message: {exc}", "smtp") from None
+        raise MailFailed(
+            "the mail server did not take the message: {exc}", "smtp", exc=exc
+        ) from None
     return transition(
         session,
         case.id,
         "notify",
         actor=actor,
-        comment=f"mailed to {msg['To']} ({msg['Message-ID']})",
+        comment=Phrase("mailed to {to} ({message_id})", to=msg["To"], message_id=msg["Message-ID"]),
     )
 
 
@@ -172,7 +178,7 @@ def remind_cases(
             "reminder",
             case.state,
             case.state,
-            f"reminder to {msg['To']}",
+            Phrase("reminder to {to}", to=msg["To"]),
             now,
         )
         sent.append(case)

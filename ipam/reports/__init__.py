@@ -35,14 +35,19 @@ REPORTS: dict[str, Report] = {
 def get_report(name) -> Report:
     report = REPORTS.get(str(name or "").strip())
     if report is None:
-        raise NotFound(f"no report {name!r}; the reports are: {', '.join(REPORTS)}", "report")
+        raise NotFound(
+            "no report {name!r}; the reports are: {choices}",
+            "report",
+            name=name,
+            choices=", ".join(REPORTS),
+        )
     return report
 
 
 def language(value) -> str:
     lang = str(value or "zh").strip().lower().replace("_", "-").split("-")[0]
     if lang not in LANGUAGES:
-        raise ValidationError(f"{value!r} is not one of: zh, en", "lang")
+        raise ValidationError("{value!r} is not one of: zh, en", "lang", value=value)
     return lang
 
 
@@ -58,13 +63,13 @@ def prepare(session: Session, name, scope: Scope, *, zone: str, **asked) -> tupl
     action, as a person typed them."""
     report = get_report(name)
     if scope.customer_id is not None and not report.customers_may:
-        raise NotFound(f"no report {name!r}", "report")
+        raise NotFound("no report {name!r}", "report", name=name)
     if scope.customer_id is not None and asked.get("reveal"):
         raise ValidationError("customer users cannot reveal personal data", "reveal")
     customer_id = _customer(session, asked.pop("customer", None))
     if scope.customer_id is not None:
         if customer_id not in (None, scope.customer_id):
-            raise NotFound(f"no customer {customer_id!r}", "customer")
+            raise NotFound("no customer {customer_id!r}", "customer", customer_id=customer_id)
         customer_id = scope.customer_id
     pool_id = _pool(session, asked.pop("pool", None))
     params = parse_params(zone=zone, customer_id=customer_id, pool_id=pool_id, **asked)

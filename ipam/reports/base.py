@@ -256,7 +256,9 @@ def parse_params(
         try:
             days = int(deadline_days)
         except (TypeError, ValueError):
-            raise ValidationError(f"{deadline_days!r} is not a whole number", "deadline") from None
+            raise ValidationError(
+                "{deadline_days!r} is not a whole number", "deadline", deadline_days=deadline_days
+            ) from None
         if not 1 <= days <= 365:
             raise ValidationError("must be between 1 and 365 days", "deadline")
     filters = {

@@ -38,7 +38,9 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def check_format(value) -> str:
     fmt = str(value or "").strip().lower()
     if fmt not in FORMATS:
-        raise ValidationError(f"{value!r} is not one of: {', '.join(FORMATS)}", "format")
+        raise ValidationError(
+            "{value!r} is not one of: {choices}", "format", value=value, choices=", ".join(FORMATS)
+        )
     return fmt
 
 
@@ -309,9 +311,10 @@ def write_pdf(report, params, rows, lang, out: BinaryIO, heading: Heading) -> No
         for n, row in enumerate(rows, 1):
             if n > PDF_MAX_ROWS:
                 raise ValidationError(
-                    f"a PDF holds at most {PDF_MAX_ROWS} rows; narrow the report (customer, "
+                    "a PDF holds at most {PDF_MAX_ROWS} rows; narrow the report (customer, "
                     "pool, period) or take it as CSV or XLSX",
                     "format",
+                    PDF_MAX_ROWS=PDF_MAX_ROWS,
                 )
             table.row([str(cell(c, v, lang, zone)) for c, v in zip(cols, row, strict=True)])
     out.write(bytes(pdf.output()))

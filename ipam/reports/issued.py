@@ -206,7 +206,7 @@ def get_issued(session: Session, ref, scope: Scope = EVERYONE) -> IssuedReport:
     if record is None or (
         scope.customer_id is not None and record.customer_id != scope.customer_id
     ):
-        raise NotFound(f"no issued report {ref!r}", "report")
+        raise NotFound("no issued report {ref!r}", "report", ref=ref)
     return record
 
 

@@ -93,6 +93,11 @@ def test_case_actions_through_the_api_mail_answer_and_sanction(engineer, login, 
     assert confirmed.get_json()["status"] == "confirmed"
     a = engineer.api("GET", f"/api/v1/customers/{world['a']}").get_json()
     assert a["status"] == "suspended"
+    # The history in Chinese: verbs, states, actors and what the system wrote.
+    page = engineer.get(f"/abuse/cases/{case_id}").get_data(as_text=True)
+    for words in ("已发邮件至 abuse@yunfan.example", "通知", "客户已答复", "mailer removed",
+                  "升级", "警告：spam run", "用户 engineer", "暂停服务"):  # fmt: skip
+        assert words in page, words
 
 
 def test_a_mail_server_that_is_away_keeps_the_mail_until_it_is_back(
@@ -211,6 +216,16 @@ def test_an_incident_through_the_api_and_the_ui(engineer, login, world, same):
     assert "port 25 shut" in text and data["evidence"][0]["sha256"] in text
     page = engineer.get(f"/incidents/{inc['id']}").get_data(as_text=True)
     assert 'id="evidence"' in page and data["evidence"][0]["sha256"] in page
+    # The log's system lines, its verbs and its actors in the reader's language; people's words
+    # as written.
+    for words in ("已宣布；须在 6 小时内报告", "已固定 2 条原始记录", "已报告 市公安局：filed",
+                  "宣布事件", "用户 engineer", "port 25 shut"):  # fmt: skip
+        assert words in page, words
+    english = engineer.get(f"/incidents/{inc['id']}", headers={"Accept-Language": "en"})
+    english = english.get_data(as_text=True)
+    for words in ("declared; report due within 6 h", "2 original record(s) frozen",
+                  "reported to 市公安局: filed", "user engineer"):  # fmt: skip
+        assert words in english, words
     listing = engineer.get("/incidents").get_data(as_text=True)
     assert f'id="incident-{inc["id"]}"' in listing
     case_page = engineer.get(f"/abuse/cases/{case_id}").get_data(as_text=True)

@@ -20,7 +20,7 @@ def test_400_for_a_body_that_is_not_a_json_object(engineer, same):
         r = engineer.api("POST", "/api/v1/pools", data="{not json", content_type="application/json")
         assert error_of(r, 400)["code"] == "bad_request"
         r = engineer.api("POST", "/api/v1/pools", json=[1, 2])
-        assert "JSON object" in error_of(r, 400)["message"]
+        assert "JSON 对象" in error_of(r, 400)["message"]
 
 
 def test_401_without_credentials_and_with_a_revoked_token(login, web_app, same):
@@ -56,7 +56,7 @@ def test_403_for_auditor_writes_and_wrong_roles(login, world, same):
             "/api/v1/allocations",
             json={"pool": world["pool_id"], "customer": world["a"], "prefixlen": 30},
         )
-        assert "read-only" in error_of(r, 403)["message"]
+        assert "只读" in error_of(r, 403)["message"]
         r = login("yunfan").api("POST", "/api/v1/pools", json={"prefix": "198.18.0.0/24"})
         assert error_of(r, 403)["code"] == "forbidden"
 
@@ -142,7 +142,7 @@ def test_422_names_the_field_and_changes_nothing(engineer, login, world, same):
             },
         )
         err = error_of(r, 422)
-        assert err["field"] == "id_number" and "check digit" in err["message"]
+        assert err["field"] == "id_number" and "校验码错误（GB 11643）" in err["message"]
 
 
 def test_next_free_allocation_and_lists_with_pagination(engineer, world):
@@ -326,3 +326,24 @@ def test_bodies_and_queries_are_checked_by_their_schemas(engineer, world, same):
             r = engineer.api("POST", "/api/v1/pools", data=raw, content_type="application/json")
             assert r.status_code in (400, 422), (raw[:40], r.status_code)
         assert engineer.api("GET", "/api/v1/allocations/99999999999999").status_code == 404
+
+
+def test_domain_errors_speak_the_callers_language(engineer, world, same):
+    """A domain error is a template with values: translated first, the values put in after."""
+    body = {"pool": world["pool_id"], "customer": world["a"], "prefix": "198.18.7.1/24"}
+    with same():
+        zh = error_of(engineer.api("POST", "/api/v1/allocations", json=body), 422)
+        en = error_of(
+            engineer.api(
+                "POST", "/api/v1/allocations", json=body, headers={"Accept-Language": "en"}
+            ),
+            422,
+        )
+    assert zh["message"] == "'198.18.7.1/24' 的主机位不为零；您是指 198.18.7.0/24 吗？"
+    assert en["message"] == "'198.18.7.1/24' has host bits set; did you mean 198.18.7.0/24?"
+    assert zh["field"] == en["field"] == "prefix"
+    # A phrase inside a phrase (a reference's kind) and a schema's bound are translated too.
+    zh = error_of(engineer.api("GET", "/api/v1/allocations/2147483000"), 404)
+    assert zh["message"] == "没有分配 2147483000", zh
+    zh = error_of(engineer.api("GET", "/api/v1/allocations?limit=0"), 422)
+    assert zh["message"] == "必须 ≥ 1", zh

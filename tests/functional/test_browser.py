@@ -134,7 +134,7 @@ def test_customer_registers_a_sublessee_after_fixing_the_id(browser, server):
         browser.find_element(By.ID, field).send_keys(value)
     browser.find_element(By.ID, "register").click()
     error = browser.find_element(By.ID, "id_number-error")
-    assert "check digit" in error.text
+    assert "校验码错误（GB 11643）：应为 2" in error.text
     shot(browser, "sublessee-bad-id")
     box = browser.find_element(By.ID, "id_number")
     assert "invalid" in box.get_attribute("class")

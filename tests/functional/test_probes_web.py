@@ -122,7 +122,7 @@ def test_abuse_case_pages_for_staff_and_for_the_customer(engineer, login, world)
     page = engineer.get(f"/customers/{world['a']}").get_data(as_text=True)
     assert 'id="customer-abuse"' in page and f'data-case="{world["a_case"]}"' in page
     r = engineer.form(f"/abuse/cases/{world['a_case']}/action", {"action": "escalate"})
-    assert r.status_code == 409 and "cannot escalate" in r.get_data(as_text=True)  # resolved
+    assert r.status_code == 409 and "不能执行“升级”" in r.get_data(as_text=True)  # resolved
     customer = login("yunfan")  # 北京云帆: the demo's resolved spam case is its own
     page = customer.get(f"/abuse/cases/{world['a_case']}").get_data(as_text=True)
     assert 'id="case-state"' in page and 'id="sanctions"' not in page

@@ -1,5 +1,6 @@
 """The Chinese catalogue covers every UI string, and the compiled .mo matches the .po."""
 
+import string
 from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
@@ -8,8 +9,17 @@ from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "web" / "translations" / "zh" / "LC_MESSAGES"
-METHODS = [("web/**.py", "python"), ("web/templates/**.html", "jinja2")]
+METHODS = [
+    ("web/**.py", "python"),
+    ("ipam/**.py", "python"),
+    ("probes/**.py", "python"),
+    ("web/templates/**.html", "jinja2"),
+]
+# A domain error's first argument is its message id (ipam/errors.py), and so is a Phrase's.
+ERRORS = ("ValidationError", "NotFound", "AddressConflict", "PoolExhausted", "StateConflict")
+ERRORS += ("MailFailed", "IpamError", "FormatError", "Phrase")
 KEYWORDS = {"_": None, "gettext": None, "_l": None, "lazy_gettext": None}
+KEYWORDS |= {name: (1,) for name in ERRORS}
 
 
 def _po():
@@ -36,3 +46,18 @@ def test_compiled_catalogue_matches_the_source():
     assert {m.id: m.string for m in po if m.id} == {m.id: m.string for m in mo if m.id}, (
         "recompile: pybabel compile -d web/translations"
     )
+
+
+def test_every_translated_template_keeps_its_values():
+    """A translation that drops or renames a {value} would show the English (or fail)."""
+    formatter = string.Formatter()
+
+    def fields(text):
+        return sorted((name, conv or "", spec) for _, name, spec, conv in formatter.parse(text)
+                      if name is not None)  # fmt: skip
+
+    po = _po()
+    templates = [m for m in po if m.id and "{" in m.id and "%(" not in m.id]
+    assert len(templates) > 150
+    wrong = [(m.id, m.string) for m in templates if fields(m.id) != fields(m.string)]
+    assert wrong == []

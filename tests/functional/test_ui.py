@@ -103,7 +103,7 @@ def test_customer_registers_a_sublessee_with_inline_errors(login, world, engine)
     r = customer.form("/sublessees/new", form)
     assert r.status_code == 422
     page = r.get_data(as_text=True)
-    assert 'id="id_number-error"' in page and "check digit" in page
+    assert 'id="id_number-error"' in page and "校验码错误（GB 11643）：应为" in page
     assert 'value="赵六"' in page  # what was typed is kept
     with Session(engine) as s:
         assert table_contents(s) == before

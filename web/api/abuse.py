@@ -65,7 +65,10 @@ def abuse_report_add():
     ctype = (request.mimetype or "").lower()
     if ctype not in FORMATS:
         raise ValidationError(
-            f"send one of {', '.join(FORMATS)} (got {ctype or 'nothing'})", "Content-Type"
+            "send one of {choices} (got {ctype})",
+            "Content-Type",
+            choices=", ".join(FORMATS),
+            ctype=ctype or "nothing",
         )
     raw = request.get_data(cache=True)
     if ctype == "application/json" and _is_form(raw):
@@ -212,7 +215,7 @@ def abuse_rejected_raw(rejected_id):
     """The rejected input, byte for byte"""
     row = db.session.get(RejectedReport, rejected_id)
     if row is None:
-        raise NotFound(f"no rejected report {rejected_id}", "rejected")
+        raise NotFound("no rejected report {rejected_id}", "rejected", rejected_id=rejected_id)
     return Response(bytes(row.raw), mimetype="application/octet-stream")
 
 

@@ -17,7 +17,7 @@ import pydantic
 from flask import Response, abort, jsonify, request
 from pydantic import BaseModel, TypeAdapter
 
-from ipam.errors import ValidationError
+from ipam.errors import IpamError, Phrase, ValidationError
 
 from ..access import RULES
 from . import api
@@ -139,15 +139,23 @@ def parse_body(model: type[BaseModel]) -> BaseModel:
     if not raw.strip():
         return validate(model, {})
     if request.mimetype != "application/json":
-        abort(400, description="the body is not valid JSON (send Content-Type: application/json)")
+        abort(
+            400,
+            description=Phrase("the body is not valid JSON (send Content-Type: application/json)"),
+        )
     try:
         return model.model_validate_json(raw)
     except pydantic.ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         if first["type"] == "json_invalid":
-            abort(400, description=f"the body is not valid JSON: {first['ctx']['error']}")
+            abort(
+                400,
+                description=Phrase(
+                    "the body is not valid JSON: {error}", error=first["ctx"]["error"]
+                ),
+            )
         if first["type"] in ("model_type", "model_attributes_type") and not first["loc"]:
-            abort(400, description="the body must be a JSON object")
+            abort(400, description=Phrase("the body must be a JSON object"))
         raise as_validation_error(first) from None
 
 
@@ -187,28 +195,32 @@ def as_validation_error(err: dict) -> ValidationError:
     # members and validator names also show up in pydantic's location).
     loc = err["loc"]
     field_name = str(loc[0]) if loc else "body"
-    inner = ".".join(f"item {part}" for part in loc[1:] if isinstance(part, int))
+    places = [str(part) for part in loc[1:] if isinstance(part, int)]
+    inner = Phrase("item {index}", index=".".join(places)) if places else None
     kind, ctx = err["type"], err.get("ctx") or {}
     if kind in REASONS:
-        reason = REASONS[kind]
+        reason = Phrase(REASONS[kind])
     elif kind in ("greater_than_equal", "greater_than"):
-        reason = f"must be ≥ {ctx.get('ge', ctx.get('gt'))}"
+        reason = Phrase("must be ≥ {low}", low=ctx.get("ge", ctx.get("gt")))
     elif kind in ("less_than_equal", "less_than"):
-        reason = f"must be ≤ {ctx.get('le', ctx.get('lt'))}"
-    elif kind in ("string_too_long", "too_long"):
-        reason = f"is longer than {ctx.get('max_length')} {_unit(kind)}"
-    elif kind in ("string_too_short", "too_short"):
-        reason = f"needs at least {ctx.get('min_length')} {_unit(kind)}"
+        reason = Phrase("must be ≤ {high}", high=ctx.get("le", ctx.get("lt")))
+    elif kind == "string_too_long":
+        reason = Phrase("is longer than {n} characters", n=ctx.get("max_length"))
+    elif kind == "too_long":
+        reason = Phrase("is longer than {n} items", n=ctx.get("max_length"))
+    elif kind == "string_too_short":
+        reason = Phrase("needs at least {n} characters", n=ctx.get("min_length"))
+    elif kind == "too_short":
+        reason = Phrase("needs at least {n} items", n=ctx.get("min_length"))
     elif kind in ("literal_error", "enum"):
-        reason = f"must be one of {ctx.get('expected', '').replace(chr(39), '')}"
+        choices = ctx.get("expected", "").replace(chr(39), "")
+        reason = Phrase("must be one of {choices}", choices=choices)
+    elif kind == "value_error" and isinstance(ctx.get("error"), IpamError):
+        reason = Phrase(ctx["error"].template, **ctx["error"].params)
     elif kind == "value_error":
-        reason = str(ctx.get("error") or err["msg"])
+        reason = Phrase("{reason}", reason=str(ctx.get("error") or err["msg"]))
     else:
-        reason = err["msg"]
+        reason = Phrase("{reason}", reason=err["msg"])
     if inner:
-        reason = f"{inner}: {reason}"
-    return ValidationError(reason, field_name)
-
-
-def _unit(kind: str) -> str:
-    return "characters" if kind.startswith("string") else "items"
+        return ValidationError("{inner}: {reason}", field_name, inner=inner, reason=reason)
+    return ValidationError(reason.template, field_name, **reason.params)

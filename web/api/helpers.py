@@ -32,7 +32,7 @@ def scoped_customer(ref=None) -> int | None:
     scope = customer_scope()
     if scope is not None:
         if ref not in (None, "") and load("customer", ref).id != scope:
-            raise NotFound(f"no customer {ref!r}", "customer")
+            raise NotFound("no customer {ref!r}", "customer", ref=ref)
         return scope
     if ref in (None, ""):
         return None

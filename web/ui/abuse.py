@@ -192,7 +192,7 @@ def abuse_rejected_raw(rejected_id):
     """The input byte for byte, as text/plain (shown, never run)."""
     row = db.session.get(RejectedReport, rejected_id)
     if row is None:
-        raise NotFound(f"no rejected report {rejected_id}", "rejected")
+        raise NotFound("no rejected report {rejected_id}", "rejected", rejected_id=rejected_id)
     return Response(
         bytes(row.raw),
         mimetype="text/plain",
@@ -206,7 +206,12 @@ def abuse_rejected_retry(rejected_id):
     kind = request.form.get("format") or None
     try:
         if kind is not None and kind not in ingest.KINDS:
-            raise ValidationError(f"{kind!r} is not one of {', '.join(ingest.KINDS)}", "format")
+            raise ValidationError(
+                "{kind!r} is not one of {choices}",
+                "format",
+                kind=kind,
+                choices=", ".join(ingest.KINDS),
+            )
         result = run(
             lambda s: ingest.retry_rejected(
                 s,

@@ -7,7 +7,7 @@ from flask import flash, redirect, render_template, request
 from ipam.errors import IpamError, ValidationError
 
 from ..access import RULES
-from ..messages import translate
+from ..messages import translate_error
 from ..usecase import run
 from . import ui
 
@@ -42,7 +42,7 @@ def act(change, done_message: str, back_url: str):
         "error.html",
         status=error.status,
         code=error.code,
-        message=translate(error.message),
+        message=translate_error(error),
         field=error.field,
     ), error.status
 
@@ -50,7 +50,7 @@ def act(change, done_message: str, back_url: str):
 def form_errors(exc: IpamError | None) -> dict:
     if exc is None:
         return {}
-    return {exc.field or "_": translate(exc.message)}
+    return {exc.field or "_": translate_error(exc)}
 
 
 def int_arg(name: str, default: int, low: int, high: int) -> int:
@@ -61,9 +61,9 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ValidationError(f"{raw!r} is not a whole number", name) from None
+        raise ValidationError("{raw!r} is not a whole number", name, raw=raw) from None
     if not low <= value <= high:
-        raise ValidationError(f"must be between {low} and {high}", name)
+        raise ValidationError("must be between {low} and {high}", name, low=low, high=high)
     return value
 
 

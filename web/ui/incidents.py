@@ -102,7 +102,7 @@ def incident_action(incident_id):
             )
         if action == "close":
             return incidents.close(s, incident_id, form.get("text"), actor=actor())
-        raise ValidationError(f"{action!r} is not an incident action", "action")
+        raise ValidationError("{action!r} is not an incident action", "action", action=action)
 
     response, error = attempt(
         change, _("Incident updated."), url_for("ui.incident_page", incident_id=incident_id)

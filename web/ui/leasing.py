@@ -138,7 +138,7 @@ def sublease_new():
 def sublease_end(sublease_id):
     lease = db.session.get(Sublease, sublease_id)
     if lease is None:
-        raise NotFound(f"no sublease {sublease_id}", "sublease")
+        raise NotFound("no sublease {sublease_id}", "sublease", sublease_id=sublease_id)
     owner = lease.allocation.customer_id
     return act(
         lambda s: leasing.end_sublease(s, sublease_id, actor=actor()),

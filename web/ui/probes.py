@@ -123,7 +123,7 @@ def findings_page():
     args = request.args
     status = args.get("status") or "open"
     if status not in ("open", "resolved", "all"):
-        raise ValidationError(f"{status!r} is not open, resolved or all", "status")
+        raise ValidationError("{status!r} is not open, resolved or all", "status", status=status)
     limit, offset = int_arg("limit", 50, 1, 500), int_arg("offset", 0, 0, 2**31 - 1)
     customer_id = customers.get_customer(db.session, args["customer"]).id if args.get(
         "customer") else None  # fmt: skip

@@ -17,6 +17,7 @@ from ipam.reports.base import term
 from .. import reporting
 from ..access import OWN, OWN_WRITE, READERS, actor, customer_scope, load, scope
 from ..extensions import db
+from ..messages import translate_error
 from .helpers import act, attempt, form_errors, view
 
 
@@ -93,7 +94,9 @@ def report_issue(name):
             reason=form.get("reason"),
         )
     except IpamError as exc:
-        flash(f"{exc.field}: {exc.message}" if exc.field else exc.message, "error")
+        flash(
+            f"{exc.field}: {translate_error(exc)}" if exc.field else translate_error(exc), "error"
+        )
         return redirect(url_for("ui.report_page", name=name, **_kept(form)))
     flash(_("Report %(id)s issued: %(file)s", id=record.id, file=record.file_name))
     return redirect(url_for("ui.reports_page", issued=record.id))
