@@ -84,6 +84,20 @@ VERBS: dict[str, object] = {
     "close": _l("close"),
 }
 
+# How a probe schedule looks at its addresses.
+PROBE_METHODS: dict[str, object] = {
+    "icmp": _l("ping (ICMP)"),
+    "tcp": _l("TCP ports"),
+    "dns": _l("reverse DNS"),
+    "blocklist": _l("blocklists"),
+}
+
+
+def probe_method(value) -> str:
+    word = PROBE_METHODS.get(str(value))
+    return str(word) if word is not None else str(value)
+
+
 # Who did it: the audit's actor strings (`user:NAME`, `cli:LOGIN`, `scheduler:HOST`...).
 ACTORS = {
     "user": lambda name: gettext("user %(name)s", name=name),

@@ -14,7 +14,7 @@ from ipam.models import CaseState, Role
 from ipam.privacy import mask, mask_id, masked
 
 from .extensions import LANGUAGES
-from .labels import actor, label, verb
+from .labels import actor, label, probe_method, verb
 from .messages import logged
 
 NAV = [
@@ -69,6 +69,7 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["verb"] = verb
     app.jinja_env.filters["actor"] = actor
     app.jinja_env.filters["logged"] = logged
+    app.jinja_env.filters["probe_method"] = probe_method
     app.jinja_env.filters["case_state"] = lambda v: label(CaseState(v)) if v else ""
     app.jinja_env.filters["address"] = lambda value, family: str(
         IPAddress(int.from_bytes(value, "big"), family)
