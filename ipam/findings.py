@@ -31,7 +31,7 @@ from . import audit, validation
 from .abuse.ingest import DEFAULT_POLICY, Policy, from_listings
 from .addresses import from_bytes, to_bytes
 from .db import utcnow
-from .errors import NotFound, StateConflict
+from .errors import NotFound, Phrase, StateConflict
 from .models import (
     Allocation,
     Customer,
@@ -45,6 +45,10 @@ from .models import (
 )
 
 EVIDENCE_KEPT = 10
+# A block's in-use finding lists every answering address inside it (up to a /24's worth).
+ADDRESSES_KEPT = 256
+# Never-allocated space that answers is grouped by these covering blocks.
+UNALLOCATED_BLOCK = {4: 24, 6: 64}
 
 
 class _Spans:
@@ -129,6 +133,19 @@ def _evidence(obs) -> dict:
     }
 
 
+def _phrase(summary) -> dict | None:
+    return summary.as_json() if isinstance(summary, Phrase) else None
+
+
+def merged(new: list[dict], old: list[dict], per_address: bool) -> list[dict]:
+    """The evidence kept: the latest observations; for a block, the latest one per address."""
+    if not per_address:
+        return (new + old)[:EVIDENCE_KEPT]
+    seen = {e.get("address") for e in new}
+    kept = new + [e for e in old if e.get("address") not in seen]
+    return kept[:ADDRESSES_KEPT]
+
+
 class _Raised:
     """Findings of one run, keyed like the open ones they may update."""
 
@@ -148,19 +165,21 @@ class _Raised:
         sublessee_id=None,
         allocation_id=None,
         pool_id=None,
+        per_address=False,
     ) -> None:
         key = f"{kind.value}|{family}|{first:x}|{prefixlen}|{customer_id or '-'}"
         item = self.items.get(key)
         if item:
-            item["evidence"] = (evidence + item["evidence"])[:EVIDENCE_KEPT]
+            item["evidence"] = merged(evidence, item["evidence"], per_address)
             return
         self.items[key] = dict(
+            per_address=per_address,
             kind=kind,
             family=family,
             first=first,
             prefixlen=prefixlen,
             summary=summary,
-            evidence=evidence[:EVIDENCE_KEPT],
+            evidence=merged(evidence, [], per_address),
             customer_id=customer_id,
             sublessee_id=sublessee_id,
             allocation_id=allocation_id,
@@ -249,49 +268,85 @@ def _obs_row(run_id: int, o, at: datetime) -> dict:
 
 
 def _usage_rules(session, raised: _Raised, family, answered, ledger: _Ledger, schedule) -> None:
+    """Space nobody holds that answers: one finding per block, the answering addresses inside.
+
+    The block is the quarantined prefix, the ended allocation, or (never allocated) the
+    covering /24 or /64: a used /24 is one finding listing its 256 addresses, not 256.
+    """
+    groups: dict[tuple, dict] = {}
     for value, obs in answered.items():
         if ledger.current.find(value) is not None:
             continue
-        ev = [_evidence(o) for o in obs]
         q = ledger.quarantine.find(value)
-        addr = _text(family, value)
+        past = None if q is not None else ledger.past.latest(value)
         if q is not None:
+            key = (FindingKind.QUARANTINED_IN_USE, from_bytes(q.first), q.prefixlen)
+        elif past is not None:
+            key = (FindingKind.RECLAIMED_IN_USE, from_bytes(past.first), past.prefixlen)
+        else:
+            plen = UNALLOCATED_BLOCK[family]
+            width = _host(family)
+            key = (FindingKind.UNALLOCATED_IN_USE, value >> (width - plen) << (width - plen), plen)
+        group = groups.setdefault(key, {"quarantine": q, "past": past, "addresses": []})
+        group["addresses"].append((value, obs))
+    for (kind, first, plen), group in groups.items():
+        addresses = sorted(group["addresses"], key=lambda item: item[0])
+        ev = [_evidence(o) for _value, obs in addresses for o in obs[:1]]
+        shown = ", ".join(_text(family, value) for value, _ in addresses[:3])
+        more = len(addresses) - 3
+        listed = Phrase("{shown} and {more} more", shown=shown, more=more) if more > 0 else shown
+        block = f"{_text(family, first)}/{plen}"
+        q, past = group["quarantine"], group["past"]
+        if kind == FindingKind.QUARANTINED_IN_USE:
             prev = session.get(Allocation, q.allocation_id) if q.allocation_id else None
             raised.add(
-                FindingKind.QUARANTINED_IN_USE,
+                kind,
                 family,
-                value,
-                _host(family),
-                summary=f"{addr} answers while {q.prefix} is in quarantine",
+                first,
+                plen,
+                summary=Phrase(
+                    "{listed} answer while {prefix} is in quarantine",
+                    listed=listed,
+                    prefix=q.prefix,
+                ),
                 evidence=ev,
                 customer_id=prev.customer_id if prev else None,
                 allocation_id=q.allocation_id,
                 pool_id=q.pool_id,
+                per_address=True,
             )
-            continue
-        past = ledger.past.latest(value)
-        if past is not None:
+        elif kind == FindingKind.RECLAIMED_IN_USE:
             raised.add(
-                FindingKind.RECLAIMED_IN_USE,
+                kind,
                 family,
-                value,
-                _host(family),
-                summary=f"{addr} answers after {past.prefix} was ended "
-                f"({past.end_reason.value if past.end_reason else 'ended'})",
+                first,
+                plen,
+                summary=Phrase(
+                    "{listed} answer after {prefix} was ended ({reason})",
+                    listed=listed,
+                    prefix=past.prefix,
+                    reason=Phrase(past.end_reason.value if past.end_reason else "ended"),
+                ),
                 evidence=ev,
                 customer_id=past.customer_id,
                 allocation_id=past.id,
                 pool_id=past.pool_id,
+                per_address=True,
             )
         else:
             raised.add(
-                FindingKind.UNALLOCATED_IN_USE,
+                kind,
                 family,
-                value,
-                _host(family),
-                summary=f"{addr} answers but was never allocated",
+                first,
+                plen,
+                summary=Phrase(
+                    "{listed} answer in {block}, which was never allocated",
+                    listed=listed,
+                    block=block,
+                ),
                 evidence=ev,
                 pool_id=schedule.pool_id,
+                per_address=True,
             )
 
 
@@ -351,8 +406,12 @@ def _dark_rule(
             family,
             lo,
             alloc.prefixlen,
-            summary=f"{alloc.prefix} ({len(inside)} addresses probed) did not answer in "
-            f"{need} consecutive run(s)",
+            summary=Phrase(
+                "{prefix} ({n} addresses probed) did not answer in {runs} consecutive run(s)",
+                prefix=alloc.prefix,
+                n=len(inside),
+                runs=need,
+            ),
             evidence=ev,
             customer_id=alloc.customer_id,
             allocation_id=alloc.id,
@@ -418,7 +477,12 @@ def _dns_rules(
                 family,
                 r.address,
                 _host(family),
-                summary=f"{addr} PTR {r.ptr[0]} is no domain registered by {holders}",
+                summary=Phrase(
+                    "{address} PTR {ptr} is no domain registered by {holders}",
+                    address=addr,
+                    ptr=r.ptr[0],
+                    holders=holders,
+                ),
                 evidence=ev,
                 **who,
             )
@@ -428,8 +492,12 @@ def _dns_rules(
                 family,
                 r.address,
                 _host(family),
-                summary=f"{addr} PTR {r.ptr[0]} resolves to "
-                f"{', '.join(_text(family, v) for v in r.forward) or 'nothing'}",
+                summary=Phrase(
+                    "{address} PTR {ptr} resolves to {forward}",
+                    address=addr,
+                    ptr=r.ptr[0],
+                    forward=", ".join(_text(family, v) for v in r.forward) or Phrase("nothing"),
+                ),
                 evidence=ev,
                 **who,
             )
@@ -468,8 +536,22 @@ def _blocklist_rule(
             family,
             x.address,
             _host(family),
-            summary=f"{addr} is listed on {x.zone} ({', '.join(x.codes)})"
-            + (f": {x.reason}" if x.reason else ""),
+            summary=(
+                Phrase(
+                    "{address} is listed on {zone} ({codes}): {reason}",
+                    address=addr,
+                    zone=x.zone,
+                    codes=", ".join(x.codes),
+                    reason=x.reason,
+                )
+                if x.reason
+                else Phrase(
+                    "{address} is listed on {zone} ({codes})",
+                    address=addr,
+                    zone=x.zone,
+                    codes=", ".join(x.codes),
+                )
+            ),
             evidence=[
                 {
                     "address": addr,
@@ -501,8 +583,8 @@ def _upsert(session: Session, raised: _Raised, at: datetime, schedule_id: int) -
         if f is not None:
             f.last_seen = at
             f.count += 1
-            f.evidence = (item["evidence"] + list(f.evidence or []))[:EVIDENCE_KEPT]
-            f.summary = item["summary"]
+            f.evidence = merged(item["evidence"], list(f.evidence or []), item["per_address"])
+            f.summary, f.phrase = str(item["summary"]), _phrase(item["summary"])
             continue
         family, first, plen = item["family"], item["first"], item["prefixlen"]
         width = 32 if family == 4 else 128
@@ -520,7 +602,8 @@ def _upsert(session: Session, raised: _Raised, at: datetime, schedule_id: int) -
                 sublessee_id=item["sublessee_id"],
                 allocation_id=item["allocation_id"],
                 schedule_id=schedule_id,
-                summary=item["summary"],
+                summary=str(item["summary"]),
+                phrase=_phrase(item["summary"]),
                 evidence=item["evidence"],
                 first_seen=at,
                 last_seen=at,

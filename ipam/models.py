@@ -634,6 +634,7 @@ class Finding(AddressMixin, Base):
     allocation_id: Mapped[int | None] = mapped_column(ForeignKey("allocation.id"))
     schedule_id: Mapped[int | None] = mapped_column(ForeignKey("probe_schedule.id"))
     summary: Mapped[str] = mapped_column(Text)
+    phrase: Mapped[dict | None] = mapped_column(JSON)  # the summary's words and values
     evidence: Mapped[list] = mapped_column(JSON, default=list)  # the latest observations
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -25,7 +25,7 @@ from . import audit, validation
 from .addresses import parse_address, to_bytes
 from .attribution import holders_many
 from .db import utcnow
-from .errors import NotFound, ValidationError
+from .errors import NotFound, Phrase, ValidationError
 from .listing import ALL, EVERYONE, Scope, Window, fetch
 from .models import Finding, FindingKind, Site, SiteRevision, Sublessee
 
@@ -274,7 +274,7 @@ def current_sites(session: Session, customer_id: int | None = None) -> list[Site
 class Problem:
     kind: FindingKind
     address: str
-    summary: str
+    summary: Phrase
 
 
 def problems(site: Site, shared: set[str], holders: dict) -> list[Problem]:
@@ -287,7 +287,9 @@ def problems(site: Site, shared: set[str], holders: dict) -> list[Problem]:
     if not site.icp_number:
         out.append(
             Problem(
-                FindingKind.SITE_NO_ICP, first, f"site {site.domain} has no ICP number (clause 2)"
+                FindingKind.SITE_NO_ICP,
+                first,
+                Phrase("site {domain} has no ICP number (clause 2)", domain=site.domain),
             )
         )
     if site.category in NEEDS_APPROVAL and not site.approval_ref:
@@ -295,23 +297,33 @@ def problems(site: Site, shared: set[str], holders: dict) -> list[Problem]:
             Problem(
                 FindingKind.SITE_NO_APPROVAL,
                 first,
-                f"site {site.domain} ({site.category}) has no sector approval (clause 3)",
+                Phrase(
+                    "site {domain} ({category}) has no sector approval (clause 3)",
+                    domain=site.domain,
+                    category=Phrase(site.category),
+                ),
             )
         )
     if site.interactive:
         for address in site.addresses:
             if address in shared:
-                why = "shared with another site"
+                why = Phrase("shared with another site")
             elif holders.get(address) != site.customer_id:
-                why = "no longer held by the customer"
+                why = Phrase("no longer held by the customer")
             else:
                 continue
             out.append(
                 Problem(
                     FindingKind.SITE_INTERACTIVE_SHARED,
                     address,
-                    f"{site.interactive} site {site.domain} on {address}: {why}; clause 4 needs "
-                    "a dedicated fixed address",
+                    Phrase(
+                        "{kind} site {domain} on {address}: {why}; clause 4 needs a dedicated "
+                        "fixed address",
+                        kind=Phrase(site.interactive),
+                        domain=site.domain,
+                        address=address,
+                        why=why,
+                    ),
                 )
             )
     return out
@@ -358,7 +370,7 @@ def check_sites(
 def _raise(session: Session, site: Site, p: Problem, key: str, at: datetime) -> int:
     found = session.scalar(select(Finding).where(Finding.open_key == key))
     if found is not None:
-        found.last_seen, found.summary = at, p.summary
+        found.last_seen, found.summary, found.phrase = at, str(p.summary), p.summary.as_json()
         return 0
     block = parse_address(p.address)
     session.add(
@@ -371,7 +383,8 @@ def _raise(session: Session, site: Site, p: Problem, key: str, at: datetime) -> 
             prefixlen=block.prefixlen,
             customer_id=site.customer_id,
             sublessee_id=site.sublessee_id,
-            summary=p.summary,
+            summary=str(p.summary),
+            phrase=p.summary.as_json(),
             evidence=[{"site_id": site.id, "domain": site.domain}],
             first_seen=at,
             last_seen=at,

@@ -64,6 +64,21 @@ MESSAGES = (
     _l("request"),
     _l("change_request"),
     _l("site"),
+    # The sites register's categories (ipam/sites.py) and interactive services (clause 4).
+    _l("general"),
+    _l("ecommerce"),
+    _l("news"),
+    _l("publishing"),
+    _l("education"),
+    _l("medical"),
+    _l("drugs"),
+    _l("culture"),
+    _l("broadcasting"),
+    _l("forum"),
+    _l("bbs"),
+    _l("blog"),
+    _l("chat"),
+    _l("nothing"),
     # The incident reminders' stages (ipam/abuse/incidents.py STAGES).
     _l("half time"),
     _l("one hour left"),
@@ -95,12 +110,15 @@ def translate_error(exc: IpamError | Phrase) -> str:
 
 
 def logged(row) -> str:
-    """A history line's text (a case event's comment, an incident action's text): what the
-    system wrote in the reader's language, what a person wrote as they wrote it."""
+    """A history line's text (a case event's comment, an incident action's text, a finding's
+    summary): what the system wrote in the reader's language, what a person wrote as written."""
     phrase = Phrase.from_json(getattr(row, "phrase", None))
     if phrase is not None:
         return translate_error(phrase)
-    return getattr(row, "comment", None) or getattr(row, "text", None) or ""
+    for name in ("comment", "text", "summary"):
+        if getattr(row, name, None):
+            return getattr(row, name)
+    return ""
 
 
 def _value(value):

@@ -1,5 +1,5 @@
-"""logged phrases: texts the system writes into a case's history or an incident's log keep
-their words and values, so each reader sees them in their own language
+"""logged phrases: texts the system writes (a case's history, an incident's log, a finding's
+summary) keep their words and values, so each reader sees them in their own language
 
 Revision ID: 0011
 Revises: 0010
@@ -20,9 +20,12 @@ def upgrade():
     # Adding a nullable column needs no table rebuild, on SQLite as on PostgreSQL.
     op.add_column('abuse_case_event', sa.Column('phrase', sa.JSON(), nullable=True))
     op.add_column('incident_action', sa.Column('phrase', sa.JSON(), nullable=True))
+    op.add_column('finding', sa.Column('phrase', sa.JSON(), nullable=True))
 
 
 def downgrade():
+    with op.batch_alter_table('finding') as batch_op:
+        batch_op.drop_column('phrase')
     with op.batch_alter_table('incident_action') as batch_op:
         batch_op.drop_column('phrase')
     with op.batch_alter_table('abuse_case_event') as batch_op:

@@ -64,7 +64,7 @@ def test_schedule_crud_and_run_now(engineer, world):
 def test_findings_are_listed_filtered_shown_and_resolved(engineer, login, world, same):
     listed = engineer.api("GET", "/api/v1/findings").get_json()
     probed = [f for f in listed["items"] if not f["kind"].startswith("site_")]  # probes' only
-    assert [(f["kind"], f["prefix"]) for f in probed] == [("unallocated_in_use", "198.18.9.20")]
+    assert [(f["kind"], f["prefix"]) for f in probed] == [("unallocated_in_use", "198.18.9.0/24")]
     assert engineer.api("GET", "/api/v1/findings?kind=allocated_dark").get_json()["total"] == 0
     one = engineer.api("GET", f"/api/v1/findings/{world['finding_id']}").get_json()
     assert one["evidence"][0]["address"] == "198.18.9.20" and one["count"] == 1
@@ -93,11 +93,12 @@ def test_ui_pages_show_schedules_runs_and_findings(engineer, login, world):
     page = engineer.get("/probes").get_data(as_text=True)
     assert 'data-schedule="DC1 sweep"' in page and ("Run now" in page or "立即运行" in page)
     page = engineer.get("/findings").get_data(as_text=True)
-    assert 'data-prefix="198.18.9.20"' in page
+    assert 'data-prefix="198.18.9.0/24"' in page
+    assert "198.18.9.20 有应答，而 198.18.9.0/24 从未分配" in page  # the summary in Chinese
     page = engineer.get(f"/probes/runs/{world['run_id']}").get_data(as_text=True)
     assert "198.18.9.20" in page
     page = engineer.get(f"/pools/{world['pool_id']}").get_data(as_text=True)
-    assert 'id="pool-findings"' in page and 'data-prefix="198.18.9.20"' in page
+    assert 'id="pool-findings"' in page and 'data-prefix="198.18.9.0/24"' in page
     r = engineer.form(f"/findings/{world['finding_id']}/resolve", {"comment": ""})
     assert r.status_code == 422 and 'data-field="comment"' in r.get_data(as_text=True)
     r = engineer.form(f"/findings/{world['finding_id']}/resolve", {"comment": "fixed"})

@@ -122,13 +122,13 @@ def test_scheduled_runs_raise_each_finding_for_the_right_address_and_holder(prob
             if f.schedule_id is not None  # the probes' (the sites register raises its own)
         }
     assert found == {
-        ("reclaimed_in_use", "198.18.7.200", "北京云帆网络科技有限公司"),
-        ("unallocated_in_use", "198.18.9.20", "-"),
+        ("reclaimed_in_use", "198.18.7.0/24", "北京云帆网络科技有限公司"),  # the ended block
+        ("unallocated_in_use", "198.18.9.0/24", "-"),  # the covering /24, its address inside
         ("ptr_unregistered", "198.18.7.10", "上海星河数据服务有限公司"),
         ("ptr_mismatch", "198.18.7.11", "上海星河数据服务有限公司"),
         ("blocklisted", "198.18.7.12", "上海星河数据服务有限公司"),
         ("blocklisted", "198.18.9.20", "-"),  # 198.18.7.13's error answer is no listing
-        ("quarantined_in_use", "198.19.10.5", "深圳远航信息技术有限公司"),
+        ("quarantined_in_use", "198.19.10.0/24", "深圳远航信息技术有限公司"),
         ("allocated_dark", "198.19.4.0/28", "杭州青木电子商务有限公司"),
     }
     with Session(engine) as s:  # the blocklist hits are abuse reports too, on the holder's case

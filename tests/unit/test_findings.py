@@ -14,6 +14,8 @@ from ipam.models import Customer, Finding, FindingKind, ProbeObservation, ProbeS
 from probes.dnscheck import Listing, ReverseResult
 from probes.sweep import Observation
 
+QUARANTINED = "198.19.10.0/24"  # 深圳远航 exited in the demo; its block cools down
+
 NOW = datetime.now(UTC)
 
 
@@ -70,12 +72,14 @@ def test_answering_space_is_judged_by_its_history(ledger):
     )
     assert run.status == "done" and run.answered == 3 and run.findings_raised == 2
     assert found(s) == {
-        ("unallocated_in_use", "198.18.9.20", None),
+        # Never allocated: the covering /24, with the answering address inside.
+        ("unallocated_in_use", "198.18.9.0/24", None),
         # 198.18.7.0/24 was 北京云帆's until its reclamation; 198.18.7.5 is 上海星河's now.
-        ("reclaimed_in_use", "198.18.7.200", customer(s, "北京云帆")),
+        ("reclaimed_in_use", "198.18.7.0/24", customer(s, "北京云帆")),
     }
     run = record(s, "DC2 sweep", [obs("198.19.10.5")])
-    assert ("quarantined_in_use", "198.19.10.5", customer(s, "深圳远航")) in found(s)
+    quarantined = {(p, c) for k, p, c in found(s) if k == "quarantined_in_use"}
+    assert quarantined == {(QUARANTINED, customer(s, "深圳远航"))}
 
 
 def test_a_repeat_updates_the_open_finding_and_a_resolved_one_reopens_anew(ledger):
@@ -83,7 +87,8 @@ def test_a_repeat_updates_the_open_finding_and_a_resolved_one_reopens_anew(ledge
     record(s, "DC1 sweep", [obs("198.18.9.20")])
     record(s, "DC1 sweep", [obs("198.18.9.20")])
     (f,) = s.execute(probed()).scalars()
-    assert f.count == 2 and len(f.evidence) == 2 and f.last_seen >= f.first_seen
+    # The block's evidence keeps the latest observation of each answering address.
+    assert f.count == 2 and len(f.evidence) == 1 and f.last_seen >= f.first_seen
     with pytest.raises(ValidationError) as exc:
         findings.resolve_finding(s, f.id, "  ", actor="user:engineer")
     assert exc.value.field == "comment"
@@ -96,6 +101,32 @@ def test_a_repeat_updates_the_open_finding_and_a_resolved_one_reopens_anew(ledge
     record(s, "DC1 sweep", [obs("198.18.9.20")])
     rows = s.execute(probed().order_by(Finding.id)).scalars().all()
     assert [(r.status, r.count) for r in rows] == [("resolved", 2), ("open", 1)]
+
+
+def test_unheld_space_that_answers_is_one_finding_per_block(ledger):
+    """A used /24 of never-allocated space is one finding listing its 256 addresses."""
+    s = ledger
+    answering = [obs(f"198.18.9.{i}") for i in range(256)] + [obs("198.18.10.7")]
+    run = record(s, "DC1 sweep", answering)
+    assert run.answered == 257 and run.findings_raised == 2
+    blocks = {
+        f.prefix: f
+        for f in s.execute(probed().where(Finding.kind == "unallocated_in_use")).scalars()
+    }
+    assert set(blocks) == {"198.18.9.0/24", "198.18.10.0/24"}
+    inside = [e["address"] for e in blocks["198.18.9.0/24"].evidence]
+    assert sorted(inside, key=lambda a: int(a.rsplit(".", 1)[1])) == [
+        f"198.18.9.{i}" for i in range(256)
+    ]
+    assert blocks["198.18.9.0/24"].summary.startswith("198.18.9.0, 198.18.9.1, 198.18.9.2 and 253")
+    assert [e["address"] for e in blocks["198.18.10.0/24"].evidence] == ["198.18.10.7"]
+    # The next run adds what answers anew to the open finding and raises nothing new.
+    run = record(s, "DC1 sweep", [obs("198.18.10.9")])
+    assert run.findings_raised == 0
+    s.refresh(blocks["198.18.10.0/24"])
+    assert [e["address"] for e in blocks["198.18.10.0/24"].evidence] == [
+        "198.18.10.9", "198.18.10.7",
+    ]  # fmt: skip
 
 
 def test_a_held_block_is_dark_only_after_n_silent_runs(ledger):
