@@ -65,9 +65,24 @@ def typed_words(engine) -> str:
             columns = [c for c in table.columns if str(c.type).startswith(("VARCHAR", "TEXT"))]
             if not columns:
                 continue
-            for row in s.execute(select(*columns)):
-                values.extend(str(v) for v in row if v)
+            phrase = table.columns.get("phrase")
+            query = select(*columns, phrase) if phrase is not None else select(*columns)
+            for row in s.execute(query):
+                if phrase is not None and isinstance(row[-1], dict):
+                    # What the system wrote is no one's typing, but the values in it may be.
+                    values.extend(_values_of(row[-1]))
+                    continue
+                values.extend(str(v) for v in row if v and not isinstance(v, dict))
     return "\n".join(values)
+
+
+def _values_of(phrase) -> list[str]:
+    if not isinstance(phrase, dict):
+        return []
+    out = []
+    for value in (phrase.get("p") or {}).values():
+        out.extend(_values_of(value) if isinstance(value, dict) else [str(value)])
+    return out
 
 
 def english_in(text: str, typed: str) -> list[str]:
