@@ -12,6 +12,7 @@ from netaddr import IPAddress
 
 from ipam.models import CaseState, Role
 from ipam.privacy import mask, mask_id, masked
+from ipam.reports.base import term
 
 from .extensions import LANGUAGES
 from .labels import actor, label, probe_method, verb
@@ -30,6 +31,7 @@ NAV = [
     ("ui.attribution_page", _l("Who held it?"), set(Role)),
     ("ui.sites_page", _l("Sites"), set(Role)),
     ("ui.reports_page", _l("Regulatory reports"), set(Role)),
+    ("ui.lists_page", _l("Lists"), set(Role)),
     ("ui.certificates_page", _l("Certificates"), set(Role)),
     ("ui.tokens", _l("API tokens"), set(Role)),
     ("ui.users_page", _l("Users"), {Role.ADMIN}),
@@ -70,6 +72,7 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["actor"] = actor
     app.jinja_env.filters["logged"] = logged
     app.jinja_env.filters["probe_method"] = probe_method
+    app.jinja_env.filters["term"] = term
     app.jinja_env.filters["case_state"] = lambda v: label(CaseState(v)) if v else ""
     app.jinja_env.filters["address"] = lambda value, family: str(
         IPAddress(int.from_bytes(value, "big"), family)

@@ -118,6 +118,21 @@ TERMS: dict[str, tuple[str, str]] = {
     "suspended": ("暂停", "suspended"),
     "exited": ("已退出", "exited"),
     "none": ("未答复", "no answer"),
+    "current": ("当前", "current"),
+    "all": ("全部", "all"),
+    "unallocated_in_use": ("未分配地址在用", "unallocated in use"),
+    "quarantined_in_use": ("隔离期地址在用", "quarantined in use"),
+    "reclaimed_in_use": ("收回后地址在用", "reclaimed in use"),
+    "allocated_dark": ("已分配地址无应答", "allocated, dark"),
+    "ptr_unregistered": ("反向解析域名未登记", "PTR not registered"),
+    "ptr_mismatch": ("反向解析不一致", "PTR mismatch"),
+    "blocklisted": ("被列入黑名单", "blocklisted"),
+    "site_no_icp": ("网站无 ICP 备案号", "site without ICP number"),
+    "site_no_approval": ("网站无主管部门审核", "site without sector approval"),
+    "site_interactive_shared": (
+        "交互式网站未用专用地址",
+        "interactive site not on a dedicated address",
+    ),
 }
 
 

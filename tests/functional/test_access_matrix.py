@@ -245,6 +245,13 @@ MATRIX = [
     ("POST", "/sites/new", "ui.site_new", STAFF | {"A"}, {"customer": "{a}", "name": ""}),
     ("POST", "/sites/{a_site}/close", "ui.site_close", STAFF | {"A"}, {"reason": ""}),
     ("GET", "/search?q=198.18.7.9", "ui.search_page", ALL, None),
+    # lists to filter, sort and export (issue 16, item 3)
+    ("GET", "/lists", "ui.lists_page", ALL, None),
+    ("GET", "/lists/allocations?state=all", "ui.list_page", ALL, None),
+    ("GET", "/lists/audit", "ui.list_page", READERS, None),
+    ("GET", "/api/v1/lists", "api.lists_list", ALL, None),
+    ("GET", "/api/v1/lists/sublessees", "api.list_get", ALL, None),
+    ("GET", "/api/v1/lists/audit", "api.list_get", READERS, None),
     ("GET", "/api/v1/search?q=198.18.7.9", "api.search_get", ALL, None),
     ("GET", "/api/v1/reports", "api.reports_list", ALL, None),
     ("GET", "/api/v1/reports/ip_filing", "api.report_get", ALL, None),

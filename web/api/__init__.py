@@ -18,6 +18,7 @@ from . import (  # noqa: E402,F401  (each module registers its endpoints on `api
     docs,
     incidents,
     leasing,
+    lists,
     pools,
     probes,
     quarantine,

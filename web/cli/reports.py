@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 from flask import current_app
 
+from ipam.errors import IpamError
+
 from ..extensions import db
 from .common import IpamGroup, actor_option, ipam, json_option, lazy, transaction
 
@@ -366,3 +368,65 @@ def search_cmd(text, as_json):
     for h in hits:
         click.echo(f"{h.kind:10} {h.key:>8}  {h.title}  {h.detail}")
     click.echo(f"{len(hits)} found")
+
+
+# lists -------------------------------------------------------------------------------
+@ipam.command("list")
+@click.argument("name", required=False)
+@click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE",
+              help="a filter the list takes (ipam list shows them), e.g. state=all")  # fmt: skip
+@click.option("--sort", help="a column's key; -key for descending")
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0)
+@click.option("--csv", "as_csv", is_flag=True, help="every filtered row as CSV (UTF-8 with BOM)")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+@json_option
+def list_cmd(name, filters, sort, limit, offset, as_csv, lang, as_json):
+    """A list filtered, sorted and paged, or exported whole as CSV (no NAME: the lists)."""
+    from ipam import lists
+
+    if not name:
+        for d in lists.LISTS.values():
+            keys = " ".join(f.key for f in d.filters)
+            click.echo(f"{d.name:12} {d.title(lang)}  [{keys}]")
+        return
+    args = {}
+    for item in filters:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--filter")
+        args[key.strip()] = value.strip()
+    try:
+        listdef = lists.get_list(name)
+        unknown = set(args) - {f.key for f in listdef.filters}
+        if unknown:
+            raise click.BadParameter(
+                f"{sorted(unknown)[0]!r} is not a filter of {name}", param_hint="--filter"
+            )
+        values = lists.parse(db.session, listdef, args, _zone())
+        lists.page(db.session, listdef, values, listing.EVERYONE, sort=sort,
+                   window=listing.Window(1, count=False))  # a bad sort is refused here  # fmt: skip
+    except IpamError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_csv:
+        rows = lists.stream(db.session, listdef, values, listing.EVERYONE, sort=sort)
+        out = sys.stdout.buffer
+        for chunk in lists.csv_chunks(listdef, rows, lang, _zone()):
+            out.write(chunk)
+        out.flush()
+        return
+    rows, total = lists.page(
+        db.session, listdef, values, listing.EVERYONE, sort=sort,
+        window=listing.Window(limit, offset),
+    )  # fmt: skip
+    shown = [lists.shown(listdef, row, lang, _zone()) for row in rows]
+    if as_json:
+        keys = [c.key for c in listdef.cols]
+        click.echo(json.dumps({"total": total, "items": [dict(zip(keys, r, strict=True))
+                                                          for r in shown]},
+                              ensure_ascii=False, indent=2, default=str))  # fmt: skip
+        return
+    click.echo("\t".join(c.title(lang) for c in listdef.cols))
+    for r in shown:
+        click.echo("\t".join(str(v) for v in r))
+    click.echo(f"{offset + len(rows)} / {total}")

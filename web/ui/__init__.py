@@ -16,6 +16,7 @@ from . import (  # noqa: E402,F401  (each module registers its pages on `ui`)
     dashboard,
     incidents,
     leasing,
+    lists,
     pools,
     probes,
     reports,
