@@ -247,6 +247,7 @@ MATRIX = [
     ("GET", "/search?q=198.18.7.9", "ui.search_page", ALL, None),
     # lists to filter, sort and export (issue 16, item 3)
     ("GET", "/lists", "ui.lists_page", ALL, None),
+    ("GET", "/history?address=198.18.7.9", "ui.history_page", ALL, None),
     ("GET", "/lists/allocations?state=all", "ui.list_page", ALL, None),
     ("GET", "/lists/audit", "ui.list_page", READERS, None),
     ("GET", "/api/v1/lists", "api.lists_list", ALL, None),

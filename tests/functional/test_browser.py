@@ -372,3 +372,20 @@ def test_engineer_filters_sorts_and_exports_a_list(browser, server):
     assert lines[0][:3] == ["编号", "地址段", "客户"] and len(lines) - 1 == total
     assert {line[2] for line in lines[1:]} == {"北京云帆网络科技有限公司"}
     assert [line[5] for line in lines[1:]] == starts  # the file keeps the order on screen
+
+
+def test_an_address_history_reads_as_a_picture(browser, server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    log_in(browser, server, "auditor", "demo-auditor-pass")
+    browser.find_element(By.ID, "global-search").send_keys("198.18.7.9", Keys.ENTER)
+    browser.find_element(By.LINK_TEXT, "历史").click()
+    picture = browser.find_element(By.ID, "timeline")
+    assert picture.size["height"] > 100 and picture.get_attribute("role") == "img"
+    bars = browser.find_elements(By.CSS_SELECTOR, "#timeline g.span")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#history-table tr[data-lane]")
+    assert len(bars) == len(rows) >= 3
+    table = browser.find_element(By.ID, "history-table").text
+    assert "持有方" in table and "李明" in table  # the sublessee of 198.18.7.9
+    shot(browser, "history-timeline")

@@ -10,13 +10,14 @@ from flask import (
     request,
 )
 
+from ipam import history
 from ipam.errors import IpamError
 from ipam.validation import local_instant
 
-from ..access import (
-    OWN,
-)
+from .. import pictures
+from ..access import OWN, scope
 from ..attribution import attribute
+from ..extensions import db
 from .helpers import form_errors, view
 
 
@@ -36,4 +37,22 @@ def attribution_page():
     return render_template(
         "attribution.html", address=address, at=at, result=result, errors=form_errors(error),
         permalink_at=permalink_at,
+    ), (error.status if error else 200)  # fmt: skip
+
+
+@view("/history", access=OWN)
+def history_page():
+    """An address's or a prefix's history as a picture, and the same as a table."""
+    address = request.args.get("address", "").strip()
+    tl, error, picture = None, None, None
+    zone = current_app.config["IPAM_TIMEZONE"]
+    if address:
+        try:
+            tl = history.timeline(db.session, address, scope())
+            picture = pictures.timeline_svg(tl, zone)
+        except IpamError as exc:
+            error = exc
+    return render_template(
+        "history.html", address=address, tl=tl, picture=picture, errors=form_errors(error),
+        span_label=pictures.span_label, lane_name=pictures.lane_name,
     ), (error.status if error else 200)  # fmt: skip
