@@ -209,3 +209,23 @@ def list_pools(
     if family is not None:
         q = q.where(Pool.family == family)
     return fetch(session, q, window)
+
+
+def utilization_history(session: Session, pool, instants: list) -> list[tuple[object, int, int]]:
+    """(instant, addresses held, pool size) at each of `instants`, for the pool's picture.
+
+    Held space at an instant is read from the allocations current then (each instant one
+    grouped count over the pool's allocations): a page of its own, not the pool page.
+    """
+    pool = get_pool(session, pool)
+    out = []
+    for at in instants:
+        held = _sum_sizes(
+            session,
+            Allocation,
+            Allocation.pool_id == pool.id,
+            Allocation.valid_from <= at,
+            (Allocation.valid_to.is_(None)) | (Allocation.valid_to > at),
+        )
+        out.append((at, held, pool.block.size))
+    return out

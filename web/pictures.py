@@ -145,3 +145,97 @@ def week_start(when: datetime, zone: ZoneInfo) -> datetime:
     local = when.astimezone(zone)
     monday = local - timedelta(days=local.weekday())
     return monday.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+PALETTE = ("#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#a84300", "#00695c", "#ad1457",
+           "#4e342e", "#37474f")  # fmt: skip
+
+
+def _frame(pid: str, title: str, desc: str, height: int, body: list[str]) -> Markup:
+    return Markup(
+        f'<svg id="{pid}" role="img" aria-labelledby="{pid}-title {pid}-desc" '
+        f'viewBox="0 0 {WIDTH} {height}" width="100%" xmlns="http://www.w3.org/2000/svg">'
+        f'<title id="{pid}-title">{escape(title)}</title><desc id="{pid}-desc">{escape(desc)}'
+        "</desc><style>.t{font:11px sans-serif;fill:#333}.n{font:600 11px sans-serif;"
+        "fill:#1d2733;text-anchor:middle}</style>" + "".join(body) + "</svg>"
+    )
+
+
+def weekly_bars_svg(weeks: list, categories: list[str]) -> Markup:
+    """Cases opened per week, stacked by category, with the total above each bar."""
+    top = max((sum(c.values()) for _, c in weeks), default=0) or 1
+    plot_h, base = 160, 190
+    step = (WIDTH - LEFT) / max(len(weeks), 1)
+    body = [f'<line x1="{LEFT}" x2="{WIDTH - 10}" y1="{base}" y2="{base}" stroke="#555"/>']
+    for i, (start, counts) in enumerate(weeks):
+        x0 = LEFT + i * step + step * 0.15
+        w = step * 0.7
+        y = base
+        for j, cat in enumerate(categories):
+            n = counts.get(cat, 0)
+            if not n:
+                continue
+            h = plot_h * n / top
+            y -= h
+            body.append(
+                f'<rect x="{x0:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" '
+                f'fill="{PALETTE[j % len(PALETTE)]}">'
+                f"<title>{escape(label(cat))}: {n}</title></rect>"
+            )
+        total = sum(counts.values())
+        if total:
+            body.append(f'<text x="{x0 + w / 2:.1f}" y="{y - 4:.1f}" class="n">{total}</text>')
+        body.append(
+            f'<text x="{x0 + w / 2:.1f}" y="{base + 14}" class="t" '
+            f'style="text-anchor:middle">{start:%m-%d}</text>'
+        )
+    for j, cat in enumerate(categories):
+        y = 20 + j * 16
+        body.append(
+            f'<rect x="4" y="{y - 9}" width="10" height="10" fill="{PALETTE[j % len(PALETTE)]}"/>'
+            f'<text x="18" y="{y}" class="t">{escape(label(cat))}</text>'
+        )
+    height = max(base + 24, 20 + len(categories) * 16)
+    total = sum(sum(c.values()) for _, c in weeks)
+    return _frame(
+        "weekly",
+        _("Abuse cases opened per week, by category"),
+        _(
+            "%(n)s cases in %(w)s weeks; the table below gives the numbers.", n=total, w=len(weeks)
+        ),  # fmt: skip
+        height,
+        body,
+    )
+
+
+def utilization_svg(points: list) -> Markup:
+    """Held share of a pool over time as a line, with the percentage at each point."""
+    plot_h, base = 160, 180
+    step = (WIDTH - LEFT) / max(len(points) - 1, 1)
+    body = [
+        f'<line x1="{LEFT}" x2="{WIDTH - 10}" y1="{base}" y2="{base}" stroke="#555"/>',
+        f'<text x="{LEFT - 6}" y="{base - plot_h + 4}" class="t" '
+        'style="text-anchor:end">100 %</text>',
+        f'<text x="{LEFT - 6}" y="{base + 4}" class="t" style="text-anchor:end">0 %</text>',
+    ]
+    coords = []
+    for i, (at, held, size) in enumerate(points):
+        share = held / size if size else 0
+        x0, y0 = LEFT + i * step, base - plot_h * share
+        coords.append(f"{x0:.1f},{y0:.1f}")
+        body.append(
+            f'<circle cx="{x0:.1f}" cy="{y0:.1f}" r="3" fill="#1565c0"/>'
+            f'<text x="{x0:.1f}" y="{y0 - 7:.1f}" class="n">{share:.0%}</text>'
+            f'<text x="{x0:.1f}" y="{base + 14}" class="t" style="text-anchor:middle">'
+            f"{at:%Y-%m}</text>"
+        )
+    body.insert(
+        1, f'<polyline points="{" ".join(coords)}" fill="none" stroke="#1565c0" stroke-width="2"/>'
+    )
+    return _frame(
+        "utilization",
+        _("Held share of the pool over time"),
+        _("The share held at the start of each month and now; the table below gives the numbers."),
+        base + 24,
+        body,
+    )

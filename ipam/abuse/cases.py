@@ -342,3 +342,29 @@ def case_of_report(session: Session, report_id: int) -> int | None:
     return session.scalar(
         select(AbuseReportCase.case_id).where(AbuseReportCase.report_id == report_id).limit(1)
     )
+
+
+def opened_per_week(
+    session: Session, weeks: int, zone: str, scope: Scope = EVERYONE, now: datetime | None = None
+) -> list[tuple[datetime, dict[str, int]]]:
+    """Cases opened in each of the last `weeks` local weeks (Monday first), by category."""
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(zone)
+    now = (now or utcnow()).astimezone(tz)
+    this_week = (now - timedelta(days=now.weekday())).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    starts = [this_week - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]
+    counts: dict[datetime, dict[str, int]] = {s: {} for s in starts}
+    q = select(AbuseCase.opened_at, AbuseCase.category).where(AbuseCase.opened_at >= starts[0])
+    q = scope.restrict(q, AbuseCase.customer_id)
+    for opened, category in session.execute(q):
+        local = opened.astimezone(tz)
+        week = (local - timedelta(days=local.weekday())).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        if week in counts:
+            bucket = counts[week]
+            bucket[category.value] = bucket.get(category.value, 0) + 1
+    return [(s, counts[s]) for s in starts]

@@ -248,6 +248,7 @@ MATRIX = [
     # lists to filter, sort and export (issue 16, item 3)
     ("GET", "/lists", "ui.lists_page", ALL, None),
     ("GET", "/history?address=198.18.7.9", "ui.history_page", ALL, None),
+    ("GET", "/pools/{pool_id}/history", "ui.pool_history", READERS, None),
     ("GET", "/lists/allocations?state=all", "ui.list_page", ALL, None),
     ("GET", "/lists/audit", "ui.list_page", READERS, None),
     ("GET", "/api/v1/lists", "api.lists_list", ALL, None),

@@ -54,3 +54,25 @@ def test_a_customer_sees_only_its_own_part_of_the_history(login, world):
 def test_a_bad_address_names_the_field(engineer):
     r = engineer.get("/history?address=198.18.7.1/33")
     assert r.status_code == 422 and 'data-field="address"' in r.get_data(as_text=True)
+
+
+def test_cases_per_week_and_a_pools_utilization_are_drawn_with_their_numbers(
+    engineer, world, engine
+):
+    page = engineer.get("/abuse/cases").get_data(as_text=True)
+    svg = re.search(r"<svg id=\"weekly\".*?</svg>", page, re.S).group(0)
+    ET.fromstring(svg)
+    table = re.search(r'<table id="weekly-table">.*?</table>', page, re.S).group(0)
+    weeks = re.findall(r"<tr><td>(\d{4}-\d{2}-\d{2})</td>", table)
+    assert len(weeks) == 12 and weeks == sorted(weeks)
+    totals = [int(t) for t in re.findall(r"<td>(\d+)</td></tr>", table)]
+    from ipam.models import AbuseCase
+
+    with Session(engine) as s:
+        opened = [c.opened_at for c in s.scalars(select(AbuseCase))]
+    assert sum(totals) == len(opened) > 0  # the world's cases were all opened this week
+    page = engineer.get(f"/pools/{world['pool_id']}/history").get_data(as_text=True)
+    svg = re.search(r"<svg id=\"utilization\".*?</svg>", page, re.S).group(0)
+    ET.fromstring(svg)
+    shares = re.findall(r"<td>([\d.]+) %</td></tr>", page)
+    assert len(shares) == 12 and float(shares[-1]) > 0  # the pool holds something now

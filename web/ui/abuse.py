@@ -16,7 +16,7 @@ from ipam.models import (
     RejectedReport,
 )
 
-from .. import mail
+from .. import mail, pictures
 from ..access import (
     CUSTOMER,
     OWN,
@@ -37,6 +37,9 @@ def abuse_cases_of(customer_id: int):
     return cases.list_cases(db.session, customer_id=customer_id, window=Window(50))[0]
 
 
+WEEKS = 12  # the weekly picture's span
+
+
 @view("/abuse/cases", access=READERS)
 def abuse_cases_page():
     state = request.args.get("state", "")
@@ -45,7 +48,12 @@ def abuse_cases_page():
     rows, _total = cases.list_cases(
         db.session, state=state or None, order="updated", window=Window(200)
     )
-    return render_template("abuse_cases.html", rows=rows, state=state)
+    weeks = cases.opened_per_week(db.session, WEEKS, current_app.config["IPAM_TIMEZONE"])
+    seen = sorted({cat for _, counts in weeks for cat in counts})
+    return render_template(
+        "abuse_cases.html", rows=rows, state=state, weeks=weeks, categories=seen,
+        picture=pictures.weekly_bars_svg(weeks, seen),
+    )  # fmt: skip
 
 
 def _case_page(case: AbuseCase, error: IpamError | None = None):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from flask import (
+    current_app,
     flash,
     redirect,
     render_template,
@@ -25,6 +29,7 @@ from ipam.models import (
     Pool,
 )
 
+from .. import pictures
 from ..access import (
     READERS,
     STAFF,
@@ -74,6 +79,25 @@ def _pool_page(p: Pool, error: IpamError | None = None):
 @view("/pools/<int:pool_id>", access=READERS)
 def pool(pool_id):
     return _pool_page(pools.get_pool(db.session, pool_id))
+
+
+@view("/pools/<int:pool_id>/history", access=READERS)
+def pool_history(pool_id):
+    """The pool's held share at the start of each of the last eleven months and now."""
+    p = pools.get_pool(db.session, pool_id)
+    zone = ZoneInfo(current_app.config["IPAM_TIMEZONE"])
+    now = datetime.now(zone)
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    starts = []
+    for back in range(11, 0, -1):
+        month = first.month - back
+        year = first.year + (month - 1) // 12
+        starts.append(first.replace(year=year, month=(month - 1) % 12 + 1))
+    instants = [*starts, now]
+    points = pools.utilization_history(db.session, p, instants)
+    return render_template(
+        "pool_history.html", pool=p, points=points, picture=pictures.utilization_svg(points)
+    )
 
 
 @view("/pools/<int:pool_id>/allocate", methods=["POST"], access=STAFF)
