@@ -575,6 +575,7 @@ class ProbeRun(Base):
     answered: Mapped[int] = mapped_column(Integer, default=0)
     findings_raised: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    phrase: Mapped[dict | None] = mapped_column(JSON)  # the error's words and values
     stats: Mapped[dict] = mapped_column(JSON, default=dict)
 
     schedule: Mapped[ProbeSchedule] = relationship()

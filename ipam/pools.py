@@ -229,3 +229,34 @@ def utilization_history(session: Session, pool, instants: list) -> list[tuple[ob
         )
         out.append((at, held, pool.block.size))
     return out
+
+
+def utilization_all(session: Session) -> list[Utilization]:
+    """Every pool's utilization, a parent's figures including its child pools' (so a /8 split
+    into /16 pools reads as what its children hold, not as 100 % used by children).
+
+    `child_pools` stays the space handed to child pools; allocated, quarantined and free add
+    up the whole subtree, so used_ratio is the subtree's.
+    """
+    rows = list_pools(session)[0]
+    own = {p.id: utilization(session, p) for p in rows}
+    children: dict[int, list[int]] = {}
+    for p in rows:
+        if p.parent_id is not None:
+            children.setdefault(p.parent_id, []).append(p.id)
+
+    def total(pid: int) -> Utilization:
+        u = own[pid]
+        allocated, quarantined, free = u.allocated, u.quarantined, u.free
+        for child in children.get(pid, ()):
+            c = total(child)
+            allocated, quarantined, free = (
+                allocated + c.allocated,
+                quarantined + c.quarantined,
+                free + c.free,
+            )
+        return Utilization(
+            u.pool_id, u.name, u.prefix, u.size, allocated, quarantined, u.child_pools, free
+        )
+
+    return [total(p.id) for p in rows]

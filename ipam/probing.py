@@ -18,7 +18,7 @@ from . import audit, validation
 from .addresses import from_bytes
 from .customers import get_customer
 from .db import utcnow
-from .errors import NotFound, StateConflict, ValidationError
+from .errors import IpamError, NotFound, Phrase, StateConflict, ValidationError
 from .listing import ALL, Window, fetch
 from .lookup import find_by_ref
 from .models import Allocation, ProbeObservation, ProbeRun, ProbeSchedule, Quarantine
@@ -272,10 +272,14 @@ def claim_queued(session: Session, limit: int = 10) -> list[int]:
     return [r.id for r in runs]
 
 
-def fail_run(session: Session, run_id: int, error: str) -> ProbeRun:
+def fail_run(session: Session, run_id: int, error: str | IpamError) -> ProbeRun:
+    """End a run as failed with its reason; a refusal of ours keeps its words and values
+    too, so the page shows it in the reader's language."""
     run = session.get(ProbeRun, run_id)
     run.status = "failed"
-    run.error = error[:2000]
+    run.error = str(error)[:2000]
+    if isinstance(error, IpamError):
+        run.phrase = Phrase(error.template, **error.params).as_json()
     run.finished_at = utcnow()
     session.flush()
     return run
@@ -390,3 +394,57 @@ def plan_run(session: Session, run_id: int) -> Plan:
     run.targets = plan.count
     session.flush()
     return plan
+
+
+@dataclass(frozen=True)
+class Health:
+    """How a schedule's runs are going: the last one, and the failures among the recent."""
+
+    schedule: ProbeSchedule
+    last: ProbeRun | None
+    failed: int  # of the last RECENT runs
+    recent: int
+    last_failure: ProbeRun | None
+
+    @property
+    def advice(self) -> str:
+        """What to do about the last failure, as a key the front doors word (see web)."""
+        error = (self.last_failure.error or "") if self.last_failure else ""
+        if "outside the probe scope" in error:
+            return "scope"
+        if "network namespace" in error:
+            return "netns"
+        if error:
+            return "other"
+        return ""
+
+
+RECENT = 10
+
+
+def health(session: Session) -> list[Health]:
+    """Every enabled schedule's health, failing ones first (the dashboard's probe card)."""
+    out = []
+    for sched in session.scalars(
+        select(ProbeSchedule).where(ProbeSchedule.enabled.is_(True)).order_by(ProbeSchedule.name)
+    ):
+        runs = list(
+            session.scalars(
+                select(ProbeRun)
+                .where(ProbeRun.schedule_id == sched.id)
+                .order_by(ProbeRun.id.desc())
+                .limit(RECENT)
+            )
+        )
+        failed = [r for r in runs if r.status == "failed"]
+        out.append(
+            Health(
+                sched,
+                runs[0] if runs else None,
+                len(failed),
+                len(runs),
+                failed[0] if failed else None,
+            )  # fmt: skip
+        )
+    out.sort(key=lambda h: (-h.failed, h.schedule.name))
+    return out

@@ -73,7 +73,7 @@ def run_job(session, config, *, schedule_id=None, run_id=None, run_by: str = "sc
         settings = Settings.from_config(config)
     except IpamError as exc:
         if run_id is not None:  # a claimed run ends failed, with the reason, not left running
-            probing.fail_run(session, run_id, str(exc))
+            probing.fail_run(session, run_id, exc)
             _keep(session)
         raise
     if run_id is None:
@@ -103,7 +103,7 @@ def execute(session, run_id: int, settings: Settings) -> ProbeRun:
     except (IpamError, OSError) as exc:
         session.rollback()
         log.warning("probe run %s failed: %s", run_id, exc)
-        run = probing.fail_run(session, run_id, str(exc))
+        run = probing.fail_run(session, run_id, exc if isinstance(exc, IpamError) else str(exc))
         _keep(session)
         return run
     except Exception as exc:

@@ -368,3 +368,14 @@ def opened_per_week(
             bucket = counts[week]
             bucket[category.value] = bucket.get(category.value, 0) + 1
     return [(s, counts[s]) for s in starts]
+
+
+def due_soon(
+    session: Session, hours: int = 48, limit: int = 20, now: datetime | None = None
+) -> tuple[list[AbuseCase], int]:
+    """Unresolved cases whose answer is due within `hours` or overdue, soonest first."""
+    now = now or utcnow()
+    q = select(AbuseCase).where(
+        AbuseCase.state != "resolved", AbuseCase.deadline <= now + timedelta(hours=hours)
+    )
+    return fetch(session, q.order_by(AbuseCase.deadline), Window(limit))

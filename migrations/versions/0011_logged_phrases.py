@@ -21,9 +21,12 @@ def upgrade():
     op.add_column('abuse_case_event', sa.Column('phrase', sa.JSON(), nullable=True))
     op.add_column('incident_action', sa.Column('phrase', sa.JSON(), nullable=True))
     op.add_column('finding', sa.Column('phrase', sa.JSON(), nullable=True))
+    op.add_column('probe_run', sa.Column('phrase', sa.JSON(), nullable=True))
 
 
 def downgrade():
+    with op.batch_alter_table('probe_run') as batch_op:
+        batch_op.drop_column('phrase')
     with op.batch_alter_table('finding') as batch_op:
         batch_op.drop_column('phrase')
     with op.batch_alter_table('incident_action') as batch_op:

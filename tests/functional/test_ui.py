@@ -487,3 +487,35 @@ def test_the_dashboard_shows_ipv6_in_64s_and_child_pools_apart(engineer, world):
     page = engineer.get("/").get_data(as_text=True)
     assert "× /64" in page  # the demo's IPv6 pool, not a 30-digit number
     assert not re.search(r"<td>\d{20,}</td>", page)
+
+
+def test_the_dashboard_shows_deadlines_probe_health_and_whole_pools(engineer, world, engine):
+    from ipam import pools, probing
+    from ipam.errors import ValidationError as Refusal
+    from ipam.models import Incident, ProbeSchedule
+
+    with Session(engine) as s:  # a run refused by the scope, as the runner records it
+        sched = s.get(ProbeSchedule, world["schedule_id"])
+        run = probing.start_run(s, sched.id, trigger="manual", actor="test")
+        refusal = Refusal(
+            "{net} is outside the probe scope ({text}); nothing was sent",
+            "IPAM_PROBE_SCOPE", net="198.18.0.0/16", text="loopback only",
+        )  # fmt: skip
+        probing.fail_run(s, run.id, refusal)
+        s.commit()
+        run_id, incident_id = run.id, s.get(Incident, world["incident_id"]).id
+        utils = {u.name: u for u in pools.utilization_all(s)}
+    page = engineer.get("/").get_data(as_text=True)
+    assert f'data-incident="{incident_id}"' in page  # open: its report is due
+    assert "向主管部门报告（第 16 条）" in page
+    health = re.search(r'<div class="card" id="probe-health">.*?</div>', page, re.S).group(0)
+    assert "198.18.0.0/16 不在探测范围（loopback only）之内；未发送任何数据包" in health
+    assert "请将 IPAM_PROBE_SCOPE 设为本机可探测的前缀" in health
+    assert re.search(r'data-schedule="DC1 sweep" class="state-overdue"', health)
+    run_page = engineer.get(f"/probes/runs/{run_id}").get_data(as_text=True)
+    assert "不在探测范围" in run_page
+    # A parent pool reads as what its children hold, not as used by them.
+    agg, dc1 = utils["CN-North IPv4 aggregate"], utils["Beijing DC1"]
+    dc2 = next(u for name, u in utils.items() if name.startswith(("Beijing DC2", "Shanghai")))
+    assert agg.allocated >= dc1.allocated + dc2.allocated > 0
+    assert agg.free >= dc1.free + dc2.free and agg.used_ratio < 1

@@ -17,8 +17,11 @@ from ipam import (
     customers,
     filings,
     pools,
+    probing,
     reclamation,
 )
+from ipam.abuse import cases, incidents
+from ipam.db import utcnow
 
 from ..access import (
     ANY,
@@ -42,7 +45,7 @@ def dashboard():
     scope = customer_scope()
     if scope is not None:
         return redirect(url_for("ui.customer", customer_id=scope))
-    utils = [pools.utilization(db.session, p) for p in pools.list_pools(db.session)[0]]
+    utils = pools.utilization_all(db.session)
     pending = change_requests.count_pending(db.session)
     quarantine = reclamation.count_quarantined(db.session)
     today = date.today()
@@ -54,8 +57,16 @@ def dashboard():
         for f in filings.filings(c, today)
         if f.state in ("overdue", "missing", "due")
     ]
+    due, due_total = cases.due_soon(db.session, hours=DUE_HOURS)
+    open_incidents = incidents.list_incidents(db.session, state="open")[0]
     return render_template(
         "dashboard.html",
+        now=utcnow(),
+        due=due,
+        due_total=due_total,
+        due_hours=DUE_HOURS,
+        open_incidents=open_incidents,
+        health=probing.health(db.session),
         utils=utils,
         pending=pending,
         quarantine=quarantine,
@@ -65,3 +76,4 @@ def dashboard():
 
 
 OPEN_ITEMS = 20
+DUE_HOURS = 48  # abuse cases whose answer falls due within this are listed
