@@ -280,6 +280,7 @@ def _cases(values: dict, scope: Scope) -> Select:
         AbuseCase.opened_at,
         AbuseCase.deadline,
         AbuseCase.updated_at,
+        AbuseCase.owner,
     ).join(Customer, Customer.id == AbuseCase.customer_id)
     q = scope.restrict(q, AbuseCase.customer_id)
     for key, column in (("state", AbuseCase.state), ("category", AbuseCase.category)):
@@ -287,6 +288,8 @@ def _cases(values: dict, scope: Scope) -> Select:
             q = q.where(column == values[key])
     if values.get("customer"):
         q = q.where(AbuseCase.customer_id == values["customer"])
+    if values.get("owner"):
+        q = q.where(AbuseCase.owner == values["owner"])
     return _period(q, AbuseCase.opened_at, values)
 
 
@@ -303,11 +306,13 @@ CASES = ListDef(
         Col("opened_at", "立案时间", "opened", AbuseCase.opened_at, "instant"),
         Col("deadline", "答复期限", "deadline", AbuseCase.deadline, "instant"),
         Col("updated_at", "更新时间", "updated", AbuseCase.updated_at, "instant"),
+        Col("owner", "处理人", "worked by", AbuseCase.owner),
     ),
     (
         Filt("state", "状态", "state", "choice", _choices("CaseState")),
         Filt("category", "类别", "category", "choice", _choices("AbuseCategory")),
         CUSTOMER,
+        Filt("owner", "处理人（用户名）", "worked by (username)"),
         FROM,
         TO,
     ),

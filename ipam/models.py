@@ -780,6 +780,7 @@ class AbuseCase(AddressMixin, Base):
     last_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deadline: Mapped[datetime] = mapped_column(UTCDateTime)
     report_count: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(String(200))  # the staff user working it
 
     customer: Mapped[Customer] = relationship()
     sublessee: Mapped[Sublessee | None] = relationship()

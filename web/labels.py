@@ -70,6 +70,7 @@ VERBS: dict[str, object] = {
     "escalate": _l("escalate"),
     "mail": _l("mail the customer"),
     "sanction": _l("sanction"),
+    "assign": _l("assign"),
     "reminder": _l("reminder"),
     "customer_acknowledged": _l("customer acknowledged"),
     "customer_answered": _l("customer answered"),

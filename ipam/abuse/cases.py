@@ -320,12 +320,16 @@ def list_cases(
     *,
     state=None,
     customer_id: int | None = None,
+    owner: str | None = None,
     order: str = "id",
     scope: Scope = EVERYONE,
     window: Window = ALL,
 ) -> tuple[list[AbuseCase], int]:
-    """Abuse cases newest first (order "updated": last touched first), that the scope sees."""
+    """Abuse cases newest first (order "updated": last touched first), that the scope sees;
+    `owner` a username: that user's cases ("my cases")."""
     q = scope.restrict(select(AbuseCase), AbuseCase.customer_id)
+    if owner:
+        q = q.where(AbuseCase.owner == owner)
     if state:
         q = q.where(AbuseCase.state == choice(CaseState, state, "state"))
     if customer_id is not None:
@@ -379,3 +383,26 @@ def due_soon(
         AbuseCase.state != "resolved", AbuseCase.deadline <= now + timedelta(hours=hours)
     )
     return fetch(session, q.order_by(AbuseCase.deadline), Window(limit))
+
+
+def assign(session: Session, ref, owner: str | None, *, actor: str) -> AbuseCase:
+    """Give the case to a staff user (None: to nobody); the history says who and by whom."""
+    from ..models import Role
+    from ..users import get_user
+
+    case = get_case(session, ref)
+    name = None
+    if owner not in (None, ""):
+        user = get_user(session, owner, "owner")
+        if user.role not in (Role.ADMIN, Role.ENGINEER) or not user.active:
+            raise ValidationError(
+                "{name} is no active engineer: only staff work cases", "owner", name=user.username
+            )
+        name = user.username
+    if case.owner == name:
+        return case
+    before, case.owner = case.owner, name
+    comment = Phrase("now worked by {owner}", owner=name) if name else Phrase("no longer assigned")
+    _event(session, case, actor, "assign", case.state, case.state, comment)
+    audit.record(session, actor, "abuse_case.assign", case, {"owner": name, "before": before})
+    return case

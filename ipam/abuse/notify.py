@@ -14,10 +14,12 @@ from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import validation
 from ..db import utcnow
 from ..errors import MailFailed, Phrase, StateConflict, ValidationError
 from ..models import (
@@ -29,6 +31,7 @@ from ..models import (
     Sanction,
     Sublessee,
 )
+from . import notices
 from .cases import LADDER, TRANSITIONS, _event, get_case, overdue, propose_sanction, transition
 
 EVIDENCE_SHOWN = 20
@@ -45,7 +48,18 @@ def recipients(customer: Customer, sublessee: Sublessee | None, with_sublessee: 
     return out
 
 
-def message(session: Session, case_ref, *, sender: str, with_sublessee: bool = False):
+def message(
+    session: Session,
+    case_ref,
+    *,
+    sender: str,
+    with_sublessee: bool = False,
+    template: str | None = None,
+    note: str = "",
+    zone: str = "Asia/Shanghai",
+):
+    """The notice: Chinese first, then English, times in `zone`; what the customer is asked
+    to do from the reply template (ipam/abuse/notices.py) and the engineer's note."""
     case = get_case(session, case_ref)
     customer = session.get(Customer, case.customer_id)
     sublessee = session.get(Sublessee, case.sublessee_id) if case.sublessee_id else None
@@ -64,22 +78,44 @@ def message(session: Session, case_ref, *, sender: str, with_sublessee: bool = F
         .scalars()
         .all()
     )
+    tz = ZoneInfo(zone)
+
+    def t(when) -> str:
+        return f"{when.astimezone(tz):%Y-%m-%d %H:%M} ({zone})"
+
+    ask_zh, ask_en = notices.template_for(template, case.category.value)
+    if template and template not in notices.TEMPLATES:
+        raise ValidationError(
+            "{value!r} is not one of: {choices}", "template", value=template,
+            choices=", ".join(notices.TEMPLATES),
+        )  # fmt: skip
+    note = validation.optional(note, "note", 4000) or ""
+    who_zh = customer.name + (f"（转租方：{sublessee.name}）" if sublessee else "")
+    who_en = customer.name + (f" / sublessee {sublessee.name}" if sublessee else "")
     lines = [
-        f"Abuse case {case.id}: {case.category.value} from {case.prefix}",
-        f"Customer: {customer.name}" + (f" / sublessee {sublessee.name}" if sublessee else ""),
-        f"Reports: {len(reports)}, {case.first_event_at:%Y-%m-%d %H:%M} to "
-        f"{case.last_event_at:%Y-%m-%d %H:%M} UTC",
-        f"Please answer by {case.deadline:%Y-%m-%d %H:%M} UTC (agreement clauses 7-15).",
+        f"滥用案件 {case.id}：{case.prefix}（{case.category.value}）",
+        f"客户：{who_zh}",
+        f"报告 {len(reports)} 份，{t(case.first_event_at)} 至 {t(case.last_event_at)}",
+        ask_zh,
+        f"请于 {t(case.deadline)} 前答复（协议第七至十五条）。",
+        *([f"备注：{note}"] if note else []),
         "",
-        "Evidence:",
+        f"Abuse case {case.id}: {case.category.value} from {case.prefix}",
+        f"Customer: {who_en}",
+        f"Reports: {len(reports)}, {t(case.first_event_at)} to {t(case.last_event_at)}",
+        ask_en,
+        f"Please answer by {t(case.deadline)} (agreement clauses 7-15).",
+        *([f"Note: {note}"] if note else []),
+        "",
+        "证据 / Evidence:",
     ]
     for r in reports[:EVIDENCE_SHOWN]:
         lines.append(
-            f"- {r.event_at:%Y-%m-%d %H:%M:%S} UTC {r.prefix} {r.category.value} "
-            f"({r.source}, {r.reporter or 'unknown reporter'}): {r.description[:200]}"
+            f"- {t(r.event_at)} {r.prefix} {r.category.value} "
+            f"({r.source}, {r.reporter or '-'}): {r.description[:200]}"
         )
     if len(reports) > EVIDENCE_SHOWN:
-        lines.append(f"- and {len(reports) - EVIDENCE_SHOWN} more")
+        lines.append(f"- … {len(reports) - EVIDENCE_SHOWN}")
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = ", ".join(to)
@@ -98,6 +134,9 @@ def notify(
     sender: str,
     send: Callable[[EmailMessage], None],
     with_sublessee: bool = False,
+    template: str | None = None,
+    note: str = "",
+    zone: str = "Asia/Shanghai",
 ):
     """Send the case to its holder's abuse contact, then mark it notified."""
     case = get_case(session, case_ref)
@@ -105,7 +144,10 @@ def notify(
         raise StateConflict(
             "case {id} is {state}: it cannot notify", "state", id=case.id, state=case.state
         )
-    case, msg = message(session, case.id, sender=sender, with_sublessee=with_sublessee)
+    case, msg = message(
+        session, case.id, sender=sender, with_sublessee=with_sublessee, template=template,
+        note=note, zone=zone,
+    )  # fmt: skip
     try:
         send(msg)
     except (OSError, smtplib.SMTPException) as exc:

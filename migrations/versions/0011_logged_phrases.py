@@ -1,5 +1,6 @@
 """logged phrases: texts the system writes (a case's history, an incident's log, a finding's
-summary) keep their words and values, so each reader sees them in their own language
+summary, a probe run's failure) keep their words and values, so each reader sees them in
+their own language; an abuse case's owner
 
 Revision ID: 0011
 Revises: 0010
@@ -22,9 +23,13 @@ def upgrade():
     op.add_column('incident_action', sa.Column('phrase', sa.JSON(), nullable=True))
     op.add_column('finding', sa.Column('phrase', sa.JSON(), nullable=True))
     op.add_column('probe_run', sa.Column('phrase', sa.JSON(), nullable=True))
+    # the staff user working an abuse case ("my cases")
+    op.add_column('abuse_case', sa.Column('owner', sa.String(length=200), nullable=True))
 
 
 def downgrade():
+    with op.batch_alter_table('abuse_case') as batch_op:
+        batch_op.drop_column('owner')
     with op.batch_alter_table('probe_run') as batch_op:
         batch_op.drop_column('phrase')
     with op.batch_alter_table('finding') as batch_op:

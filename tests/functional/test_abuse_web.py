@@ -295,3 +295,38 @@ def test_a_url_only_complaint_posted_to_the_api_finds_the_site(engineer, world):
     assert [x["field"] for x in listed] == ["domain"]
     page = engineer.get("/abuse/unattributed").get_data(as_text=True)
     assert 'id="unattributed-names"' in page and "nobody-blog.example" in page
+
+
+def test_a_case_has_an_owner_and_the_notice_speaks_chinese_first(
+    engineer, login, world, smtp, same
+):
+    inbox, port = smtp
+    engineer.http.application.config["IPAM_SMTP_PORT"] = port
+    engineer.api("POST", "/api/v1/abuse/reports", json=GOOD)
+    case_id = engineer.api("GET", "/api/v1/abuse/cases?state=open").get_json()["items"][0]["id"]
+    url = f"/api/v1/abuse/cases/{case_id}"
+    with same():
+        r = engineer.api("POST", f"{url}/owner", json={"owner": "auditor"})
+        assert error_of(r, 422)["field"] == "owner"  # only staff work cases
+        r = engineer.api("POST", f"{url}/notify", json={"template": "nonsense"})
+        assert error_of(r, 422)["field"] == "template" and inbox.messages == []
+    r = engineer.form(f"/abuse/cases/{case_id}/action", {"action": "take"})
+    assert r.status_code == 302
+    assert engineer.api("GET", url).get_json()["owner"] == "engineer"
+    mine = engineer.get("/abuse/cases?mine=1").get_data(as_text=True)
+    assert f'data-case="{case_id}"' in mine
+    assert f'data-case="{world["a_case"]}"' not in mine  # nobody's
+    listed = engineer.api("GET", "/api/v1/lists/cases?owner=engineer").get_json()
+    assert [row[0] for row in listed["items"]] == [case_id]
+    r = engineer.api("POST", f"{url}/notify", json={"template": "attack", "note": "请在今天内回复"})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    ((_rcpts, content),) = inbox.messages
+    body = email.message_from_bytes(content, policy=email.policy.default).get_content()
+    zh, en = body.index("滥用案件"), body.index("Abuse case")
+    assert zh < en  # Chinese first
+    assert "对他人发起了网络攻击" in body and "attacked others" in body
+    assert "备注：请在今天内回复" in body and "(Asia/Shanghai)" in body and " UTC" not in body
+    page = engineer.get(f"/abuse/cases/{case_id}").get_data(as_text=True)
+    assert "改由 engineer 处理" in page and "指定处理人" in page
+    r = engineer.api("POST", f"{url}/owner", json={"owner": None})
+    assert r.get_json()["owner"] is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Response, request
+from flask import Response, current_app, request
 
 from ipam.abuse import cases, ingest, notify
 from ipam.errors import NotFound, ValidationError
@@ -21,6 +21,7 @@ from ..schemas.abuse import (
     ComplaintIn,
     IntakeOut,
     NotifyIn,
+    OwnerIn,
     RejectedOut,
     RejectedQuery,
     ReportOut,
@@ -152,9 +153,16 @@ def abuse_case_notify(case_id, body: NotifyIn):
     return run(
         lambda s: notify.notify(
             s, case_id, actor=actor(), sender=mail.sender(), send=mail.send,
-            with_sublessee=body.with_sublessee,
+            with_sublessee=body.with_sublessee, template=body.template, note=body.note or "",
+            zone=current_app.config["IPAM_TIMEZONE"],
         )
     )  # fmt: skip
+
+
+@endpoint("POST", "/abuse/cases/<int:case_id>/owner", access=STAFF, body=OwnerIn, out=CaseOut)
+def abuse_case_owner(case_id, body: OwnerIn):
+    """Give the case to a staff user to work (null: to nobody)"""
+    return run(lambda s: cases.assign(s, case_id, body.owner, actor=actor()))
 
 
 @endpoint(

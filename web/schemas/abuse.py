@@ -81,6 +81,7 @@ class CaseOut(Out):
     first_event_at: Instant
     last_event_at: Instant
     deadline: Instant | None
+    owner: str | None = None
 
 
 class ReportOut(Out):
@@ -132,6 +133,14 @@ class TransitionIn(In):
 
 class NotifyIn(In):
     with_sublessee: bool = False
+    template: ShortText | None = Field(
+        None, description="a reply template; default: the category's"
+    )
+    note: ShortText | None = Field(None, description="the engineer's words, added to the notice")
+
+
+class OwnerIn(In):
+    owner: ShortText | None = Field(None, description="a staff username; null: nobody")
 
 
 class AnswerIn(In):

@@ -24,6 +24,7 @@ class ListQuery(Query):
     pool: ShortText | None = None
     q: ShortText | None = None
     actor: ShortText | None = None
+    owner: ShortText | None = None
     object: ShortText | None = None
     action: ShortText | None = None
     from_: ShortText | None = Field(None, alias="from", description="a date or a local time")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from flask import Response, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_login import current_user
 
 from ipam import validation
-from ipam.abuse import cases, incidents, ingest, notify
+from ipam.abuse import cases, incidents, ingest, notices, notify
 from ipam.errors import IpamError, NotFound, ValidationError
 from ipam.listing import Window
 from ipam.models import (
@@ -45,13 +47,15 @@ def abuse_cases_page():
     state = request.args.get("state", "")
     if state:
         state = validation.choice(CaseState, state, "state")
+    mine = bool(request.args.get("mine"))
     rows, _total = cases.list_cases(
-        db.session, state=state or None, order="updated", window=Window(200)
-    )
+        db.session, state=state or None, order="updated", window=Window(200),
+        owner=current_user.username if mine else None,
+    )  # fmt: skip
     weeks = cases.opened_per_week(db.session, WEEKS, current_app.config["IPAM_TIMEZONE"])
     seen = sorted({cat for _, counts in weeks for cat in counts})
     return render_template(
-        "abuse_cases.html", rows=rows, state=state, weeks=weeks, categories=seen,
+        "abuse_cases.html", rows=rows, state=state, weeks=weeks, categories=seen, mine=mine,
         picture=pictures.weekly_bars_svg(weeks, seen),
     )  # fmt: skip
 
@@ -67,6 +71,8 @@ def _case_page(case: AbuseCase, error: IpamError | None = None):
         sanctions=sanctions,
         incidents=incident_rows,
         actions=cases.allowed_actions(case),
+        templates=list(notices.TEMPLATES),
+        lang="en" if str(get_locale()) == "en" else "zh",
         categories=list(AbuseCategory),
         errors=form_errors(error),
         form=request.form,
@@ -95,7 +101,13 @@ def abuse_case_action(case_id):
                 sender=mail.sender(),
                 send=mail.send,
                 with_sublessee=bool(form.get("with_sublessee")),
+                template=form.get("template") or None,
+                note=form.get("note", ""),
+                zone=current_app.config["IPAM_TIMEZONE"],
             )
+        if action in ("take", "release", "assign"):
+            owner = {"take": current_user.username, "release": None}.get(action, form.get("owner"))
+            return cases.assign(s, case.id, owner, actor=actor())
         if action == "sanction":
             return cases.propose_sanction(
                 s, case.id, form.get("comment"), actor=actor(),
