@@ -431,30 +431,65 @@ def export(session: Session, ref, *, reveal: str | None = None, actor: str = "")
     return data if reveal is not None else masked(data)
 
 
-def export_text(data: dict) -> str:
-    """The export as a plain-text report (evidence listed by hash; bytes in the JSON export)."""
+EXPORT_WORDS = {
+    "zh": {
+        "title": "安全事件报告 {id}：{title}",
+        "category": "类别", "state": "状态", "customer": "客户", "case": "案件",
+        "declared": "宣布时间", "by": "宣布人", "due": "报告期限", "to": "报告对象",
+        "reported": "报告时间", "not yet": "尚未报告", "on time": "按时", "late": "逾期",
+        "log": "处置记录：", "evidence": "证据（原始记录，按收到时字节计算的 SHA-256）：",
+        "bytes": "字节", "event": "事件时间",
+    },
+    "en": {
+        "title": "Incident report {id}: {title}",
+        "category": "Category", "state": "State", "customer": "Customer", "case": "Case",
+        "declared": "Declared", "by": "by", "due": "Report due", "to": "to",
+        "reported": "Reported", "not yet": "not yet", "on time": "on time", "late": "late",
+        "log": "Action log:", "evidence": "Evidence (original records, SHA-256 of the bytes "
+        "as received):", "bytes": "bytes", "event": "event",
+    },
+}  # fmt: skip
+
+
+def export_text(data: dict, lang: str = "zh", zone: str = "Asia/Shanghai") -> str:
+    """The export as a plain-text report in `lang`, times in `zone` (evidence listed by hash;
+    the bytes are in the JSON export, whose times stay ISO 8601 UTC)."""
+    from zoneinfo import ZoneInfo
+
+    from ..reports.base import term
+
+    w = EXPORT_WORDS["en" if lang == "en" else "zh"]
+    tz = ZoneInfo(zone)
+
+    def t(value) -> str:
+        if not value:
+            return "-"
+        when = datetime.fromisoformat(str(value)).astimezone(tz)
+        return f"{when:%Y-%m-%d %H:%M:%S} ({zone})"
+
+    reported = t(data["reported_at"]) if data["reported_at"] else w["not yet"]
+    if data["reported_to"]:
+        reported += f" {w['to']} {data['reported_to']}"
+    if data["reported_on_time"] is not None:
+        reported += f" ({w['on time'] if data['reported_on_time'] else w['late']})"
     lines = [
-        f"Incident report {data['incident']}: {data['title']}",
-        f"Category: {data['category']}    State: {data['state']}",
-        f"Customer: {data['customer'] or '-'}    Case: {data['case_id'] or '-'}",
-        f"Declared: {data['declared_at']} by {data['declared_by']}",
-        f"Report due: {data['deadline']} to {data['authorities']}",
-        f"Reported: {data['reported_at'] or 'not yet'}"
-        + (f" to {data['reported_to']}" if data["reported_to"] else "")
-        + (
-            ""
-            if data["reported_on_time"] is None
-            else (" (on time)" if data["reported_on_time"] else " (late)")
-        ),  # fmt: skip
+        w["title"].format(id=data["incident"], title=data["title"]),
+        f"{w['category']}: {term(data['category'], lang)}    {w['state']}: "
+        f"{term(data['state'], lang)}",
+        f"{w['customer']}: {data['customer'] or '-'}    {w['case']}: {data['case_id'] or '-'}",
+        f"{w['declared']}: {t(data['declared_at'])}  {w['by']} {data['declared_by']}",
+        f"{w['due']}: {t(data['deadline'])}  {w['to']} {data['authorities']}",
+        f"{w['reported']}: {reported}",
         "",
         data["description"] or "",
         "",
-        "Action log:",
-        *(f"  {a['at']}  {a['kind']:9} {a['actor']}: {a['text']}" for a in data["actions"]),
+        w["log"],
+        *(f"  {t(a['at'])}  {a['kind']:9} {a['actor']}: {a['text']}" for a in data["actions"]),
         "",
-        "Evidence (original records, SHA-256 of the bytes as received):",
+        w["evidence"],
         *(
-            f"  #{e['id']} {e['source']:5} {e['sha256']}  {e['bytes']} bytes, event {e['event_at']}"
+            f"  #{e['id']} {e['source']:5} {e['sha256']}  {e['bytes']} {w['bytes']}, "
+            f"{w['event']} {t(e['event_at'])}"
             for e in data["evidence"]
         ),
     ]

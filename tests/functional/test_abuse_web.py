@@ -214,6 +214,10 @@ def test_an_incident_through_the_api_and_the_ui(engineer, login, world, same):
         assert hashlib.sha256(base64.b64decode(item["raw_base64"])).hexdigest() == item["sha256"]
     text = engineer.get(f"/incidents/{inc['id']}/export").get_data(as_text=True)
     assert "port 25 shut" in text and data["evidence"][0]["sha256"] in text
+    assert text.startswith(f"安全事件报告 {inc['id']}：Spam run") and "(Asia/Shanghai)" in text
+    assert "报告时间" in text and "（按时）" not in text and "(按时)" in text
+    english = engineer.api("GET", f"{url}/export?format=text&lang=en").get_data(as_text=True)
+    assert english.startswith(f"Incident report {inc['id']}: Spam run") and "(on time)" in english
     page = engineer.get(f"/incidents/{inc['id']}").get_data(as_text=True)
     assert 'id="evidence"' in page and data["evidence"][0]["sha256"] in page
     # The log's system lines, its verbs and its actors in the reader's language; people's words

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify
+from flask import Response, current_app, jsonify
 
 from ipam.abuse import incidents
 from ipam.models import Incident
@@ -124,7 +124,7 @@ def incident_export(incident_id, query: ExportQuery):
         data = incidents.export(db.session, incident_id)
     if query.format == "text":
         return Response(
-            incidents.export_text(data),
+            incidents.export_text(data, query.lang, current_app.config["IPAM_TIMEZONE"]),
             mimetype="text/plain",
             headers={"Content-Disposition": f"attachment; filename=incident-{incident_id}.txt"},
         )

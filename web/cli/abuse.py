@@ -345,8 +345,9 @@ def incident_close(incident_id, text, actor):
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.option("--reveal", is_flag=True, help="holders' ID numbers and phones in full (audited)")
 @click.option("--reason", help="why personal data is revealed (with --reveal)")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
 @actor_option
-def incident_export(incident_id, fmt, reveal, reason, actor):
+def incident_export(incident_id, fmt, reveal, reason, lang, actor):
     """The incident report: text, or JSON with the evidence bytes (personal data masked)."""
     with transaction() as s:
         reveal_reason = (reason or "") if reveal else None
@@ -354,4 +355,5 @@ def incident_export(incident_id, fmt, reveal, reason, actor):
     if fmt == "json":
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
     else:
-        click.echo(incidents.export_text(data), nl=False)
+        zone = current_app.config["IPAM_TIMEZONE"]
+        click.echo(incidents.export_text(data, lang, zone), nl=False)

@@ -269,5 +269,6 @@ class IncidentDetail(IncidentOut):
 
 class ExportQuery(Query):
     format: Literal["json", "text"] = "json"
+    lang: Literal["zh", "en"] = Field("zh", description="the text report's language")
     reveal: TriState = Field(False, description="holders' ID numbers and phones in full (audited)")
     reason: Text | None = Field(None, description="required with reveal: why (case, request)")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from flask import Response, redirect, render_template, request, url_for
+from flask import Response, current_app, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from ipam.abuse import incidents
@@ -138,7 +139,9 @@ def incident_export(incident_id):
             "json",
         )
     else:
-        body, mimetype, ext = incidents.export_text(data), "text/plain", "txt"
+        lang = "en" if str(get_locale()) == "en" else "zh"
+        text = incidents.export_text(data, lang, current_app.config["IPAM_TIMEZONE"])
+        body, mimetype, ext = text, "text/plain", "txt"
     return Response(
         body,
         mimetype=mimetype,
