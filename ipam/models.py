@@ -813,6 +813,7 @@ class RejectedReport(Base):
     source: Mapped[str] = mapped_column(String(16))
     field: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
+    phrase: Mapped[dict | None] = mapped_column(JSON)  # the reason's words and values
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[RejectedStatus] = mapped_column(
         StateType(RejectedStatus), default=RejectedStatus.REJECTED

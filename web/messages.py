@@ -115,7 +115,7 @@ def logged(row) -> str:
     phrase = Phrase.from_json(getattr(row, "phrase", None))
     if phrase is not None:
         return translate_error(phrase)
-    for name in ("comment", "text", "summary", "error"):
+    for name in ("comment", "text", "summary", "error", "reason"):
         if getattr(row, name, None):
             return getattr(row, name)
     return ""

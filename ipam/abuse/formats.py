@@ -30,7 +30,7 @@ import yaml
 from netaddr import AddrFormatError, IPAddress, IPNetwork
 
 from ..addresses import Block, parse_block
-from ..errors import IpamError
+from ..errors import IpamError, Phrase
 from ..models import AbuseCategory
 
 MAX_MESSAGE_BYTES = 10 << 20
@@ -68,7 +68,18 @@ class Rejected:
     source: str
     raw: bytes
     field: str | None
-    reason: str
+    reason: str | Phrase  # a Phrase keeps its words apart, for the reader's language
+
+
+def at_line(number: int, reason) -> Phrase:
+    """`line N: reason` with the reason's own words kept (an error, a phrase or text)."""
+    if isinstance(reason, IpamError):
+        reason = Phrase(reason.template, **reason.params)
+    return Phrase("line {number}: {reason}", number=number, reason=reason)
+
+
+def why(exc: IpamError) -> Phrase:
+    return Phrase(exc.template, **exc.params)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -683,14 +694,14 @@ def iter_csv(lines: Iterable[bytes]) -> Iterator[Record | Rejected]:
         try:
             line = raw_line.decode("utf-8")
         except UnicodeDecodeError:
-            yield Rejected("csv", raw_line, "csv", f"line {number}: is not UTF-8")
+            yield Rejected("csv", raw_line, "csv", at_line(number, Phrase("is not UTF-8")))
             continue
         if not line.strip():
             continue
         try:
             row = dict(zip(header, next(csv.reader([line])), strict=False))
         except csv.Error as exc:  # a field over the csv module's limit (128 KiB), say
-            yield Rejected("csv", raw_line, "csv", f"line {number}: {exc}")
+            yield Rejected("csv", raw_line, "csv", at_line(number, str(exc)))
             continue
         try:
             named = "address" if row.get("address") else "url" if row.get("url") else "domain"
@@ -706,7 +717,7 @@ def iter_csv(lines: Iterable[bytes]) -> Iterator[Record | Rejected]:
                 details={"line": number, **names, **sender_category(row.get("category"))},
             )
         except FormatError as exc:
-            yield Rejected("csv", raw_line, exc.field, f"line {number}: {exc.message}")
+            yield Rejected("csv", raw_line, exc.field, at_line(number, exc))
 
 
 def parse_csv(raw: bytes) -> tuple[list[Record], list[Rejected]]:
@@ -746,20 +757,22 @@ def parse_drop(raw: bytes, received_at: datetime) -> tuple[list[Record], list[Re
             try:
                 obj = _json(s, "line")
             except FormatError as exc:
-                rejected.append(Rejected("drop", line.encode(), "line", exc.message))
+                rejected.append(Rejected("drop", line.encode(), "line", why(exc)))
                 continue
             if not isinstance(obj, dict):
-                rejected.append(Rejected("drop", line.encode(), "line", "is not a JSON object"))
+                rejected.append(
+                    Rejected("drop", line.encode(), "line", Phrase("is not a JSON object"))
+                )
                 continue
             if obj.get("type") == "metadata":
                 if obj.get("timestamp") not in (None, ""):
                     try:
                         feed_time = _unix_time(obj["timestamp"], received_at)
                     except FormatError as exc:  # the feed's rows keep the time of receipt
-                        rejected.append(Rejected("drop", line.encode(), "timestamp", exc.message))
+                        rejected.append(Rejected("drop", line.encode(), "timestamp", why(exc)))
                 continue
             if obj.get("cidr") in (None, "") and obj.get("asn") not in (None, ""):
-                reason = f"an ASN-DROP entry (AS{obj['asn']}) names no addresses"
+                reason = Phrase("an ASN-DROP entry (AS{asn}) names no addresses", asn=obj["asn"])
                 rejected.append(Rejected("drop", line.encode(), "cidr", reason))
                 continue
             rows.append((line, obj.get("cidr"), obj.get("sblid", "")))
@@ -776,7 +789,7 @@ def parse_drop(raw: bytes, received_at: datetime) -> tuple[list[Record], list[Re
         try:
             block = reported_block(prefix, "cidr")
         except FormatError as exc:
-            rejected.append(Rejected("drop", line.encode(), exc.field, exc.message))
+            rejected.append(Rejected("drop", line.encode(), exc.field, why(exc)))
             continue
         records.append(
             Record(
@@ -889,11 +902,9 @@ def parse_shadowserver(raw: bytes, report_type: str = "") -> tuple[list[Record],
                 )
             )  # fmt: skip
         except (FormatError, UnicodeDecodeError, csv.Error) as exc:
-            reason = exc.message if isinstance(exc, FormatError) else str(exc)
+            reason = exc if isinstance(exc, FormatError) else str(exc)
             fieldname = exc.field if isinstance(exc, FormatError) else "csv"
-            rejected.append(
-                Rejected("shadowserver", evidence, fieldname, f"line {number}: {reason}")
-            )
+            rejected.append(Rejected("shadowserver", evidence, fieldname, at_line(number, reason)))
     return records, rejected
 
 

@@ -27,7 +27,7 @@ from .. import audit
 from ..addresses import Block, to_bytes
 from ..attribution import holders_many
 from ..db import insert_plain, lock_named, reserve_ids, utcnow
-from ..errors import NotFound, ValidationError
+from ..errors import NotFound, Phrase, ValidationError
 from ..listing import ALL, Window, fetch
 from ..lookup import current_at, overlapping
 from ..models import (
@@ -168,9 +168,12 @@ def _sha(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def reject(session: Session, raw: bytes, source: str, fieldname, reason: str, at) -> RejectedReport:
+def reject(session: Session, raw: bytes, source: str, fieldname, reason, at) -> RejectedReport:
     """Keep an input that could not be taken; the same bytes again keep their one row
-    (with the latest reason), so re-sending a broken file does not double the store."""
+    (with the latest reason), so re-sending a broken file does not double the store. A
+    reason given as a Phrase keeps its words for the reader's language."""
+    phrase = reason.as_json() if isinstance(reason, Phrase) else None
+    reason = str(reason)
     digest = _sha(raw)
     row = session.scalars(
         select(RejectedReport)
@@ -179,10 +182,12 @@ def reject(session: Session, raw: bytes, source: str, fieldname, reason: str, at
     ).first()
     if row is not None and bytes(row.raw) == raw:
         row.field, row.reason, row.source, row.received_at = fieldname, reason, source, at
+        row.phrase = phrase
         return row
     row = RejectedReport(
-        sha256=digest, raw=raw, source=source, field=fieldname, reason=reason, received_at=at
-    )
+        sha256=digest, raw=raw, source=source, field=fieldname, reason=reason, received_at=at,
+        phrase=phrase,
+    )  # fmt: skip
     session.add(row)
     return row
 
@@ -195,13 +200,15 @@ def at_the_door(rec: formats.Record, now: datetime, policy: Policy) -> formats.R
     if rec.event_at > now + CLOCK_SKEW:
         return formats.Rejected(
             rec.source, rec.raw, "time",
-            f"{rec.event_at.isoformat()} is in the future (received {now.isoformat()})",
+            Phrase("{event} is in the future (received {now})", event=rec.event_at.isoformat(),
+                   now=now.isoformat()),
         )  # fmt: skip
     limit = 1 if rec.source == "drop" else policy.widest_for(rec.block.family)
     if rec.block.prefixlen < limit:
         return formats.Rejected(
             rec.source, rec.raw, "address",
-            f"{rec.block} is broader than /{limit}: a complaint names its addresses",
+            Phrase("{block} is broader than /{limit}: a complaint names its addresses",
+                   block=str(rec.block), limit=limit),
         )  # fmt: skip
     return None
 
@@ -575,11 +582,15 @@ def ingest_many(
             try:
                 got, bad = formats.read(raw, now, kind, name=name)
             except formats.FormatError as exc:  # the whole input, byte for byte
-                yield formats.Rejected(kind or formats.detect(raw), raw, exc.field, exc.message)
+                yield formats.Rejected(
+                    kind or formats.detect(raw), raw, exc.field, formats.why(exc)
+                )
                 continue
             except Exception as exc:  # noqa: BLE001 - one input never stops the others
                 log.exception("input of %s bytes could not be read", len(raw))
-                reason = f"could not be read ({type(exc).__name__}); kept for an engineer"
+                reason = Phrase(
+                    "could not be read ({error}); kept for an engineer", error=type(exc).__name__
+                )
                 yield formats.Rejected(kind or "unknown", raw, "input", reason)
                 continue
             yield from bad
@@ -761,7 +772,7 @@ def ingest_stream(
         first = next(rows, None)
     except formats.FormatError as exc:
         raw = head + stream.read(formats.MAX_MESSAGE_BYTES)
-        result._reject(reject(session, raw, "csv", exc.field, exc.message, now))
+        result._reject(reject(session, raw, "csv", exc.field, formats.why(exc), now))
         session.flush()
         return result
     items = itertools.chain([first] if first is not None else [], rows)

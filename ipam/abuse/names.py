@@ -15,6 +15,7 @@ from sqlalchemy import String, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..addresses import Block, parse_address
+from ..errors import Phrase
 from ..lookup import current_at
 from ..models import Allocation, Customer, Site, SiteRevision, Sublease, Sublessee
 from . import formats
@@ -67,24 +68,29 @@ def _holder_block(session: Session, names: list[str], at: datetime):
         held = session.scalars(
             select(Sublease).where(Sublease.sublessee_id == sub.id, current_at(Sublease, at))
         ).all()
-        return _one(held, f"sublessee {sub.id} ({sub.name})", at)
+        return _one(held, Phrase("sublessee {id} ({name})", id=sub.id, name=sub.name), at)
     cust = session.scalars(select(Customer).where(_registered(Customer, names)).limit(1)).first()
     if cust is not None:
         held = session.scalars(
             select(Allocation).where(Allocation.customer_id == cust.id, current_at(Allocation, at))
         ).all()
-        return _one(held, f"customer {cust.id} ({cust.name})", at)
+        return _one(held, Phrase("customer {id} ({name})", id=cust.id, name=cust.name), at)
     return None
 
 
-def _one(held, who: str, at: datetime):
-    if len(held) == 1:
+def _one(held, who: Phrase, at: datetime):
+    if len(held) == 1:  # `via` goes into the report's details (JSON): plain text
         return held[0].block, f"the registered domains of {who}"
     if not held:
-        return None, f"is registered by {who}, which held no address at {at.isoformat()}"
-    return None, (
-        f"is registered by {who}, which held {len(held)} blocks at {at.isoformat()}: "
-        "the report must name the address, or the sites register the site"
+        return None, Phrase(
+            "is registered by {who}, which held no address at {at}", who=who, at=at.isoformat()
+        )
+    return None, Phrase(
+        "is registered by {who}, which held {n} blocks at {at}: the report must name the "
+        "address, or the sites register the site",
+        who=who,
+        n=len(held),
+        at=at.isoformat(),
     )
 
 
@@ -98,12 +104,14 @@ def resolve(session: Session, rec: formats.Record) -> formats.Rejected | None:
     if found is None:
         return formats.Rejected(
             rec.source, rec.raw, "domain",
-            f"{host} is in no site of the register and no customer's or sublessee's "
-            "registered domains: register it, then run the report again",
+            Phrase("{host} is in no site of the register and no customer's or sublessee's "
+                   "registered domains: register it, then run the report again", host=host),
         )  # fmt: skip
     block, via = found
     if block is None:
-        return formats.Rejected(rec.source, rec.raw, "domain", f"{host} {via}")
+        return formats.Rejected(
+            rec.source, rec.raw, "domain", Phrase("{host} {why}", host=host, why=via)
+        )
     rec.block = block
     rec.details = {**rec.details, "resolved_via": via}
     return None

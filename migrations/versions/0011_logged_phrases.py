@@ -23,11 +23,14 @@ def upgrade():
     op.add_column('incident_action', sa.Column('phrase', sa.JSON(), nullable=True))
     op.add_column('finding', sa.Column('phrase', sa.JSON(), nullable=True))
     op.add_column('probe_run', sa.Column('phrase', sa.JSON(), nullable=True))
+    op.add_column('rejected_report', sa.Column('phrase', sa.JSON(), nullable=True))
     # the staff user working an abuse case ("my cases")
     op.add_column('abuse_case', sa.Column('owner', sa.String(length=200), nullable=True))
 
 
 def downgrade():
+    with op.batch_alter_table('rejected_report') as batch_op:
+        batch_op.drop_column('phrase')
     with op.batch_alter_table('abuse_case') as batch_op:
         batch_op.drop_column('owner')
     with op.batch_alter_table('probe_run') as batch_op:

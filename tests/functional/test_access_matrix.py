@@ -192,6 +192,13 @@ MATRIX = [
         {"action": "x"},
     ),
     ("POST", "/api/v1/abuse/cases/{a_case}/notify", "api.abuse_case_notify", STAFF, {}),
+    (
+        "POST",
+        "/api/v1/abuse/cases/{a_case}/owner",
+        "api.abuse_case_owner",
+        STAFF,
+        {"owner": "auditor"},
+    ),
     ("POST", "/api/v1/abuse/cases/{a_case}/answer", "api.abuse_case_answer", {"A"}, {}),
     ("POST", "/api/v1/abuse/cases/{a_case}/sanctions", "api.abuse_case_sanction", STAFF, {}),
     ("POST", "/api/v1/sanctions/{sanction_id}/confirm", "api.sanction_confirm", STAFF, {}),

@@ -319,4 +319,5 @@ def test_the_notification_reaches_the_abuse_contact_of_the_holder_then(ledger, s
     mail = email.message_from_bytes(content, policy=email.policy.default)
     assert mail["Subject"] == f"[abuse case {case.id}] spam from 198.18.7.9"
     body = mail.get_content()
-    assert "2026-01-01 02:30:00 UTC 198.18.7.9 spam (arf" in body and "北京蜂巢" in body
+    assert "2026-01-01 10:30 (Asia/Shanghai) 198.18.7.9 spam (arf" in body and "北京蜂巢" in body
+    assert body.index("滥用案件") < body.index("Abuse case")  # Chinese first, then English

@@ -318,8 +318,9 @@ def test_an_incident_from_a_case_freezes_its_reports_and_keeps_the_clock(ledger,
     import base64
 
     assert hashlib.sha256(base64.b64decode(item["raw_base64"])).hexdigest() == item["sha256"]
-    text = incidents.export_text(data)
+    text = incidents.export_text(data, "en", "Asia/Shanghai")
     assert "(late)" in text and item["sha256"] in text and "null-routed" in text
+    assert "(逾期)" in incidents.export_text(data)  # Chinese unless asked otherwise
     assert incidents.check_evidence(s, incident.id) == []
     assert s.scalar(select(func.count()).select_from(IncidentAction)) == 8
     with pytest.raises(StateConflict):

@@ -207,7 +207,7 @@ def test_a_shadowserver_report_csv_is_detected_and_read_row_by_row():
     assert records[0].event_at == datetime(2026, 7, 1, 3, 0, tzinfo=UTC)  # UTC, as documented
     assert records[0].category == AbuseCategory.OTHER  # an exposed service, kept as such
     assert records[0].raw.startswith(b'"timestamp","ip"')  # each row stands on its own
-    assert [(r.field, r.reason.split(":")[0]) for r in rejected] == [("ip", "line 4")]
+    assert [(r.field, str(r.reason).split(":")[0]) for r in rejected] == [("ip", "line 4")]
     (drone,), _ = formats.read(SHADOW_DRONE, NOW)
     assert drone.category == AbuseCategory.MALWARE and drone.details["infection"]
 
