@@ -26,6 +26,10 @@ from tests.support import (  # noqa: F401  (re-exported: tests import them from 
 from web import create_app
 from web.cli import init_database
 
+# The command line speaks the user's locale (web/messages.py cli_language); tests that read
+# its English say so here, whatever the machine's LANG is. Tests of Chinese set IPAM_LANG.
+os.environ["IPAM_LANG"] = "en"
+
 _PG_REASON: list[str | None] = []
 
 

@@ -10,6 +10,7 @@ keywords); the fixed phrases listed below are those made elsewhere.
 from __future__ import annotations
 
 import enum
+from pathlib import Path
 
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
@@ -94,18 +95,19 @@ def translate(message: str | None) -> str | None:
 def translate_error(exc: IpamError | Phrase) -> str:
     """A domain error's message in the user's language: its template translated, then its
     values put in (states and kinds by their label, nested phrases translated likewise)."""
+    return render(exc, gettext, label)
+
+
+def render(exc: IpamError | Phrase, words, state_word) -> str:
+    """`exc` with its template looked up by `words` (a gettext) and its values put in, enums
+    by `state_word`, nested phrases likewise: the web's and the command line's one path."""
     template = exc.template
     if not template:
         return ""
-    params = {key: _value(value) for key, value in exc.params.items()}
+    params = {key: _value(value, words, state_word) for key, value in exc.params.items()}
     try:
-        return gettext(template).format(**params) if params else gettext(template)
-    except (
-        KeyError,
-        IndexError,
-        ValueError,
-        AttributeError,
-    ):  # a translation that misnames a value
+        return words(template).format(**params) if params else words(template)
+    except (KeyError, IndexError, ValueError, AttributeError):  # a translation misnames a value
         return template.format(**params) if params else template
 
 
@@ -121,9 +123,33 @@ def logged(row) -> str:
     return ""
 
 
-def _value(value):
+def _value(value, words, state_word):
     if isinstance(value, (IpamError, Phrase)):
-        return translate_error(value)
+        return render(value, words, state_word)
     if isinstance(value, enum.Enum):
-        return label(value)
+        return state_word(value)
     return value
+
+
+def cli_language() -> str:
+    """The command line's language: IPAM_LANG, else the locale's (LC_ALL, LC_MESSAGES, LANG)
+    when it is Chinese, else English."""
+    import os
+
+    for name in ("IPAM_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name, "")
+        if value:
+            return "zh" if value.lower().startswith("zh") else "en"
+    return "en"
+
+
+def cli_message(exc: IpamError) -> str:
+    """A refusal as the command line prints it ("field: reason"), in its language."""
+    if cli_language() != "zh":
+        return str(exc)
+    from babel.support import Translations
+
+    catalogue = Translations.load(str(Path(__file__).parent / "translations"), ["zh"])
+    words = catalogue.gettext
+    text = render(exc, words, lambda v: words(str(v.value)))
+    return f"{exc.field}: {text}" if exc.field else text

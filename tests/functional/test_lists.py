@@ -107,3 +107,17 @@ def test_the_command_line_lists_filters_and_exports(run, world, engineer):
     assert bad.exit_code != 0 and "state" in bad.output
     bad = run("list", "allocations", "--filter", "colour=red", ok=False)
     assert bad.exit_code != 0 and "colour" in bad.output
+
+
+def test_the_command_line_refuses_in_the_users_language(run, world, monkeypatch):
+    monkeypatch.setenv("IPAM_LANG", "zh")
+    out = run("list", "allocations", "--filter", "state=maybe", ok=False).output
+    assert "错误：state: 'maybe' 不在可选值之列：current, ended, all" in out
+    out = run("whois", "198.18.7.1/33", ok=False).output
+    assert "是前缀；请给出单个地址" in out
+    monkeypatch.setenv("IPAM_LANG", "en")
+    out = run("whois", "198.18.7.1/33", ok=False).output
+    assert "Error: address: '198.18.7.1/33' is a prefix; give a single address" in out
+    monkeypatch.delenv("IPAM_LANG")
+    monkeypatch.setenv("LC_ALL", "zh_CN.UTF-8")  # the locale decides when IPAM_LANG is unset
+    assert "错误：" in run("whois", "198.18.7.1/33", ok=False).output

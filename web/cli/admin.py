@@ -15,7 +15,9 @@ from ipam.models import Role
 
 from ..extensions import db
 from .common import (
+    Refusal,
     actor_option,
+    cli_message,
     echo_json,
     init_database,
     ipam,
@@ -94,7 +96,7 @@ def backup_cmd(file):
     try:
         size = backup.backup(db.engine, file)
     except IpamError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Refusal(cli_message(exc)) from None
     click.echo(f"backup written: {file} ({size} bytes)")
 
 
@@ -105,7 +107,7 @@ def restore_cmd(file):
     try:
         backup.restore(db.engine, file)
     except IpamError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Refusal(cli_message(exc)) from None
     db.engine.dispose()  # connections opened before the restore saw no tables
     init_database()
     click.echo(f"restored {file}: run `ipam audit verify` to check the chain")

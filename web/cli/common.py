@@ -26,6 +26,23 @@ from ..extensions import db
 from ..mail import deliver_queued
 
 
+def cli_message(exc: IpamError) -> str:
+    """A refusal in the command line's language (web/messages.py, loaded only on an error)."""
+    from ..messages import cli_message as message
+
+    return message(exc)
+
+
+class Refusal(click.ClickException):
+    """Printed as "错误：…" in Chinese, "Error: …" otherwise; exit code 1."""
+
+    def show(self, file=None) -> None:
+        from ..messages import cli_language
+
+        prefix = "错误：" if cli_language() == "zh" else "Error: "
+        click.echo(prefix + self.format_message(), file=file or sys.stderr)
+
+
 # Every command hangs on this group; `ipam` (main) and `flask`'s test runner both use it.
 class IpamGroup(AppGroup):
     """A command group that turns a refusal from ipam/ into "Error: <field>: <reason>" and
@@ -35,7 +52,7 @@ class IpamGroup(AppGroup):
         try:
             return super().invoke(ctx)
         except IpamError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise Refusal(cli_message(exc)) from None
 
     def group(self, *args, **kwargs):
         kwargs.setdefault("cls", IpamGroup)
@@ -79,7 +96,7 @@ def transaction():
         with db_transaction(db.session) as session:
             yield session
     except IpamError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Refusal(cli_message(exc)) from None
     deliver_queued(default_actor())
 
 

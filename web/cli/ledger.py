@@ -27,10 +27,12 @@ from ipam.errors import IpamError
 
 from ..extensions import db
 from .common import (
+    Refusal,
     _days,
     _pairs,
     _person,
     actor_option,
+    cli_message,
     display_zone,
     echo_json,
     format_attribution,
@@ -453,7 +455,7 @@ def _import_allocations(path: Path, skip_errors: bool, actor: str) -> None:
             )
     except IpamError as exc:
         db.session.rollback()
-        raise click.ClickException(str(exc)) from None
+        raise Refusal(cli_message(exc)) from None
     for err in report.errors:
         click.echo(f"row {err.row}: {err.field}: {err.message}", err=True)
     if report.errors and not skip_errors and not report.batch_id:
@@ -484,5 +486,5 @@ def import_undo_cmd(batch_id, actor):
         removed = bulk.undo(db.session, batch_id, actor=actor, chunk_done=chunk_done(db.session))
     except IpamError as exc:
         db.session.rollback()
-        raise click.ClickException(str(exc)) from None
+        raise Refusal(cli_message(exc)) from None
     click.echo(f"import {batch_id} withdrawn: {removed} allocation(s) removed")

@@ -12,7 +12,16 @@ from flask import current_app
 from ipam.errors import IpamError
 
 from ..extensions import db
-from .common import IpamGroup, actor_option, ipam, json_option, lazy, transaction
+from .common import (
+    IpamGroup,
+    Refusal,
+    actor_option,
+    cli_message,
+    ipam,
+    json_option,
+    lazy,
+    transaction,
+)
 
 # Loaded when a command first uses them (find_spec of a submodule would import its package,
 # so the reports' submodules are imported inside the commands).
@@ -407,7 +416,7 @@ def list_cmd(name, filters, sort, limit, offset, as_csv, lang, as_json):
         lists.page(db.session, listdef, values, listing.EVERYONE, sort=sort,
                    window=listing.Window(1, count=False))  # a bad sort is refused here  # fmt: skip
     except IpamError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Refusal(cli_message(exc)) from None
     if as_csv:
         rows = lists.stream(db.session, listdef, values, listing.EVERYONE, sort=sort)
         out = sys.stdout.buffer
