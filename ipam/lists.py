@@ -32,10 +32,12 @@ from .models import (
     AbuseCase,
     Allocation,
     AuditLog,
+    ChangeRequest,
     Customer,
     Finding,
     Incident,
     Pool,
+    Quarantine,
     Sublease,
     Sublessee,
 )
@@ -72,6 +74,7 @@ class Filt:
     en: str
     kind: str = "text"
     choices: tuple[str, ...] = ()
+    words: str = ""  # a prefix of the choices' TERMS keys where a word means two things
 
     def title(self, lang: str) -> str:
         return self.zh if lang == "zh" else self.en
@@ -513,6 +516,98 @@ AUDIT = ListDef(
 )
 
 
+def _requests(values: dict, scope: Scope) -> Select:
+    q = select(
+        ChangeRequest.id,
+        Customer.name,
+        ChangeRequest.target,
+        ChangeRequest.target_id,
+        ChangeRequest.status,
+        ChangeRequest.submitted_by,
+        ChangeRequest.submitted_at,
+        ChangeRequest.decided_by,
+        ChangeRequest.decided_at,
+    ).join(Customer, Customer.id == ChangeRequest.customer_id)
+    q = scope.restrict(q, ChangeRequest.customer_id)
+    for key, column in (("status", ChangeRequest.status), ("target", ChangeRequest.target)):
+        if values.get(key):
+            q = q.where(column == values[key])
+    if values.get("customer"):
+        q = q.where(ChangeRequest.customer_id == values["customer"])
+    return _period(q, ChangeRequest.submitted_at, values)
+
+
+REQUESTS = ListDef(
+    "requests",
+    "变更申请",
+    "Change requests",
+    (
+        Col("id", "编号", "id", ChangeRequest.id, "int"),
+        Col("customer", "客户", "customer", Customer.name),
+        Col("target", "对象", "target", ChangeRequest.target, "term"),
+        Col("target_id", "对象编号", "target id", ChangeRequest.target_id, "int"),
+        Col("status", "状态", "status", ChangeRequest.status, "term"),
+        Col("submitted_by", "提交人", "submitted by", ChangeRequest.submitted_by),
+        Col("submitted_at", "提交时间", "submitted", ChangeRequest.submitted_at, "instant"),
+        Col("decided_by", "决定人", "decided by", ChangeRequest.decided_by),
+        Col("decided_at", "决定时间", "decided", ChangeRequest.decided_at, "instant"),
+    ),
+    (
+        Filt("status", "状态", "status", "choice", _choices("ChangeStatus"), "request_"),
+        Filt("target", "对象", "target", "choice", ("customer", "allocation", "sublessee", "site")),
+        CUSTOMER,
+        FROM,
+        TO,
+    ),
+    _requests,
+    lambda r: (*r[:4], f"request_{r[4].value}", *r[5:]),
+    "-submitted_at",
+)
+
+
+def _quarantine(values: dict, scope: Scope) -> Select:
+    q = select(
+        Quarantine.id,
+        Quarantine.family,
+        Quarantine.first,
+        Quarantine.prefixlen,
+        Pool.name,
+        Quarantine.since,
+        Quarantine.until,
+        Quarantine.released_at,
+        Quarantine.reason,
+    ).join(Pool, Pool.id == Quarantine.pool_id)
+    state = values.get("state") or "current"
+    if state == "current":
+        q = q.where(Quarantine.released_at.is_(None))
+    elif state == "ended":
+        q = q.where(Quarantine.released_at.is_not(None))
+    if values.get("pool"):
+        q = q.where(Quarantine.pool_id == values["pool"])
+    return _period(q, Quarantine.since, values)
+
+
+QUARANTINE = ListDef(
+    "quarantine",
+    "隔离期地址",
+    "Quarantine",
+    (
+        Col("id", "编号", "id", Quarantine.id, "int"),
+        Col("prefix", "地址段", "prefix", (Quarantine.family, Quarantine.first)),
+        Col("pool", "地址池", "pool", Pool.name),
+        Col("since", "隔离开始", "since", Quarantine.since, "instant"),
+        Col("until", "隔离至", "until", Quarantine.until, "instant"),
+        Col("released_at", "释放时间", "released", Quarantine.released_at, "instant"),
+        Col("reason", "原因", "reason"),
+    ),
+    (CURRENT, Filt("pool", "地址池", "pool", "pool"), FROM, TO),
+    _quarantine,
+    lambda r: (r[0], _prefix(r[1], r[2], r[3]), *r[4:]),
+    "-since",
+    staff_only=True,
+)
+
+
 LISTS: dict[str, ListDef] = {
     d.name: d
     for d in (
@@ -523,6 +618,8 @@ LISTS: dict[str, ListDef] = {
         CASES,
         INCIDENTS,
         FINDINGS,
+        REQUESTS,
+        QUARANTINE,
         AUDIT,
     )
 }

@@ -121,3 +121,18 @@ def test_the_command_line_refuses_in_the_users_language(run, world, monkeypatch)
     monkeypatch.delenv("IPAM_LANG")
     monkeypatch.setenv("LC_ALL", "zh_CN.UTF-8")  # the locale decides when IPAM_LANG is unset
     assert "错误：" in run("whois", "198.18.7.1/33", ok=False).output
+
+
+def test_change_requests_and_quarantine_are_lists_too(engineer, login, world, engine):
+    from ipam.models import ChangeRequest, Quarantine
+
+    with Session(engine) as s:
+        of_b = s.scalar(select(func.count()).where(ChangeRequest.customer_id == world["b"]))
+        cooling = s.scalar(select(func.count()).where(Quarantine.released_at.is_(None)))
+    b = login("xinghe").api("GET", "/api/v1/lists/requests").get_json()
+    assert b["total"] == of_b > 0 and {row[1] for row in b["items"]} == {"上海星河数据服务有限公司"}
+    rows = _csv(engineer.get("/lists/requests?status=pending&format=csv"))
+    assert rows[0][4] == "状态" and all(r[4] == "待审批" for r in rows[1:])
+    q = engineer.api("GET", "/api/v1/lists/quarantine").get_json()
+    assert q["total"] == cooling
+    assert login("xinghe").api("GET", "/api/v1/lists/quarantine").status_code == 403

@@ -23,6 +23,7 @@ class ListQuery(Query):
     customer: ShortText | None = None
     pool: ShortText | None = None
     q: ShortText | None = None
+    target: ShortText | None = None
     actor: ShortText | None = None
     owner: ShortText | None = None
     object: ShortText | None = None
