@@ -4,8 +4,10 @@ For each size, an SQLite file (or a PostgreSQL database of its own) is bulk-load
 bench/ledger.py does (a /8 with that many current single-address allocations and two
 earlier holders each, 10 % sub-leased, the same number of /64s in a /32), then each page
 is fetched through the app (server time, median of --runs): the dashboard, the pool tree,
-the /8 pool's page, the address map of the /8 and of one /16, and the page of the customer
-with the most allocations. Beside them, in the same run: pool utilization the old way
+the /8 pool's page, the address map of the /8 and of one /16, the page of the customer
+with the most allocations, the lists of allocations (all, and that customer's) and of the
+audit log, an address's history and the abuse cases page (with its weekly picture).
+Beside them, in the same run: pool utilization the old way
 (grouping every current holding) against the free tally. The pages must cost about the
 same at every size; the printed ratios say whether they do.
 
@@ -82,6 +84,11 @@ def measure(url: str, held: int, runs: int) -> dict:
         "map of the /8": "/map?prefix=10.0.0.0/8",
         "map of a /16": "/map?prefix=10.1.0.0/16",
         "customer page": f"/customers/{busiest[0]}",
+        "allocations list": "/lists/allocations",
+        "allocations list by customer": f"/lists/allocations?customer={busiest[0]}",
+        "audit log list": "/lists/audit",
+        "address history": "/history?address=10.1.2.3",
+        "abuse cases page": "/abuse/cases",
     }
     util = {"grouping every holding": old_way, "free tally": new_way}
     out = {"held": held, "customer_allocations": busiest[1], "utilization_ms": util}
@@ -120,10 +127,12 @@ def main() -> None:
             print(json.dumps(row, ensure_ascii=False), flush=True)
     first, last = results[0], results[-1]
     print(f"\nms at {first['held']:,} -> {last['held']:,} held (ratio):")
+    width = 30
     for name in ("dashboard", "pool tree", "pool page (/8)", "map of the /8", "map of a /16",
-                 "customer page"):  # fmt: skip
+                 "customer page", "allocations list", "allocations list by customer",
+                 "audit log list", "address history", "abuse cases page"):  # fmt: skip
         ratio = last[name] / first[name] if first[name] else float("nan")
-        print(f"  {name:16} {first[name]:8.1f} -> {last[name]:8.1f}  ({ratio:.1f}x)")
+        print(f"  {name:{width}} {first[name]:8.1f} -> {last[name]:8.1f}  ({ratio:.1f}x)")
     u0, u1 = first["utilization_ms"], last["utilization_ms"]
     print(
         f"  utilization, grouping every holding {u0['grouping every holding']} -> "

@@ -136,3 +136,20 @@ def test_change_requests_and_quarantine_are_lists_too(engineer, login, world, en
     q = engineer.api("GET", "/api/v1/lists/quarantine").get_json()
     assert q["total"] == cooling
     assert login("xinghe").api("GET", "/api/v1/lists/quarantine").status_code == 403
+
+
+def test_counting_stops_at_the_cap_and_says_so(engineer, world, engine, monkeypatch):
+    from ipam import lists
+
+    with Session(engine) as s:
+        held = s.scalar(select(func.count()).select_from(Allocation))
+    assert held > 4
+    monkeypatch.setattr(lists, "COUNT_CAP", 3)
+    body = engineer.api("GET", "/api/v1/lists/allocations?state=all&limit=2").get_json()
+    assert body["total"] == 4 and body["exact"] is False  # 3 + 1: "more than 3"
+    body = engineer.api(
+        "GET", f"/api/v1/lists/allocations?state=all&limit=2&offset={held - 2}"
+    ).get_json()
+    assert body["total"] == held and body["exact"] is True  # counted from the page on
+    page = engineer.get("/lists/allocations?state=all&limit=2").get_data(as_text=True)
+    assert "共 3+ 行符合条件" in page and 'id="list-next"' in page

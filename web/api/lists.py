@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ipam import lists
+
 from .. import tables
 from ..access import OWN
 from ..schemas.lists import ListKindOut, ListQuery, ListRowsOut
@@ -50,6 +52,7 @@ def list_get(name, query: ListQuery):
         "columns": [c.key for c in listdef.cols],
         "items": [[_cell(v) for v in row] for row in rows],
         "total": total,
+        "exact": total - query.offset <= lists.COUNT_CAP,
         "limit": query.limit,
         "offset": query.offset,
     }

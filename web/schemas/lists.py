@@ -45,6 +45,7 @@ class ListRowsOut(Out):
     list: str
     columns: list[str]
     items: list[list[Any]]
-    total: int
+    total: int = Field(description="rows that match; past offset + 10,000 counting stops")
+    exact: bool = Field(description="false: total is a floor (more rows match)")
     limit: int
     offset: int

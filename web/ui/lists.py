@@ -55,6 +55,7 @@ def list_page(name):
         offset=offset,
         limit=limit,
         sort=sort or listdef.default_sort,
+        cap=lists.COUNT_CAP,
         kept=kept,
         errors=errors,
         customers=choices,
