@@ -34,6 +34,16 @@ class Phrase:
     def __hash__(self) -> int:
         return hash(str(self))
 
+    def render(self, words) -> str:
+        """The phrase with its words looked up by `words` (a gettext), values put in after."""
+        params = {
+            k: v.render(words) if isinstance(v, Phrase) else v for k, v in self.params.items()
+        }
+        try:
+            return words(self.template).format(**params) if params else words(self.template)
+        except (KeyError, IndexError, ValueError, AttributeError):  # a misnamed value
+            return str(self)
+
     def as_json(self) -> dict:
         """To be stored beside its English text (a log written by the system), values as text."""
         return {"t": self.template, "p": {k: _stored(v) for k, v in self.params.items()}}

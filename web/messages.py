@@ -10,6 +10,7 @@ keywords); the fixed phrases listed below are those made elsewhere.
 from __future__ import annotations
 
 import enum
+import functools
 from pathlib import Path
 
 from flask_babel import gettext
@@ -131,6 +132,16 @@ def _value(value, words, state_word):
     return value
 
 
+@functools.lru_cache(maxsize=4)
+def catalogue(lang: str):
+    """A gettext for `lang` that needs no request (files, the command line)."""
+    if lang != "zh":
+        return lambda text: text
+    from babel.support import Translations
+
+    return Translations.load(str(Path(__file__).parent / "translations"), ["zh"]).gettext
+
+
 def cli_language() -> str:
     """The command line's language: IPAM_LANG, else the locale's (LC_ALL, LC_MESSAGES, LANG)
     when it is Chinese, else English."""
@@ -147,9 +158,6 @@ def cli_message(exc: IpamError) -> str:
     """A refusal as the command line prints it ("field: reason"), in its language."""
     if cli_language() != "zh":
         return str(exc)
-    from babel.support import Translations
-
-    catalogue = Translations.load(str(Path(__file__).parent / "translations"), ["zh"])
-    words = catalogue.gettext
+    words = catalogue("zh")
     text = render(exc, words, lambda v: words(str(v.value)))
     return f"{exc.field}: {text}" if exc.field else text

@@ -409,7 +409,8 @@ def export(session: Session, ref, *, reveal: str | None = None, actor: str = "")
             "closed_at": incident.closed_at,
             "authorities": AUTHORITIES,
             "actions": [
-                {"at": a.at, "actor": a.actor, "kind": a.kind, "text": a.text} for a in actions
+                {"at": a.at, "actor": a.actor, "kind": a.kind, "text": a.text, "phrase": a.phrase}
+                for a in actions
             ],
             "evidence": [
                 {
@@ -451,9 +452,10 @@ EXPORT_WORDS = {
 }  # fmt: skip
 
 
-def export_text(data: dict, lang: str = "zh", zone: str = "Asia/Shanghai") -> str:
+def export_text(data: dict, lang: str = "zh", zone: str = "Asia/Shanghai", words=None) -> str:
     """The export as a plain-text report in `lang`, times in `zone` (evidence listed by hash;
-    the bytes are in the JSON export, whose times stay ISO 8601 UTC)."""
+    the bytes are in the JSON export, whose times stay ISO 8601 UTC). `words`, a gettext
+    of `lang`, puts what the system wrote into the log in that language too."""
     from zoneinfo import ZoneInfo
 
     from ..reports.base import term
@@ -484,7 +486,10 @@ def export_text(data: dict, lang: str = "zh", zone: str = "Asia/Shanghai") -> st
         data["description"] or "",
         "",
         w["log"],
-        *(f"  {t(a['at'])}  {a['kind']:9} {a['actor']}: {a['text']}" for a in data["actions"]),
+        *(
+            f"  {t(a['at'])}  {a['kind']:9} {a['actor']}: {_said(a, words)}"
+            for a in data["actions"]
+        ),
         "",
         w["evidence"],
         *(
@@ -494,6 +499,11 @@ def export_text(data: dict, lang: str = "zh", zone: str = "Asia/Shanghai") -> st
         ),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _said(action: dict, words) -> str:
+    phrase = Phrase.from_json(action.get("phrase")) if words is not None else None
+    return phrase.render(words) if phrase is not None else action["text"]
 
 
 def check_evidence(session: Session, ref) -> list[int]:

@@ -216,6 +216,7 @@ def test_an_incident_through_the_api_and_the_ui(engineer, login, world, same):
     assert "port 25 shut" in text and data["evidence"][0]["sha256"] in text
     assert text.startswith(f"安全事件报告 {inc['id']}：Spam run") and "(Asia/Shanghai)" in text
     assert "报告时间" in text and "（按时）" not in text and "(按时)" in text
+    assert "已宣布；须在 6 小时内报告" in text  # what the system wrote, in the reader's words
     english = engineer.api("GET", f"{url}/export?format=text&lang=en").get_data(as_text=True)
     assert english.startswith(f"Incident report {inc['id']}: Spam run") and "(on time)" in english
     page = engineer.get(f"/incidents/{inc['id']}").get_data(as_text=True)

@@ -9,6 +9,7 @@ from ipam.models import Incident
 
 from ..access import READERS, STAFF, actor
 from ..extensions import db
+from ..messages import catalogue
 from ..schemas.abuse import (
     ActionIn,
     CloseIn,
@@ -124,7 +125,9 @@ def incident_export(incident_id, query: ExportQuery):
         data = incidents.export(db.session, incident_id)
     if query.format == "text":
         return Response(
-            incidents.export_text(data, query.lang, current_app.config["IPAM_TIMEZONE"]),
+            incidents.export_text(
+                data, query.lang, current_app.config["IPAM_TIMEZONE"], catalogue(query.lang)
+            ),
             mimetype="text/plain",
             headers={"Content-Disposition": f"attachment; filename=incident-{incident_id}.txt"},
         )

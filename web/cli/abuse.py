@@ -356,4 +356,6 @@ def incident_export(incident_id, fmt, reveal, reason, lang, actor):
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
     else:
         zone = current_app.config["IPAM_TIMEZONE"]
-        click.echo(incidents.export_text(data, lang, zone), nl=False)
+        from ..messages import catalogue
+
+        click.echo(incidents.export_text(data, lang, zone, catalogue(lang)), nl=False)

@@ -19,6 +19,7 @@ from ..access import (
     actor,
 )
 from ..extensions import db
+from ..messages import catalogue
 from ..usecase import run
 from .helpers import attempt, form_errors, view
 
@@ -140,7 +141,8 @@ def incident_export(incident_id):
         )
     else:
         lang = "en" if str(get_locale()) == "en" else "zh"
-        text = incidents.export_text(data, lang, current_app.config["IPAM_TIMEZONE"])
+        zone = current_app.config["IPAM_TIMEZONE"]
+        text = incidents.export_text(data, lang, zone, words=catalogue(lang))
         body, mimetype, ext = text, "text/plain", "txt"
     return Response(
         body,
