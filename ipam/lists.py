@@ -30,6 +30,7 @@ from .errors import NotFound, ValidationError
 from .listing import Scope, Window
 from .models import (
     AbuseCase,
+    AbuseReport,
     Allocation,
     AuditLog,
     ChangeRequest,
@@ -611,6 +612,52 @@ QUARANTINE = ListDef(
 )
 
 
+def _unattributed(values: dict, scope: Scope) -> Select:
+    q = select(
+        AbuseReport.id,
+        AbuseReport.holding,
+        AbuseReport.family,
+        AbuseReport.first,
+        AbuseReport.prefixlen,
+        AbuseReport.category,
+        AbuseReport.event_at,
+        AbuseReport.received_at,
+        AbuseReport.source,
+        AbuseReport.reporter,
+    ).where(AbuseReport.holding != "held")
+    for key, column in (("holding", AbuseReport.holding), ("category", AbuseReport.category)):
+        if values.get(key):
+            q = q.where(column == values[key])
+    return _period(q, AbuseReport.event_at, values)
+
+
+UNATTRIBUTED = ListDef(
+    "unattributed",
+    "无人持有地址的投诉",
+    "Unattributed complaints",
+    (
+        Col("id", "编号", "id", AbuseReport.id, "int"),
+        Col("holding", "当时状态", "space then", AbuseReport.holding, "term"),
+        Col("prefix", "地址段", "prefix", (AbuseReport.family, AbuseReport.first)),
+        Col("category", "类别", "category", AbuseReport.category, "term"),
+        Col("event_at", "事件时间", "event", AbuseReport.event_at, "instant"),
+        Col("received_at", "收到时间", "received", AbuseReport.received_at, "instant"),
+        Col("source", "来源", "source", AbuseReport.source),
+        Col("reporter", "报告者", "reporter", AbuseReport.reporter),
+    ),
+    (
+        Filt("holding", "当时状态", "space then", "choice", ("unallocated", "quarantined")),
+        Filt("category", "类别", "category", "choice", _choices("AbuseCategory")),
+        FROM,
+        TO,
+    ),
+    _unattributed,
+    lambda r: (r[0], r[1], _prefix(r[2], r[3], r[4]), *r[5:]),
+    "-id",
+    staff_only=True,
+)
+
+
 LISTS: dict[str, ListDef] = {
     d.name: d
     for d in (
@@ -623,6 +670,7 @@ LISTS: dict[str, ListDef] = {
         FINDINGS,
         REQUESTS,
         QUARANTINE,
+        UNATTRIBUTED,
         AUDIT,
     )
 }

@@ -118,6 +118,8 @@ TERMS: dict[str, tuple[str, str]] = {
     "suspended": ("暂停", "suspended"),
     "exited": ("已退出", "exited"),
     "none": ("未答复", "no answer"),
+    "unallocated": ("未分配", "unallocated"),
+    "held": ("已持有", "held"),
     "request_pending": ("待审批", "pending"),
     "request_approved": ("已批准", "approved"),
     "request_rejected": ("已驳回", "rejected"),

@@ -153,3 +153,24 @@ def test_counting_stops_at_the_cap_and_says_so(engineer, world, engine, monkeypa
     assert body["total"] == held and body["exact"] is True  # counted from the page on
     page = engineer.get("/lists/allocations?state=all&limit=2").get_data(as_text=True)
     assert "共 3+ 行符合条件" in page and 'id="list-next"' in page
+
+
+def test_unattributed_complaints_are_a_list(engineer, login, engine):
+    from ipam.models import AbuseReport
+
+    report = {
+        "address": "198.18.9.20",
+        "time": "2026-06-01T10:00:00+08:00",
+        "category": "spam",
+        "description": "squatter",
+        "reporter": "t@example.com",
+    }
+    r = engineer.api("POST", "/api/v1/abuse/reports", json=report)
+    assert r.status_code in (200, 201), r.get_data(as_text=True)
+    with Session(engine) as s:
+        unheld = s.scalar(select(func.count()).where(AbuseReport.holding != "held"))
+    body = engineer.api("GET", "/api/v1/lists/unattributed").get_json()
+    assert body["total"] == unheld > 0
+    rows = _csv(engineer.get("/lists/unattributed?format=csv"))
+    assert len(rows) - 1 == unheld and all(r[1] in ("未分配", "冷却隔离") for r in rows[1:])
+    assert login("yunfan").api("GET", "/api/v1/lists/unattributed").status_code == 403

@@ -24,6 +24,7 @@ class ListQuery(Query):
     pool: ShortText | None = None
     q: ShortText | None = None
     target: ShortText | None = None
+    holding: ShortText | None = None
     actor: ShortText | None = None
     owner: ShortText | None = None
     object: ShortText | None = None
