@@ -13,8 +13,6 @@ from werkzeug.routing import IntegerConverter
 
 from ipam.errors import IpamError
 
-from .extensions import db
-
 
 def migrations_dir() -> str:
     """The Alembic folder, found through its package: a wheel migrates as well as a checkout."""
@@ -160,6 +158,8 @@ def load_config(app: Flask, config: dict | None) -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    from .extensions import db  # flask_sqlalchemy and the models: not for `ipam --help`
+
     db.init_app(app)
 
 
@@ -168,6 +168,8 @@ def register_migrations(app: Flask) -> None:
     if "migrate" in app.extensions:
         return
     from flask_migrate import Migrate
+
+    from .extensions import db
 
     Migrate(app, db, directory=migrations_dir(), render_as_batch=True, compare_type=True)
 

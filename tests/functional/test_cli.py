@@ -425,3 +425,51 @@ def test_a_bad_filter_is_an_error_line_not_a_traceback(run, args):
     out = run(*args, ok=False)
     assert out.exit_code == 1 and out.output.startswith("Error: ")
     assert "Traceback" not in out.output
+
+
+def test_the_lazy_command_table_matches_the_commands():
+    """`ipam --help` lists commands from COMMANDS without loading them: it must say what they
+    say, and load each from the module that defines it."""
+    import click
+
+    from web.cli.group import COMMANDS, ipam
+
+    ipam.load_all()
+    assert set(COMMANDS) == set(ipam.commands)
+    for name, (module, line) in COMMANDS.items():
+        command = ipam.commands[name]
+        assert command.callback is None or command.callback.__module__ == f"web.cli.{module}"
+        real = command.short_help or click.Command(name, help=command.help).get_short_help_str(
+            10**6
+        )
+        assert real == line, name
+
+
+def test_help_starts_without_the_web_stack_or_the_models():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from web.cli import main; sys.argv = ['ipam', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('flask_sqlalchemy', 'ipam.models', 'scapy', 'argon2',"
+        " 'flask_login') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert "whois" in out.stdout
+
+
+def test_a_database_nobody_initialised_gets_a_sentence_not_a_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "IPAM_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
+           "IPAM_INSTANCE_PATH": str(tmp_path)}  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", "from web.cli import main; main()", "whois", "198.18.7.9"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "no tables yet: run `ipam init`" in out.stderr

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 from flask.cli import ScriptInfo
 
-from . import abuse, admin, ledger, probes, reports  # noqa: F401  (each adds its commands to `ipam`)
-from .common import format_attribution, init_database, ipam
+from .group import ipam
 
-__all__ = ["format_attribution", "init_database", "main", "register"]
+__all__ = ["format_attribution", "init_database", "ipam", "main", "register"]
+
+
+def __getattr__(name: str):
+    """format_attribution and init_database live in common.py, loaded when asked for."""
+    if name in ("format_attribution", "init_database"):
+        from . import common
+
+        return getattr(common, name)
+    raise AttributeError(name)
 
 
 def register(app) -> None:
     """Put every ipam command on the app's CLI (what `flask`'s test runner invokes)."""
+    ipam.load_all()
     for command in ipam.commands.values():
         app.cli.add_command(command)
 

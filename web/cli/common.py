@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
 
 from ipam import (
     attribution,
@@ -24,42 +23,7 @@ from ipam.errors import IpamError
 
 from ..extensions import db
 from ..mail import deliver_queued
-
-
-def cli_message(exc: IpamError) -> str:
-    """A refusal in the command line's language (web/messages.py, loaded only on an error)."""
-    from ..messages import cli_message as message
-
-    return message(exc)
-
-
-class Refusal(click.ClickException):
-    """Printed as "错误：…" in Chinese, "Error: …" otherwise; exit code 1."""
-
-    def show(self, file=None) -> None:
-        from ..messages import cli_language
-
-        prefix = "错误：" if cli_language() == "zh" else "Error: "
-        click.echo(prefix + self.format_message(), file=file or sys.stderr)
-
-
-# Every command hangs on this group; `ipam` (main) and `flask`'s test runner both use it.
-class IpamGroup(AppGroup):
-    """A command group that turns a refusal from ipam/ into "Error: <field>: <reason>" and
-    exit 1, for every command under it (a list with a bad filter included), never a traceback."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except IpamError as exc:
-            raise Refusal(cli_message(exc)) from None
-
-    def group(self, *args, **kwargs):
-        kwargs.setdefault("cls", IpamGroup)
-        return super().group(*args, **kwargs)
-
-
-ipam = IpamGroup("ipam", help="IP address management for the leasing agreement.")
+from .group import IpamGroup, Refusal, cli_message, ipam  # noqa: E402,F401  (re-exported)
 
 
 def default_actor() -> str:

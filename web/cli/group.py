@@ -1,0 +1,178 @@
+"""The `ipam` command group, whose commands load when they are used.
+
+`ipam --help` and `ipam whois` should start at once: the group knows each command's
+module and one-line help (COMMANDS), lists them from that, and imports a command's
+module (with the web stack, the models and the parsers it needs) only to run it.
+tests/functional/test_cli.py checks COMMANDS against the commands themselves.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+from flask.cli import AppGroup
+
+# command -> (its module under web.cli, its one-line help as `ipam --help` shows it)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "abuse": ("abuse", "Abuse complaints (clauses 7-14): ingest, cases, rejected input."),
+    "allocate": ("ledger", "Allocate from POOL to CUSTOMER: next free address by default."),
+    "audit": ("ledger", "The tamper-evident audit log."),
+    "backup": ("admin", "Write a consistent copy of the database to FILE while ipam runs."),
+    "certificate": ("reports", "Signed statements of who held an address at an instant."),
+    "customer": ("ledger", "Customers (Party A)."),
+    "demo": ("admin", "Create the schema and seed the demo data (once)."),
+    "end": ("ledger", "End an allocation (by id or prefix); its block goes to quarantine."),
+    "end-sublease": ("ledger", "End a sublease by id."),
+    "exit": (
+        "ledger",
+        "Customer exit: end every allocation and sublease, addresses to quarantine.",
+    ),
+    "finding": ("probes", "What the probes found."),
+    "import": ("ledger", "Import pools, customers or allocations from a CSV file."),
+    "import-undo": (
+        "ledger",
+        "Withdraw an allocations import that did not finish (interrupted), chunk by chunk.",
+    ),
+    "incident": (
+        "abuse",
+        "Major security incidents (clause 16): declare, log, freeze evidence, report, export.",
+    ),
+    "init": ("admin", "Create or upgrade the database schema (runs the migrations)."),
+    "job": ("admin", "Scheduled work: what ran, and running a job now."),
+    "keys": ("reports", "The Ed25519 keys that sign certificates."),
+    "lab": (
+        "probes",
+        "The network-namespace probe lab (root only; 198.18.0.0/15 and 2001:db8::/32).",
+    ),
+    "list": (
+        "reports",
+        "A list filtered, sorted and paged, or exported whole as CSV (no NAME: the lists).",
+    ),
+    "pool": ("ledger", "Pools of the provider's own address space."),
+    "probe": ("probes", "Probe schedules and runs (clause 19)."),
+    "quarantine": ("ledger", "Addresses cooling down after reclamation."),
+    "reclaim": ("ledger", "Reclaim a customer's addresses for a violation."),
+    "report": (
+        "reports",
+        "The reports regulators ask for: `ipam report list`; `ipam report NAME --format pdf "
+        "...` issues one (the same as `ipam report issue NAME`); `ipam report draft NAME` "
+        "keeps none.",
+    ),
+    "restore": (
+        "admin",
+        "Load a backup FILE into an empty database, then bring its schema up to date.",
+    ),
+    "scheduler": (
+        "probes",
+        "Run the probe scheduler (production: one such process beside the web workers).",
+    ),
+    "search": (
+        "reports",
+        "Find an address or prefix, a customer (name, credit code), a sublessee, a domain, "
+        "a case or incident number.",
+    ),
+    "serve": (
+        "admin",
+        "Serve the web UI and API (waitress); production uses gunicorn, see README.",
+    ),
+    "site": ("reports", "The sites register (clauses 2, 3, 4, 6)."),
+    "sublease": ("ledger", "Sub-lease part of ALLOCATION (id or prefix) to SUBLESSEE."),
+    "sublessee": ("ledger", "Third parties a customer passes addresses to (clause 19)."),
+    "user": ("admin", "Logins and API tokens."),
+    "whois": ("ledger", "Who held ADDRESS at a time (default now)."),
+}
+
+
+def cli_message(exc) -> str:
+    """A refusal in the command line's language (web/messages.py, loaded only on an error)."""
+    from ..messages import cli_message as message
+
+    return message(exc)
+
+
+class Refusal(click.ClickException):
+    """Printed as "错误：…" in Chinese, "Error: …" otherwise; exit code 1."""
+
+    def show(self, file=None) -> None:
+        from ..messages import cli_language
+
+        prefix = "错误：" if cli_language() == "zh" else "Error: "
+        click.echo(prefix + self.format_message(), file=file or sys.stderr)
+
+
+def _no_schema(exc: Exception) -> bool:
+    text = str(exc)
+    return type(exc).__name__ in ("OperationalError", "ProgrammingError") and (
+        "no such table" in text or ("relation" in text and "does not exist" in text)
+    )
+
+
+# Every command hangs on this group; `ipam` (main) and `flask`'s test runner both use it.
+class IpamGroup(AppGroup):
+    """A command group that turns a refusal from ipam/ into "Error: <field>: <reason>" and
+    exit 1, for every command under it (a list with a bad filter included), never a traceback;
+    the top group loads its commands' modules on first use (`lazy`: COMMANDS)."""
+
+    def __init__(self, *args, lazy: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
+
+    def invoke(self, ctx):
+        from ipam.errors import IpamError
+
+        try:
+            return super().invoke(ctx)
+        except IpamError as exc:
+            raise Refusal(cli_message(exc)) from None
+        except Exception as exc:
+            if _no_schema(exc):  # a database nobody initialised: say what to run
+                from ipam.errors import StateConflict
+
+                refusal = StateConflict(
+                    "the database has no tables yet: run `ipam init` (or `ipam demo`)",
+                    "IPAM_DATABASE_URL",
+                )
+                raise Refusal(cli_message(refusal)) from None
+            raise
+
+    def group(self, *args, **kwargs):
+        kwargs.setdefault("cls", IpamGroup)
+        return super().group(*args, **kwargs)
+
+    def load(self, name: str) -> None:
+        if name not in self.commands and name in self.lazy:
+            importlib.import_module(f"web.cli.{self.lazy[name][0]}")
+
+    def load_all(self) -> None:
+        for module in sorted({m for m, _ in self.lazy.values()}):
+            importlib.import_module(f"web.cli.{module}")
+
+    def list_commands(self, ctx):
+        return sorted(set(self.commands) | set(self.lazy))
+
+    def get_command(self, ctx, name):
+        self.load(name)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx, formatter) -> None:
+        """Click's list of commands, the unloaded ones from their COMMANDS line."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = []
+        for name in names:
+            command = self.commands.get(name)
+            if command is None:
+                command = click.Command(name, help=self.lazy[name][1])
+            if command.hidden:
+                continue
+            rows.append((name, command.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+ipam = IpamGroup("ipam", help="IP address management for the leasing agreement.", lazy=COMMANDS)
