@@ -81,7 +81,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sublease": ("ledger", "Sub-lease part of ALLOCATION (id or prefix) to SUBLESSEE."),
     "sublessee": ("ledger", "Third parties a customer passes addresses to (clause 19)."),
     "user": ("admin", "Logins and API tokens."),
-    "whois": ("ledger", "Who held ADDRESS at a time (default now)."),
+    "whois": ("whois", "Who held ADDRESS at a time (default now)."),
 }
 
 

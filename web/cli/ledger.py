@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -12,7 +11,6 @@ from flask import current_app
 
 from ipam import (
     allocation,
-    attribution,
     audit,
     bulk,
     customers,
@@ -35,7 +33,6 @@ from .common import (
     cli_message,
     display_zone,
     echo_json,
-    format_attribution,
     ipam,
     json_option,
     set_option,
@@ -326,26 +323,6 @@ def quarantine_release(quarantine_id, reason, actor):
 
 
 # attribution -------------------------------------------------------
-@ipam.command("whois")
-@click.argument("address")
-@click.option("--at", help="ISO 8601 instant with zone, e.g. 2026-01-01T00:00:00+08:00")
-@click.option("--json", "as_json", is_flag=True, help="print JSON")
-@click.option("--reveal", is_flag=True, help="show personal data unmasked (audited)")
-@click.option("--reason", help="why personal data is revealed (with --reveal)")
-@actor_option
-def whois_cmd(address, at, as_json, reveal, reason, actor):
-    """Who held ADDRESS at a time (default now)."""
-    with transaction() as s:
-        if reveal:
-            result = attribution.reveal(s, address, at, actor=actor, reason=reason)
-        else:
-            result = attribution.attribution(s, address, at).masked()
-    if as_json:
-        click.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
-    else:
-        click.echo(format_attribution(result, display_zone()))
-
-
 # audit -------------------------------------------------------------
 @ipam.group("audit")
 def audit_group():
