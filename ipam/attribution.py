@@ -115,12 +115,30 @@ def _driver_sql(kind: str, style: str, masks: int, pool_masks: int = 0):
     return _positional(_sql(kind, masks, pool_masks), style)
 
 
+def _checked_sql(masks: int) -> str:
+    # PostgreSQL, one round trip: the holder, and a fingerprint of the prefix lengths the
+    # question was built with (holding_length is append-only; pools change seldom), so a
+    # cached list of lengths is used only while it is still the whole list.
+    fingerprint = """(SELECT coalesce(sum(power(2::numeric, prefixlen)), 0)
+                       FROM holding_length WHERE family = :f),
+                     (SELECT coalesce(sum(DISTINCT power(2::numeric, prefixlen)), 0)
+                       FROM pool WHERE family = :f)"""
+    return f"""SELECT {fingerprint}, h.* FROM (SELECT 1) AS one
+    LEFT JOIN LATERAL ({_holder_sql(max(masks, 1))}) AS h ON true"""
+
+
 def _sql(kind: str, masks: int, pool_masks: int) -> str:
     if kind == "holder":
         return _holder_sql(masks)
+    if kind == "checked":
+        return _checked_sql(masks)
     if kind == "ids":
         return _ids_sql(masks)
     return _unheld_sql(max(masks, 1), pool_masks)
+
+
+# database URL -> {(table, family): prefix lengths}; see _Driver.cached
+_LENGTHS: dict[str, dict] = {}
 
 
 class _Driver:
@@ -131,12 +149,20 @@ class _Driver:
     overhead. The schema's types (naive UTC, JSON text on SQLite) are honoured.
     """
 
-    def __init__(self, session: Session):
+    def __init__(self, session: Session, *, cached: bool = False):
         conn = session.connection()
+        self.session = session
         self.sqlite = conn.dialect.name == "sqlite"
         self.raw = conn.connection.driver_connection
         self.style = "qmark" if self.sqlite else "format"
-        self._lengths: dict[tuple[str, int], list[int]] = {}
+        # PostgreSQL single lookups use the lengths of earlier questions (checked by the
+        # statement itself, see _checked_sql); batches read them afresh.
+        self.cached = cached and not self.sqlite
+        self._lengths: dict = _LENGTHS.setdefault(str(conn.engine.url), {}) if self.cached else {}
+
+    def forget(self, family: int) -> None:
+        for table in ("holding", "pool"):
+            self._lengths.pop((table, family), None)
 
     def lengths(self, table: str, family: int) -> list[int]:
         """Prefix lengths that occur in `table` for the family, longest first.
@@ -198,7 +224,8 @@ def attribution(session: Session, address, at=None) -> Attribution:
     "subleased", "allocated", "quarantined", "free" (inside a pool, unheld) or
     "unmanaged" (in no pool).
     """
-    return _attribute(_Driver(session), address, at)
+    drv = _Driver(session, cached=True)
+    return _attribute_checked(drv, address, at) if drv.cached else _attribute(drv, address, at)
 
 
 def _question(drv: _Driver, address, at) -> tuple[Block, datetime, dict, int, int]:
@@ -272,6 +299,31 @@ def _unheld(drv: _Driver, block: Block, at: datetime, row) -> Attribution:
             "allocation_id": q_alloc,
         },
     )
+
+
+def _attribute_checked(drv: _Driver, address, at) -> Attribution:
+    """PostgreSQL: one round trip for a held address with the lengths cached (two for an
+    unheld one); when the lengths changed since, they are read again and the question asked
+    once more."""
+    for _ in range(2):
+        block, at_, values, held, pooled = _question(drv, address, at)
+        first, *row = drv.fetch("checked", values, held)
+        fam = block.family
+        if (int(first), int(row.pop(0))) != (
+            _fingerprint(drv.lengths("holding", fam)),
+            _fingerprint(drv.lengths("pool", fam)),
+        ):
+            drv.forget(fam)
+            continue
+        if row[0] is not None:
+            return _held(drv, block, at_, row)
+        unheld = drv.fetch("unheld", values, held, pooled) if pooled else None
+        return _unheld(drv, block, at_, unheld)
+    return _attribute(_Driver(drv.session), address, at)  # lengths changing under us: uncached
+
+
+def _fingerprint(lengths: list[int]) -> int:
+    return sum(1 << p for p in set(lengths))
 
 
 def _attribute(drv: _Driver, address, at) -> Attribution:

@@ -132,3 +132,25 @@ def test_batch_answers_equal_single_answers(session, history):
         }
     statuses = {r["status"] for r in batch}
     assert statuses == {"free", "subleased", "quarantined", "allocated", "unmanaged"}
+
+
+def test_a_prefix_length_new_since_the_last_question_is_found(session, make_session):
+    """PostgreSQL single lookups keep the prefix lengths of earlier questions; a length
+    added since (another session's first /29) must still be asked for, not missed."""
+    pool = f.pool(session, "198.18.8.0/24")
+    c = f.customer(session, at="2025-01-01T00:00:00Z")
+    allocation.allocate(session, pool, c, prefix="198.18.8.0/25", actor="t",
+                        at="2025-06-01T00:00:00Z")  # fmt: skip
+    session.commit()
+    pool_id = pool.id
+    assert attribution.attribution(session, "198.18.8.1").status == "allocated"
+    assert attribution.attribution(session, "198.18.8.200").status == "free"  # lengths kept
+    session.rollback()  # (SQLite: the other session writes next)
+    other = make_session()
+    d = f.customer(other, at="2025-01-01T00:00:00Z")
+    a = allocation.allocate(other, pool_id, d, prefix="198.18.8.200/29", actor="t",
+                            at="2025-07-01T00:00:00Z")  # fmt: skip
+    other.commit()
+    r = attribution.attribution(session, "198.18.8.201")
+    assert r.status == "allocated" and r.allocation["id"] == a.id
+    assert r.customer["id"] == d.id
