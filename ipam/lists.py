@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from . import models, validation
 from .addresses import Block
@@ -38,7 +38,10 @@ from .models import (
     Finding,
     Incident,
     Pool,
+    ProbeRun,
+    ProbeSchedule,
     Quarantine,
+    Site,
     Sublease,
     Sublessee,
 )
@@ -46,6 +49,7 @@ from .pools import get_pool
 from .privacy import mask, mask_id
 from .reports import files
 from .reports.base import _moment
+from .sites import CATEGORIES as SITE_CATEGORIES
 
 MAX_PAGE = 500
 # Counting stops here: past it a list says "10,000+" (counting a million rows on every page
@@ -658,6 +662,120 @@ UNATTRIBUTED = ListDef(
 )
 
 
+def _sites(values: dict, scope: Scope) -> Select:
+    sub = aliased(Sublessee)
+    q = (
+        select(
+            Site.id,
+            Customer.name,
+            sub.name,
+            Site.name,
+            Site.domain,
+            Site.icp_number,
+            Site.category,
+            Site.approval_ref,
+            Site.interactive,
+            Site.addresses,
+            Site.valid_from,
+            Site.valid_to,
+        )
+        .join(Customer, Customer.id == Site.customer_id)
+        .outerjoin(sub, sub.id == Site.sublessee_id)
+    )
+    q = scope.restrict(_state(q, Site, values), Site.customer_id)
+    if values.get("customer"):
+        q = q.where(Site.customer_id == values["customer"])
+    if values.get("category"):
+        q = q.where(Site.category == values["category"])
+    if values.get("q"):
+        q = q.where(Site.domain.contains(values["q"], autoescape=True))
+    return q
+
+
+def _site_row(r: tuple) -> tuple:
+    addresses = " ".join(str(a) for a in (r[9] or []))
+    return (*r[:6], r[6], r[7], r[8] or "", addresses, r[10], r[11])
+
+
+SITES = ListDef(
+    "sites",
+    "网站登记",
+    "Sites register",
+    (
+        Col("id", "编号", "id", Site.id, "int"),
+        Col("customer", "客户", "customer", Customer.name),
+        Col("sublessee", "转租方", "sublessee"),
+        Col("name", "网站名称", "name", Site.name),
+        Col("domain", "域名", "domain", Site.domain),
+        Col("icp_number", "ICP 备案号", "ICP number", Site.icp_number),
+        Col("category", "类别", "category", Site.category, "term"),
+        Col("approval_ref", "主管部门审核", "sector approval", Site.approval_ref),
+        Col("interactive", "交互式服务", "interactive", Site.interactive, "term"),
+        Col("addresses", "地址", "addresses"),
+        Col("valid_from", "登记", "registered", Site.valid_from, "instant"),
+        Col("valid_to", "关闭", "closed", Site.valid_to, "instant"),
+    ),
+    (
+        CURRENT,
+        CUSTOMER,
+        Filt("category", "类别", "category", "choice", SITE_CATEGORIES),
+        Filt("q", "域名包含", "domain contains"),
+    ),
+    _sites,
+    _site_row,
+    "domain",
+)
+
+
+def _runs(values: dict, scope: Scope) -> Select:
+    q = select(
+        ProbeRun.id,
+        ProbeSchedule.name,
+        ProbeRun.trigger,
+        ProbeRun.status,
+        ProbeRun.queued_at,
+        ProbeRun.finished_at,
+        ProbeRun.targets,
+        ProbeRun.answered,
+        ProbeRun.findings_raised,
+        ProbeRun.error,
+    ).join(ProbeSchedule, ProbeSchedule.id == ProbeRun.schedule_id)
+    if values.get("status"):
+        q = q.where(ProbeRun.status == values["status"])
+    if values.get("q"):
+        q = q.where(ProbeSchedule.name.contains(values["q"], autoescape=True))
+    return _period(q, ProbeRun.queued_at, values)
+
+
+RUNS = ListDef(
+    "runs",
+    "探测运行",
+    "Probe runs",
+    (
+        Col("id", "编号", "id", ProbeRun.id, "int"),
+        Col("schedule", "计划", "schedule", ProbeSchedule.name),
+        Col("trigger", "触发", "trigger", ProbeRun.trigger, "term"),
+        Col("status", "状态", "status", ProbeRun.status, "term"),
+        Col("queued_at", "排队时间", "queued", ProbeRun.queued_at, "instant"),
+        Col("finished_at", "完成时间", "finished", ProbeRun.finished_at, "instant"),
+        Col("targets", "目标数", "targets", ProbeRun.targets, "int"),
+        Col("answered", "应答数", "answered", ProbeRun.answered, "int"),
+        Col("findings", "新发现", "findings raised", ProbeRun.findings_raised, "int"),
+        Col("error", "错误", "error"),
+    ),
+    (
+        Filt("status", "状态", "status", "choice", _choices("RunStatus"), "run_"),
+        Filt("q", "计划名称包含", "schedule name contains"),
+        FROM,
+        TO,
+    ),
+    _runs,
+    lambda r: (*r[:2], f"run_{r[2].value}", f"run_{r[3].value}", *r[4:]),
+    "-id",
+    staff_only=True,
+)
+
+
 LISTS: dict[str, ListDef] = {
     d.name: d
     for d in (
@@ -671,6 +789,8 @@ LISTS: dict[str, ListDef] = {
         REQUESTS,
         QUARANTINE,
         UNATTRIBUTED,
+        SITES,
+        RUNS,
         AUDIT,
     )
 }

@@ -174,3 +174,23 @@ def test_unattributed_complaints_are_a_list(engineer, login, engine):
     rows = _csv(engineer.get("/lists/unattributed?format=csv"))
     assert len(rows) - 1 == unheld and all(r[1] in ("未分配", "冷却隔离") for r in rows[1:])
     assert login("yunfan").api("GET", "/api/v1/lists/unattributed").status_code == 403
+
+
+def test_the_sites_register_and_probe_runs_are_lists_too(engineer, login, world, engine):
+    from ipam.models import ProbeRun, Site
+
+    with Session(engine) as s:
+        current = s.scalar(select(func.count()).where(Site.valid_to.is_(None)))
+        of_b = s.scalar(
+            select(func.count()).where(Site.valid_to.is_(None), Site.customer_id == world["b"])
+        )
+        runs = s.scalar(select(func.count()).select_from(ProbeRun))
+    rows = _csv(engineer.get("/lists/sites?format=csv"))
+    assert rows[0][4] == "域名" and len(rows) - 1 == current > 0
+    b = login("xinghe").api("GET", "/api/v1/lists/sites").get_json()
+    assert b["total"] == of_b and {r[1] for r in b["items"]} <= {"上海星河数据服务有限公司"}
+    listed = engineer.api("GET", "/api/v1/lists/runs").get_json()
+    assert listed["total"] == runs > 0
+    page = engineer.get("/lists/runs").get_data(as_text=True)
+    assert "已完成" in page  # the world's run, its status in Chinese
+    assert login("xinghe").api("GET", "/api/v1/lists/runs").status_code == 403
