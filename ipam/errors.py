@@ -34,15 +34,8 @@ class Phrase:
     def __hash__(self) -> int:
         return hash(str(self))
 
-    def render(self, words) -> str:
-        """The phrase with its words looked up by `words` (a gettext), values put in after."""
-        params = {
-            k: v.render(words) if isinstance(v, Phrase) else v for k, v in self.params.items()
-        }
-        try:
-            return words(self.template).format(**params) if params else words(self.template)
-        except (KeyError, IndexError, ValueError, AttributeError):  # a misnamed value
-            return str(self)
+    def render(self, words, state_word=str) -> str:
+        return render(self, words, state_word)
 
     def as_json(self) -> dict:
         """To be stored beside its English text (a log written by the system), values as text."""
@@ -54,6 +47,28 @@ class Phrase:
             return None
         params = data.get("p") if isinstance(data.get("p"), dict) else {}
         return cls(data["t"], **{str(k): _loaded(v) for k, v in params.items()})
+
+
+def render(phrase, words, state_word=str) -> str:
+    """A Phrase or an IpamError with its template looked up by `words` (a gettext) and its
+    values put in after: nested phrases likewise, enums by `state_word`. The one renderer
+    of the web, the command line and the files."""
+    import enum
+
+    template = phrase.template
+    if not template:
+        return ""
+    params = {}
+    for key, value in phrase.params.items():
+        if isinstance(value, Phrase | IpamError):
+            value = render(value, words, state_word)
+        elif isinstance(value, enum.Enum):
+            value = state_word(value)
+        params[key] = value
+    try:
+        return words(template).format(**params) if params else words(template)
+    except (KeyError, IndexError, ValueError, AttributeError):  # a translation misnames a value
+        return template.format(**params) if params else template
 
 
 def _stored(value):

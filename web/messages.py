@@ -9,14 +9,13 @@ keywords); the fixed phrases listed below are those made elsewhere.
 
 from __future__ import annotations
 
-import enum
 import functools
 from pathlib import Path
 
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
-from ipam.errors import IpamError, Phrase
+from ipam.errors import IpamError, Phrase, render
 
 from .labels import label
 
@@ -88,6 +87,13 @@ MESSAGES = (
 )
 
 
+def language() -> str:
+    """The request's language, "zh" or "en" (files and pictures are made in it)."""
+    from flask_babel import get_locale
+
+    return "en" if str(get_locale()) == "en" else "zh"
+
+
 def translate(message: str | None) -> str | None:
     """The message in the user's language when the catalogue has it, else as it is."""
     return gettext(message) if message else message
@@ -97,19 +103,6 @@ def translate_error(exc: IpamError | Phrase) -> str:
     """A domain error's message in the user's language: its template translated, then its
     values put in (states and kinds by their label, nested phrases translated likewise)."""
     return render(exc, gettext, label)
-
-
-def render(exc: IpamError | Phrase, words, state_word) -> str:
-    """`exc` with its template looked up by `words` (a gettext) and its values put in, enums
-    by `state_word`, nested phrases likewise: the web's and the command line's one path."""
-    template = exc.template
-    if not template:
-        return ""
-    params = {key: _value(value, words, state_word) for key, value in exc.params.items()}
-    try:
-        return words(template).format(**params) if params else words(template)
-    except (KeyError, IndexError, ValueError, AttributeError):  # a translation misnames a value
-        return template.format(**params) if params else template
 
 
 def logged(row) -> str:
@@ -122,14 +115,6 @@ def logged(row) -> str:
         if getattr(row, name, None):
             return getattr(row, name)
     return ""
-
-
-def _value(value, words, state_word):
-    if isinstance(value, (IpamError, Phrase)):
-        return render(value, words, state_word)
-    if isinstance(value, enum.Enum):
-        return state_word(value)
-    return value
 
 
 @functools.lru_cache(maxsize=4)

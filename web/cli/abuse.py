@@ -13,7 +13,7 @@ from ipam.db import chunk_done
 
 from .. import mail
 from ..extensions import db
-from .common import actor_option, echo_json, ipam, json_option, lazy, transaction
+from .common import actor_option, echo_json, ipam, json_option, lang_option, lazy, transaction
 
 cases = lazy("ipam.abuse.cases")
 formats = lazy("ipam.abuse.formats")
@@ -345,7 +345,7 @@ def incident_close(incident_id, text, actor):
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.option("--reveal", is_flag=True, help="holders' ID numbers and phones in full (audited)")
 @click.option("--reason", help="why personal data is revealed (with --reveal)")
-@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+@lang_option
 @actor_option
 def incident_export(incident_id, fmt, reveal, reason, lang, actor):
     """The incident report: text, or JSON with the evidence bytes (personal data masked)."""

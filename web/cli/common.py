@@ -174,6 +174,10 @@ def start_scheduler():
     return sched
 
 
+lang_option = click.option(
+    "--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+    help="the language of what is printed or written",
+)  # fmt: skip
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON (as the API does)")
 
 

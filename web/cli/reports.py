@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from flask import current_app
 
-from ipam.errors import IpamError
+from ipam.errors import IpamError, ValidationError
 
 from ..extensions import db
 from .common import (
@@ -19,6 +19,7 @@ from .common import (
     cli_message,
     ipam,
     json_option,
+    lang_option,
     lazy,
     transaction,
 )
@@ -388,7 +389,7 @@ def search_cmd(text, as_json):
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0)
 @click.option("--csv", "as_csv", is_flag=True, help="every filtered row as CSV (UTF-8 with BOM)")
-@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+@lang_option
 @json_option
 def list_cmd(name, filters, sort, limit, offset, as_csv, lang, as_json):
     """A list filtered, sorted and paged, or exported whole as CSV (no NAME: the lists)."""
@@ -399,18 +400,18 @@ def list_cmd(name, filters, sort, limit, offset, as_csv, lang, as_json):
             keys = " ".join(f.key for f in d.filters)
             click.echo(f"{d.name:12} {d.title(lang)}  [{keys}]")
         return
-    args = {}
-    for item in filters:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--filter")
-        args[key.strip()] = value.strip()
     try:
+        args = {}
+        for item in filters:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValidationError("{item!r} is not KEY=VALUE", "filter", item=item)
+            args[key.strip()] = value.strip()
         listdef = lists.get_list(name)
         unknown = set(args) - {f.key for f in listdef.filters}
         if unknown:
-            raise click.BadParameter(
-                f"{sorted(unknown)[0]!r} is not a filter of {name}", param_hint="--filter"
+            raise ValidationError(
+                "{key!r} is not a filter of {name}", "filter", key=sorted(unknown)[0], name=name
             )
         values = lists.parse(db.session, listdef, args, _zone())
         lists.page(db.session, listdef, values, listing.EVERYONE, sort=sort,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Response, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -28,6 +27,7 @@ from ..access import (
     customer_scope,
 )
 from ..extensions import db
+from ..messages import language
 from ..usecase import run
 from . import ui
 from .helpers import attempt, form_errors, int_arg, page_of, view
@@ -72,7 +72,7 @@ def _case_page(case: AbuseCase, error: IpamError | None = None):
         incidents=incident_rows,
         actions=cases.allowed_actions(case),
         templates=list(notices.TEMPLATES),
-        lang="en" if str(get_locale()) == "en" else "zh",
+        lang=language(),
         categories=list(AbuseCategory),
         errors=form_errors(error),
         form=request.form,

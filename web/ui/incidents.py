@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from flask import Response, current_app, redirect, render_template, request, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from ipam.abuse import incidents
@@ -19,7 +18,7 @@ from ..access import (
     actor,
 )
 from ..extensions import db
-from ..messages import catalogue
+from ..messages import catalogue, language
 from ..usecase import run
 from .helpers import attempt, form_errors, view
 
@@ -140,7 +139,7 @@ def incident_export(incident_id):
             "json",
         )
     else:
-        lang = "en" if str(get_locale()) == "en" else "zh"
+        lang = language()
         zone = current_app.config["IPAM_TIMEZONE"]
         text = incidents.export_text(data, lang, zone, words=catalogue(lang))
         body, mimetype, ext = text, "text/plain", "txt"

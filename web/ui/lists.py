@@ -4,7 +4,6 @@ abuse cases, incidents, findings and the audit log."""
 from __future__ import annotations
 
 from flask import render_template, request
-from flask_babel import get_locale
 
 from ipam import customers, lists
 from ipam.errors import IpamError
@@ -13,23 +12,20 @@ from ipam.listing import Window
 from .. import tables
 from ..access import OWN, customer_scope, scope
 from ..extensions import db
+from ..messages import language
 from .helpers import form_errors, int_arg, view
 
 PAGE = 50
 
 
-def _lang() -> str:
-    return "en" if str(get_locale()) == "en" else "zh"
-
-
 @view("/lists", access=OWN)
 def lists_page():
-    return render_template("lists.html", lists=tables.visible(), lang=_lang())
+    return render_template("lists.html", lists=tables.visible(), lang=language())
 
 
 @view("/lists/<name>", access=OWN)
 def list_page(name):
-    lang = _lang()
+    lang = language()
     args = request.args
     listdef = lists.get_list(name)
     sort = args.get("sort") or None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from flask import current_app, flash, redirect, render_template, request, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from ipam import customers, search, sites
@@ -17,26 +16,22 @@ from ipam.reports.base import term
 from .. import reporting
 from ..access import OWN, OWN_WRITE, READERS, actor, customer_scope, load, scope
 from ..extensions import db
-from ..messages import translate_error
+from ..messages import language, translate_error
 from .helpers import act, attempt, form_errors, view
-
-
-def _lang() -> str:
-    return "zh" if str(get_locale()).startswith("zh") else "en"
 
 
 @view("/reports", access=OWN)
 def reports_page():
     rows, total = issued.list_issued(db.session, scope(), Window(30, 0))
     return render_template(
-        "reports.html", reports=visible(scope()), issued=rows, total=total, lang=_lang()
+        "reports.html", reports=visible(scope()), issued=rows, total=total, lang=language()
     )
 
 
 @view("/reports/<name>", access=OWN)
 def report_page(name):
     args = request.args
-    lang = args.get("lang") or _lang()
+    lang = args.get("lang") or language()
     fmt = args.get("format")
     error = None
     report = params = None
@@ -89,7 +84,7 @@ def report_issue(name):
             name,
             form,
             form.get("format", "pdf"),
-            form.get("lang") or _lang(),
+            form.get("lang") or language(),
             reveal=form.get("reveal") == "on",
             reason=form.get("reason"),
         )
@@ -127,7 +122,7 @@ def certificate_issue():
         record, pdf = reporting.certify(
             form.get("address", ""),
             _instant(form.get("at")),
-            form.get("lang") or _lang(),
+            form.get("lang") or language(),
             reveal=form.get("reveal") == "on",
             reason=form.get("reason"),
         )
@@ -138,7 +133,7 @@ def certificate_issue():
         ), exc.status
     flash(_("Certificate %(id)s issued", id=record.id))
     body = json.loads(record.content)
-    status = term(body["certificate"]["answer"]["status"], _lang())
+    status = term(body["certificate"]["answer"]["status"], language())
     return render_template(
         "certificate_issued.html", record=record, pdf=pdf, body=body["certificate"], status=status
     )
@@ -237,7 +232,7 @@ def search_page():
             hits = search.search(db.session, q, scope())
         except IpamError as exc:
             error = exc
-    lang = _lang()
+    lang = language()
     shown = [
         (
             h,
