@@ -27,7 +27,7 @@ from netaddr import IPAddress
 from sqlalchemy import Integer, cast, func, insert, select
 from sqlalchemy.orm import Session
 
-from . import audit, validation
+from . import audit, datacentres, validation
 from .abuse.ingest import DEFAULT_POLICY, Policy, from_listings
 from .addresses import from_bytes, to_bytes
 from .db import utcnow
@@ -196,11 +196,16 @@ def record_results(
     *,
     at: datetime | None = None,
     abuse_policy: Policy = DEFAULT_POLICY,
+    claim: str | None = None,
 ) -> ProbeRun:
-    """Store a run's observations, apply the rules, raise or update findings, close the run."""
-    run = session.get(ProbeRun, run_id)
+    """Store a run's observations, apply the rules, raise or update findings, close the run.
+
+    A worker passes its `claim` (ipam.datacentres.claim): the run row is locked and the
+    claim checked, so a run taken over by another worker is never recorded twice."""
+    run = session.get(ProbeRun, run_id, with_for_update=claim is not None)
     if run is None:
         raise NotFound("no probe run {run_id}", "run", run_id=run_id)
+    datacentres.holds(session, run, claim)
     if run.status not in ("running", "queued"):
         raise StateConflict(
             "probe run {run_id} is already {status}", "run", run_id=run_id, status=run.status

@@ -174,8 +174,11 @@ class Pool(AddressMixin, Base):
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     lock_version: Mapped[int] = mapped_column(Integer, default=0)
+    # The data centre the pool's space is routed in (None: its parent's, else the default).
+    data_centre_id: Mapped[int | None] = mapped_column(ForeignKey("data_centre.id"))
 
     parent: Mapped[Pool | None] = relationship(remote_side=[id])
+    data_centre: Mapped[DataCentre | None] = relationship()
 
     __table_args__ = (
         *_address_checks(),
@@ -549,9 +552,12 @@ class ProbeSchedule(Base):
     enabled: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Where its runs are probed from (None: its pool's data centre, else the default).
+    data_centre_id: Mapped[int | None] = mapped_column(ForeignKey("data_centre.id"))
 
     pool: Mapped[Pool | None] = relationship()
     customer: Mapped[Customer | None] = relationship()
+    data_centre: Mapped[DataCentre | None] = relationship()
 
     __table_args__ = (
         CheckConstraint("(pool_id IS NULL) != (customer_id IS NULL)", name="one_target"),
@@ -577,6 +583,14 @@ class ProbeRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     phrase: Mapped[dict | None] = mapped_column(JSON)  # the error's words and values
     stats: Mapped[dict] = mapped_column(JSON, default=dict)
+    # With a broker (ipam/jobs/broker.py): the data centre whose workers take the run, the
+    # worker that claimed it and the claim's token (a recorder must still hold it), and when
+    # it was last handed to the broker (the scheduler hands it again if it is lost).
+    site: Mapped[str] = mapped_column(String(64), default="default")
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claim: Mapped[str | None] = mapped_column(String(64))
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
     schedule: Mapped[ProbeSchedule] = relationship()
 
@@ -679,7 +693,33 @@ class SchedulerJob(Base):
     job_state: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class DataCentre(Base):
+    """A site: a data centre whose space is probed only from inside it, by its own workers.
+
+    Without any row every pool is in the implicit site "default" (the embedded product).
+    """
+
+    __tablename__ = "data_centre"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ProbeWorker(Base):
+    """A probe worker (`ipam worker --site NAME`) and its heartbeat: live while recent."""
+
+    __tablename__ = "probe_worker"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class JobStatus(enum.StrEnum):
+    QUEUED = "queued"  # accepted, waiting for a worker (or the in-process runner)
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
@@ -697,6 +737,12 @@ class JobRun(Base):
     run_by: Mapped[str] = mapped_column(String(200))
     summary: Mapped[dict | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    # A queued job (heavy work handed off: a complaint batch, a report): its arguments,
+    # its input (cleared once done), the error's words and values.
+    args: Mapped[dict | None] = mapped_column(JSON)
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phrase: Mapped[dict | None] = mapped_column(JSON)
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last handed to a broker
 
 
 class OutboxStatus(enum.StrEnum):

@@ -14,7 +14,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit, validation
+from . import audit, datacentres, validation
 from .addresses import from_bytes
 from .customers import get_customer
 from .db import utcnow
@@ -25,7 +25,9 @@ from .models import Allocation, ProbeObservation, ProbeRun, ProbeSchedule, Quara
 from .pools import get_pool
 
 METHODS = ("icmp", "tcp", "dns", "blocklist")
-FIELDS = ("name", "pool", "customer", "cron", "methods", "tcp_ports", "dark_after", "enabled")
+FIELDS = (
+    "name", "pool", "customer", "cron", "methods", "tcp_ports", "dark_after", "enabled", "site",
+)  # fmt: skip
 MAX_TARGETS = 1 << 18  # a /14 of IPv4 per run; bigger pools are scheduled in parts
 V6_PER_BLOCK = 256  # IPv6 space cannot be swept: the first addresses of each held block
 
@@ -123,6 +125,11 @@ def _clean(session: Session, data: dict, *, partial: bool) -> dict:
             out[f"{key}_id"] = getter(session, data[key], key).id
         elif key in data:
             out[f"{key}_id"] = None
+    if "site" in data:  # where its runs are probed from; empty: its pool's site
+        site = str(data["site"] or "").strip()
+        out["data_centre_id"] = (
+            None if site in ("", datacentres.DEFAULT) else datacentres.get(session, site).id
+        )
     if "cron" in data:
         out["cron"] = check_cron(data["cron"])
     if "methods" in data:
@@ -161,6 +168,7 @@ def _snapshot(s: ProbeSchedule) -> dict:
         "tcp_ports": s.tcp_ports,
         "dark_after": s.dark_after,
         "enabled": s.enabled,
+        "data_centre_id": s.data_centre_id,
     }
 
 
@@ -235,6 +243,7 @@ def request_run(session: Session, ref, *, actor: str) -> ProbeRun:
         status="queued",
         requested_by=actor,
         queued_at=utcnow(),
+        site=datacentres.site_of_schedule(session, schedule),
     )
     session.add(run)
     session.flush()
@@ -242,17 +251,21 @@ def request_run(session: Session, ref, *, actor: str) -> ProbeRun:
     return run
 
 
-def start_run(session: Session, schedule_id: int, *, trigger: str, actor: str) -> ProbeRun:
-    """A run fired by the schedule's timer (or the CLI), started at once."""
+def start_run(
+    session: Session, schedule_id: int, *, trigger: str, actor: str, queued: bool = False
+) -> ProbeRun:
+    """A run fired by the schedule's timer (or the CLI), started at once; or, `queued`,
+    left for a worker of its site (with a broker)."""
     schedule = get_schedule(session, schedule_id)
     now = utcnow()
     run = ProbeRun(
         schedule_id=schedule.id,
         trigger=trigger,
-        status="running",
+        status="queued" if queued else "running",
         requested_by=actor,
         queued_at=now,
-        started_at=now,
+        started_at=None if queued else now,
+        site=datacentres.site_of_schedule(session, schedule),
     )
     session.add(run)
     session.flush()
@@ -272,10 +285,14 @@ def claim_queued(session: Session, limit: int = 10) -> list[int]:
     return [r.id for r in runs]
 
 
-def fail_run(session: Session, run_id: int, error: str | IpamError) -> ProbeRun:
+def fail_run(
+    session: Session, run_id: int, error: str | IpamError, *, claim: str | None = None
+) -> ProbeRun:
     """End a run as failed with its reason; a refusal of ours keeps its words and values
-    too, so the page shows it in the reader's language."""
-    run = session.get(ProbeRun, run_id)
+    too, so the page shows it in the reader's language. A worker passes its `claim`: a run
+    taken over by another worker is not its to end."""
+    run = session.get(ProbeRun, run_id, with_for_update=claim is not None)
+    datacentres.holds(session, run, claim)
     run.status = "failed"
     run.error = str(error)[:2000]
     if isinstance(error, IpamError):

@@ -215,21 +215,51 @@ def _batch(ns: str, lines: list[str]) -> None:
         )
 
 
-class Lab:
-    """One lab: `up()` builds it from a profile, `down()` removes every trace."""
+def only_within(profile: Profile, only: list[str]) -> Profile:
+    """The profile cut to a site's own prefixes: what answers, and which ports listen."""
+    nets = [IPNetwork(p) for p in only]
 
-    def __init__(self, prefix: str = "ipam", state_dir: Path | None = None):
+    def inside(text: str) -> bool:
+        net = IPNetwork(text)
+        return any(n.version == net.version and net in n for n in nets)
+
+    return Profile(
+        name=profile.name,
+        answering=[p for p in profile.answering if inside(p)],
+        open_ports={a: ports for a, ports in profile.open_ports.items() if inside(a)},
+        ptr=profile.ptr,
+        forward=profile.forward,
+        blocklist=profile.blocklist,
+        bulk_ptr=[p for p in profile.bulk_ptr if inside(p)],
+    )
+
+
+class Lab:
+    """One lab: `up()` builds it from a profile, `down()` removes every trace.
+
+    `only` (prefixes inside the lab ranges) makes it one site's lab: the probe side
+    routes only those into the lab (and the lab's DNS server), so another site's space is
+    unreachable from it, as between data centres; the settings' scope is `only` too.
+    """
+
+    def __init__(
+        self, prefix: str = "ipam", state_dir: Path | None = None, only: list[str] | None = None
+    ):
         self.prefix = prefix
         self.probe_ns = f"{prefix}-probe"
         self.lab_ns = f"{prefix}-lab"
         self.veth_probe = f"{prefix}-p0"[:15]
         self.veth_lab = f"{prefix}-l0"[:15]
         self.state = state_dir or STATE_ROOT / prefix
+        self.only = [str(IPNetwork(p).cidr) for p in only] if only else None
+        for net in self.only or ():
+            if not any(IPNetwork(net) in IPNetwork(r) for r in LAB_RANGES):
+                raise ValueError(f"{net} is outside the lab ranges {', '.join(LAB_RANGES)}")
 
     # The settings a product pointed at this lab needs (also written to state/lab.json).
     def settings(self) -> dict:
         return {
-            "IPAM_PROBE_SCOPE": ",".join(LAB_RANGES),
+            "IPAM_PROBE_SCOPE": ",".join(self.only or LAB_RANGES),
             "IPAM_PROBE_NETNS": self.probe_ns,
             "IPAM_PROBE_DNS": DNS_SERVER,
             "IPAM_PROBE_BLOCKLISTS": BLOCKLIST_ZONE,
@@ -245,6 +275,8 @@ class Lab:
     def up(self, profile: Profile | str = "demo", *, rrl: int = 0) -> dict:
         if isinstance(profile, str):
             profile = PROFILES[profile]()
+        if self.only:
+            profile = only_within(profile, self.only)
         self.down()
         self.state.mkdir(parents=True, exist_ok=True)
         try:
@@ -297,15 +329,26 @@ class Lab:
             _ip("addr", "add", f"{ll}/64", "dev", dev, "nodad", ns=ns)
             _ip("link", "set", dev, "up", ns=ns)
         p = self.probe_ns
+        routes = []
+        for net in self.only or LAB_RANGES:  # the probe side's only routes: into the lab
+            if IPNetwork(net).version == 4:
+                routes.append(
+                    f"route add {net} via inet6 {_LL_LAB} dev {self.veth_probe} src {PROBER_V4}"
+                )
+            else:
+                routes.append(
+                    f"route add {net} via {_LL_LAB} dev {self.veth_probe} src {PROBER_V6}"
+                )
+        if self.only:  # the lab's DNS server, whatever the site's space
+            routes.append(
+                f"route add {DNS_SERVER}/128 via {_LL_LAB} dev {self.veth_probe} src {PROBER_V6}"
+            )
         _batch(
             p,
             [
                 f"addr add {PROBER_V4}/32 dev {self.veth_probe}",
                 f"addr add {PROBER_V6}/128 dev {self.veth_probe} nodad",
-                # The probe side's only routes: into the lab, never anywhere else.
-                f"route add 198.18.0.0/15 via inet6 {_LL_LAB} dev {self.veth_probe} "
-                f"src {PROBER_V4}",
-                f"route add 2001:db8::/32 via {_LL_LAB} dev {self.veth_probe} src {PROBER_V6}",
+                *routes,
             ],
         )
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import traceback
 
-from ipam import findings, probing
+from ipam import datacentres, findings, probing
 from ipam.db import chunk_done
-from ipam.errors import IpamError
+from ipam.errors import IpamError, StateConflict
+from ipam.jobs import broker
 from ipam.models import ProbeRun
 
 from . import dnscheck, netns, sweep
@@ -67,19 +68,37 @@ def _keep(session) -> None:
     chunk_done(session)()
 
 
-def run_job(session, config, *, schedule_id=None, run_id=None, run_by: str = "scheduler") -> dict:
-    """The probe_run job (ipam.jobs): start a scheduled run, or carry out a claimed one."""
+def run_job(
+    session, config, *, schedule_id=None, run_id=None, run_by: str = "scheduler",
+    worker: str | None = None, site: str | None = None,
+) -> dict:  # fmt: skip
+    """The probe_run job (ipam.jobs): start a scheduled run, or carry out a claimed one.
+
+    With a broker the scheduler only queues the run (its site's worker probes); a
+    worker (`worker`, `site`) claims the run first, and records through its claim.
+    """
+    claim = None
+    if worker is not None:
+        claim = datacentres.claim(session, run_id, worker, site, datacentres.stale_after(config))
+        _keep(session)
+        if claim is None:  # done already, or held by a live worker: nothing to do here
+            run = probing.get_run(session, run_id)
+            return {"run_id": run_id, "status": "skipped", "run_status": run.status}
+    elif run_id is None and broker.configured(config):
+        run = probing.start_run(session, schedule_id, trigger="schedule", actor=run_by, queued=True)
+        _keep(session)
+        return {"run_id": run.id, "status": "queued", "site": run.site}
     try:  # wrong settings: refused before a packet is sent, naming the setting
         settings = Settings.from_config(config)
     except IpamError as exc:
         if run_id is not None:  # a claimed run ends failed, with the reason, not left running
-            probing.fail_run(session, run_id, exc)
+            probing.fail_run(session, run_id, exc, claim=claim)
             _keep(session)
         raise
     if run_id is None:
         run_id = probing.start_run(session, schedule_id, trigger="schedule", actor=run_by).id
         _keep(session)
-    run = execute(session, run_id, settings)
+    run = execute(session, run_id, settings, claim=claim)
     return {
         "run_id": run.id,
         "status": run.status,
@@ -89,26 +108,34 @@ def run_job(session, config, *, schedule_id=None, run_id=None, run_by: str = "sc
     }
 
 
-def execute(session, run_id: int, settings: Settings) -> ProbeRun:
-    """Carry out a started (running) run to done or failed; the run row records either."""
+def execute(session, run_id: int, settings: Settings, *, claim: str | None = None) -> ProbeRun:
+    """Carry out a started (running) run to done or failed; the run row records either.
+
+    A worker's `claim` goes with every write: a run taken over meanwhile (this worker was
+    taken for dead) is left to its new worker, and the StateConflict says so."""
     try:
         plan = probing.plan_run(session, run_id)
         _keep(session)
         observations, reverse, listings = probe(plan, settings)
         run = findings.record_results(
-            session, run_id, observations, reverse, listings, abuse_policy=settings.abuse_policy
-        )
+            session, run_id, observations, reverse, listings,
+            abuse_policy=settings.abuse_policy, claim=claim,
+        )  # fmt: skip
         _keep(session)
         return run
     except (IpamError, OSError) as exc:
         session.rollback()
+        if claim is not None and isinstance(exc, StateConflict):  # taken over: not ours
+            raise
         log.warning("probe run %s failed: %s", run_id, exc)
-        run = probing.fail_run(session, run_id, exc if isinstance(exc, IpamError) else str(exc))
+        error = exc if isinstance(exc, IpamError) else str(exc)
+        run = probing.fail_run(session, run_id, error, claim=claim)
         _keep(session)
         return run
     except Exception as exc:
         session.rollback()
         log.exception("probe run %s failed", run_id)
-        run = probing.fail_run(session, run_id, "".join(traceback.format_exception_only(exc)))
+        error = "".join(traceback.format_exception_only(exc))
+        run = probing.fail_run(session, run_id, error, claim=claim)
         _keep(session)
         return run

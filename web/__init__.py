@@ -129,6 +129,15 @@ def load_config(app: Flask, config: dict | None) -> None:
         # Probe observations and complaint evidence: kept this long (never below 6), then purged.
         IPAM_RETENTION_MONTHS=env("IPAM_RETENTION_MONTHS", "6"),
         IPAM_RETENTION_BATCH=int(env("IPAM_RETENTION_BATCH", "5000")),
+        # Beyond one host (ipam/jobs/broker.py): Celery on this broker; none = embedded.
+        IPAM_BROKER_URL=env("IPAM_BROKER_URL", ""),
+        IPAM_BROKER_VISIBILITY_TIMEOUT=int(env("IPAM_BROKER_VISIBILITY_TIMEOUT", "3600")),
+        IPAM_BROKER_RESEND=float(env("IPAM_BROKER_RESEND", "30")),
+        IPAM_WORKER_HEARTBEAT=float(env("IPAM_WORKER_HEARTBEAT", "10")),
+        # API requests whose body is larger are accepted as jobs (202) and ingested apart.
+        IPAM_ASYNC_BYTES=int(env("IPAM_ASYNC_BYTES", str(1024 * 1024))),
+        # Reports, lists and attribution read from this PostgreSQL streaming replica.
+        IPAM_DATABASE_REPLICA_URL=env("IPAM_DATABASE_REPLICA_URL", ""),
         **probe_settings(app),
     )
     if config:

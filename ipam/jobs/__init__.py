@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from .. import outbox
 from ..db import transaction, utcnow
-from ..errors import IpamError
+from ..errors import IpamError, Phrase, ValidationError
 from ..models import JobRun, JobStatus
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,18 @@ JOBS: dict[str, Job] = {
             lambda config: 86400,
         ),
         Job(
+            "ingest_complaints",
+            "A large complaint batch posted to the API, ingested off the web worker",
+            "ipam.jobs.tasks:ingest_complaints",
+            _never,  # queued by the API (202 and a job to poll)
+        ),
+        Job(
+            "issue_report",
+            "A report issued off the web worker (asked for with Prefer: respond-async)",
+            "ipam.jobs.tasks:issue_report",
+            _never,
+        ),
+        Job(
             "prune_job_runs",
             "Forget job runs older than IPAM_JOB_RUN_DAYS (default 90)",
             "ipam.jobs.tasks:prune_job_runs",
@@ -142,32 +154,126 @@ def run(engine, name: str, config: Mapping, *, run_by: str, **kwargs) -> JobRun:
     Never raises for the job's own failure (a scheduler thread must survive
     any input); the row carries the error instead.
     """
-    job = JOBS[name]
     with Session(engine, expire_on_commit=False) as session:
         with transaction(session):
             row = JobRun(job=name, status=JobStatus.RUNNING, started_at=utcnow(), run_by=run_by)
             session.add(row)
-        try:
-            func = _function(job)
-            with transaction(session):  # what the job keeps as it goes is kept already
-                summary = func(session, config, run_by=run_by, **kwargs)
-            status, error = JobStatus.DONE, None
-        except Exception as exc:  # noqa: BLE001 - recorded on the row, and logged
-            session.rollback()
-            if isinstance(exc, IpamError):  # refused, with its reason: no traceback to read
-                log.warning("job %s refused: %s", name, exc)
-            else:
-                log.exception("job %s failed", name)
-            summary, status, error = None, JobStatus.FAILED, f"{type(exc).__name__}: {exc}"
-        with transaction(session):
-            row = session.merge(row)
-            row.status, row.finished_at = status, utcnow()
-            row.summary, row.error = summary, (error or None) and error[:4000]
-        mailed = outbox.queued(session)
+        return _carry_out(engine, session, row, config, run_by, kwargs)
+
+
+def _carry_out(engine, session: Session, row: JobRun, config, run_by: str, kwargs) -> JobRun:
+    name = row.job
+    job = JOBS[name]
+    try:
+        func = _function(job)
+        with transaction(session):  # what the job keeps as it goes is kept already
+            summary = func(session, config, run_by=run_by, **kwargs)
+        status, error, phrase = JobStatus.DONE, None, None
+    except Exception as exc:  # noqa: BLE001 - recorded on the row, and logged
+        session.rollback()
+        phrase = None
+        if isinstance(exc, IpamError):  # refused, with its reason: no traceback to read
+            log.warning("job %s refused: %s", name, exc)
+            phrase = Phrase(exc.template, **exc.params).as_json()
+        else:
+            log.exception("job %s failed", name)
+        summary, status, error = None, JobStatus.FAILED, f"{type(exc).__name__}: {exc}"
+    with transaction(session):
+        row = session.merge(row)
+        row.status, row.finished_at = status, utcnow()
+        row.summary, row.error = summary, (error or None) and error[:4000]
+        row.phrase, row.payload = phrase, None  # the input is not kept once done with
+    mailed = outbox.queued(session)
     if mailed and name != "outbox":  # mail decided by this run: send it now it has committed
         run(engine, "outbox", config, run_by=run_by)
     if summary:
         log.info("job %s: %s", name, summary)
+    return row
+
+
+# --------------------------------------------------------------------------- queued jobs
+# Heavy work handed off by a web request: a row (status queued) carries the job's
+# arguments and input; a Celery worker (with a broker) or the in-process scheduler's
+# dispatcher (embedded) claims it and runs it through the same wrapper.
+
+
+def enqueue(
+    session: Session, name: str, *, run_by: str, args: dict | None = None, payload=None
+) -> JobRun:
+    """A job to run off the request: the caller commits, then hands it over (hand_over)."""
+    if name not in JOBS:
+        raise ValidationError("no job {name!r}", "job", name=name)
+    row = JobRun(
+        job=name,
+        status=JobStatus.QUEUED,
+        started_at=utcnow(),
+        run_by=run_by,
+        args=args or {},
+        payload=payload,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def claim(session: Session, job_id: int) -> bool:
+    """Mark a queued job running; False when another runner took it first."""
+    from sqlalchemy import update
+
+    return bool(
+        session.execute(
+            update(JobRun)
+            .where(JobRun.id == job_id, JobRun.status == JobStatus.QUEUED)
+            .values(status=JobStatus.RUNNING)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    )
+
+
+def run_queued(engine, job_id: int, config: Mapping, *, run_by: str) -> JobRun | None:
+    """Claim and run one queued job; None when it was not queued (done, or taken)."""
+    with Session(engine, expire_on_commit=False) as session:
+        with transaction(session):
+            if not claim(session, job_id):
+                return None
+            row = session.get(JobRun, job_id)
+            kwargs = dict(row.args or {})
+            if row.payload is not None:
+                kwargs["payload"] = bytes(row.payload)
+        return _carry_out(engine, session, row, config, run_by, kwargs)
+
+
+def hand_off(engine, config: Mapping, job_id: int) -> str:
+    """After the queued job's commit: to the broker if one is set, else wake this process's
+    scheduler (embedded); with neither, the next scheduler to dispatch runs it."""
+    from . import broker, scheduler
+
+    if broker.configured(config):
+        return "broker" if broker.send_job(engine, config, job_id) else "later"
+    sched = scheduler.current()
+    if sched is not None:
+        sched.wake()
+        return "in-process"
+    return "later"
+
+
+def queued_jobs(session: Session, *, resend_after=None, limit: int = 100) -> list[int]:
+    """Queued jobs, oldest first; with `resend_after`, only those not handed to the
+    broker within it (a broker restarted without its queue has lost them)."""
+    from sqlalchemy import or_, select
+
+    q = select(JobRun.id).where(JobRun.status == JobStatus.QUEUED)
+    if resend_after is not None:
+        q = q.where(or_(JobRun.enqueued_at.is_(None), JobRun.enqueued_at < utcnow() - resend_after))
+    return list(session.scalars(q.order_by(JobRun.id).limit(limit)))
+
+
+def get_run(session: Session, job_id: int) -> JobRun:
+    from ..errors import NotFound
+
+    row = session.get(JobRun, job_id)
+    if row is None:
+        raise NotFound("no job {job_id}", "job", job_id=job_id)
     return row
 
 

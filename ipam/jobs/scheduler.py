@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from .. import probing
 from ..db import transaction, utcnow
 from ..models import ProbeSchedule, SchedulerLease
-from . import JOBS
+from . import JOBS, broker, queued_jobs, run_queued
 from . import run as run_job
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,8 @@ def _as_leader():
 
 
 def fire(schedule_id: int) -> None:
-    """A probe schedule's timer went off: start a run and carry it out (job probe_run)."""
+    """A probe schedule's timer went off: start a run and carry it out (job probe_run);
+    with a broker, queue it for its site's workers and hand it over at once."""
     with _as_leader() as sched:
         if sched is None:
             log.warning("schedule %s not fired: this process holds no lease", schedule_id)
@@ -133,12 +134,18 @@ def fire(schedule_id: int) -> None:
             sched.engine, "probe_run", sched.config, run_by=f"scheduler:{sched.holder}",
             schedule_id=schedule_id,
         )  # fmt: skip
+        if broker.configured(sched.config):
+            sched.wake()
 
 
 def dispatch() -> None:
-    """Carry out queued "run now" requests, each as a probe_run job."""
+    """Queued work: with a broker, hand it to the broker (again, if lost); embedded, carry
+    out "run now" requests as probe_run jobs and then the queued heavy jobs, here."""
     with _as_leader() as sched:
         if sched is None:
+            return
+        if broker.configured(sched.config):
+            broker.hand_over(sched.engine, sched.config)
             return
         with Session(sched.engine) as session, transaction(session):
             ids = probing.claim_queued(session)
@@ -147,6 +154,10 @@ def dispatch() -> None:
                 sched.engine, "probe_run", sched.config, run_by=f"scheduler:{sched.holder}",
                 run_id=run_id,
             )  # fmt: skip
+        with Session(sched.engine) as session, transaction(session):
+            job_ids = queued_jobs(session)
+        for job_id in job_ids:
+            run_queued(sched.engine, job_id, sched.config, run_by=f"scheduler:{sched.holder}")
 
 
 def interval(name: str) -> None:

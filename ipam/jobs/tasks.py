@@ -100,3 +100,48 @@ def check_sites(session: Session, config: Mapping, **_) -> dict:
     from .. import sites
 
     return sites.check_sites(session, actor="scheduler")
+
+
+def ingest_complaints(
+    session: Session, config: Mapping, *, payload: bytes = b"", kind=None, actor: str = "",
+    run_by: str = "worker", **_,
+) -> dict:  # fmt: skip
+    """A complaint batch handed off by the API: ingested as if posted, chunk by chunk."""
+    result = ingest.ingest_many(
+        session,
+        [payload],
+        actor=actor or run_by,
+        kind=kind,
+        policy=config["IPAM_ABUSE_POLICY"],
+        chunk_done=chunk_done(session),
+    )
+    return {
+        "stored": result.stored,
+        "duplicates": result.duplicates,
+        "cases_opened": result.cases_opened,
+        "rejected": result.rejected_count,
+    }
+
+
+def issue_report(
+    session: Session, config: Mapping, *, name: str, args: dict, format: str, lang: str,
+    actor: str, customer_id=None, reveal: bool = False, reason=None, zone=None, **_,
+) -> dict:  # fmt: skip
+    """A report issued off the web worker: made and kept as the request would have."""
+    from .. import reports
+    from ..listing import Scope
+    from ..reports import issued
+
+    scope = Scope(customer_id)
+    report, params = reports.prepare(
+        session, name, scope, zone=zone or config.get("IPAM_TIMEZONE", "Asia/Shanghai"),
+        start=args.get("from"), end=args.get("to"), at=args.get("at"),
+        customer=args.get("customer"), pool=args.get("pool"),
+        deadline_days=args.get("deadline"), actor=args.get("actor"),
+        object_type=args.get("object"), action=args.get("action"), reveal=reveal,
+    )  # fmt: skip
+    record = issued.issue(
+        session, report.name, params, format, lang, actor=actor, scope=scope,
+        reason=reason if reveal else None,
+    )  # fmt: skip
+    return {"issued": record.id, "sha256": record.sha256}

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backup": ("admin", "Write a consistent copy of the database to FILE while ipam runs."),
     "certificate": ("reports", "Signed statements of who held an address at an instant."),
     "customer": ("ledger", "Customers (Party A)."),
+    "dc": ("workers", "Data centres (sites): where pools are routed and probe workers run."),
     "demo": ("admin", "Create the schema and seed the demo data (once)."),
     "end": ("ledger", "End an allocation (by id or prefix); its block goes to quarantine."),
     "end-sublease": ("ledger", "End a sublease by id."),
@@ -82,6 +83,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sublessee": ("ledger", "Third parties a customer passes addresses to (clause 19)."),
     "user": ("admin", "Logins and API tokens."),
     "whois": ("whois", "Who held ADDRESS at a time (default now)."),
+    "worker": (
+        "workers",
+        "A Celery worker (IPAM_BROKER_URL): probe runs of one site, from inside it, and jobs.",
+    ),
 }
 
 

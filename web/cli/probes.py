@@ -31,45 +31,72 @@ def lab_group():
     """The network-namespace probe lab (root only; 198.18.0.0/15 and 2001:db8::/32)."""
 
 
+_name_option = click.option(
+    "--name", default="ipam", show_default=True,
+    help="the lab's name (its namespaces NAME-probe and NAME-lab); one per site",
+)  # fmt: skip
+
+
 @lab_group.command("up")
 @click.option("--profile", type=click.Choice(["demo", "bench"]), default="demo", show_default=True)
 @click.option("--rrl", default=0, show_default=True, help="NSD answers per second per client")
-def lab_up(profile, rrl):
+@_name_option
+@click.option("--only", help="a site's lab: only these prefixes (comma-separated) reachable")
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False),
+    help="also write the probe settings to this file (KEY=VALUE), for a worker",
+)
+def lab_up(profile, rrl, name, only, env_file):
     """Build the lab and point this instance's probes at it."""
     from probes import lab
 
     why = lab.can_run()
     if why:
         raise click.ClickException(why)
-    info = lab.Lab().up(profile, rrl=rrl)
-    path = Path(current_app.instance_path) / "probe-lab.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not name.replace("-", "").isalnum() or len(name) > 10:
+        raise click.BadParameter("letters, digits and -, at most 10", param_hint="--name")
+    prefixes = [p.strip() for p in (only or "").split(",") if p.strip()] or None
+    try:
+        the_lab = lab.Lab(name, only=prefixes)
+    except Exception as exc:  # noqa: BLE001 - a bad prefix: say which
+        raise click.BadParameter(str(exc), param_hint="--only") from None
+    info = the_lab.up(profile, rrl=rrl)
     settings = {k: v for k, v in info.items() if k.startswith("IPAM_")}
     import json
 
-    path.write_text(json.dumps(settings, indent=2))
     click.echo(f"lab up ({profile}): probes run in namespace {info['IPAM_PROBE_NETNS']}")
     for key, value in settings.items():
         click.echo(f"  {key}={value}")
-    click.echo(f"settings written to {path}; `ipam serve` probes the lab on its schedules")
+    if env_file:
+        Path(env_file).write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        click.echo(f"settings written to {env_file}")
+    if name == "ipam":  # the instance's own lab: `ipam serve` probes it
+        path = Path(current_app.instance_path) / "probe-lab.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings, indent=2))
+        click.echo(f"settings written to {path}; `ipam serve` probes the lab on its schedules")
 
 
 @lab_group.command("down")
-def lab_down():
+@_name_option
+def lab_down(name):
     """Remove the lab and this instance's lab settings."""
     from probes import lab
 
-    lab.Lab().down()
-    (Path(current_app.instance_path) / "probe-lab.json").unlink(missing_ok=True)
+    lab.Lab(name).down()
+    if name == "ipam":
+        (Path(current_app.instance_path) / "probe-lab.json").unlink(missing_ok=True)
     click.echo("lab down")
 
 
 @lab_group.command("status")
-def lab_status():
+@_name_option
+def lab_status(name):
     """Show whether the probe lab is up."""
     from probes import lab
 
-    the_lab = lab.Lab()
+    the_lab = lab.Lab(name)
     click.echo("up" if the_lab.is_up() else "down")
 
 
