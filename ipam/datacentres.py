@@ -44,7 +44,7 @@ def check_name(value, field: str = "site") -> str:
     name = str(value or "").strip().lower()
     if not NAME.match(name):
         raise ValidationError(
-            "{name!r} is not a site name (lower-case letters, digits, - and _; at most 64)",
+            "{name!r} is not a data centre name (lower-case letters, digits, - and _; at most 64)",
             field,
             name=str(value or ""),
         )
@@ -57,9 +57,11 @@ def check_name(value, field: str = "site") -> str:
 def add(session: Session, name, *, actor: str, description: str = "") -> DataCentre:
     name = check_name(name, "name")
     if name == DEFAULT:
-        raise ValidationError("{name!r} is the implicit site; it needs no row", "name", name=name)
+        raise ValidationError(
+            "{name!r} is the implicit data centre; it needs no row", "name", name=name
+        )
     if session.scalar(select(DataCentre.id).where(DataCentre.name == name)):
-        raise ValidationError("a site named {name!r} exists already", "name", name=name)
+        raise ValidationError("a data centre named {name!r} exists already", "name", name=name)
     dc = DataCentre(name=name, description=str(description or "")[:2000], created_at=utcnow())
     session.add(dc)
     session.flush()
@@ -73,7 +75,7 @@ def get(session: Session, ref, field: str = "site") -> DataCentre:
     q = q.where(DataCentre.id == int(text)) if text.isdigit() else q.where(DataCentre.name == text)
     dc = session.scalar(q)
     if dc is None:
-        raise NotFound("no site {ref!r}", field, ref=text)
+        raise NotFound("no data centre {ref!r}", field, ref=text)
     return dc
 
 

@@ -142,6 +142,6 @@ def issue_report(
     )  # fmt: skip
     record = issued.issue(
         session, report.name, params, format, lang, actor=actor, scope=scope,
-        reason=reason if reveal else None,
+        reason=reason,
     )  # fmt: skip
     return {"issued": record.id, "sha256": record.sha256}

@@ -174,6 +174,7 @@ MATRIX = [
     ("GET", "/api/v1/probe-runs", "api.probe_runs_list", READERS, None),
     ("GET", "/api/v1/probe-runs/{run_id}", "api.probe_run", READERS, None),
     ("GET", "/api/v1/findings", "api.findings_list", READERS, None),
+    ("GET", "/api/v1/jobs/999999", "api.job_get", READERS, None),
     ("GET", "/api/v1/findings/{finding_id}", "api.finding", READERS, None),
     ("POST", "/api/v1/findings/{finding_id}/resolve", "api.finding_resolve", STAFF, {}),
     # abuse desk

@@ -17,6 +17,7 @@ from . import (  # noqa: E402,F401  (each module registers its endpoints on `api
     customers,
     docs,
     incidents,
+    jobs,
     leasing,
     lists,
     pools,

@@ -33,9 +33,11 @@ from ..schemas.abuse import (
     UnattributedQuery,
 )
 from ..schemas.common import Error, Page
+from ..schemas.jobs import JobOut
 from ..usecase import run
 from .endpoint import endpoint, parse_body
 from .helpers import paged, policy, window
+from .jobs import accept, wants_async
 
 FORMATS = {
     "message/rfc822": None,  # ARF or X-ARF mail: detected
@@ -48,6 +50,7 @@ FORMATS = {
     "POST", "/abuse/reports", access=STAFF, out=IntakeOut, status=201,
     answers={
         200: (IntakeOut, "every record was known already"),
+        202: (JobOut, "a large batch (or Prefer: respond-async): a job to poll"),
         422: (IntakeOut | Error, "nothing stored: all refused (kept as rejected input)"),
     },
     consumes={
@@ -72,6 +75,10 @@ def abuse_report_add():
             ctype=ctype or "nothing",
         )
     raw = request.get_data(cache=True)
+    if len(raw) > current_app.config["IPAM_ASYNC_BYTES"] or wants_async():
+        # A large batch is a job: 202 now, ingested by a worker (or this process) apart.
+        args = {"kind": FORMATS[ctype], "actor": actor()}
+        return accept("ingest_complaints", run_by=actor(), args=args, payload=raw)
     if ctype == "application/json" and _is_form(raw):
         form = parse_body(ComplaintIn).model_dump(exclude_unset=True)
         result = run(lambda s: ingest.from_form(s, form, actor=actor(), policy=policy()))

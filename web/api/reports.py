@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pydantic
-from flask import request
+from flask import current_app, request
 
 from ipam import search, sites
 from ipam.errors import ValidationError
@@ -16,6 +16,7 @@ from .. import reporting
 from ..access import OWN, OWN_WRITE, READERS, STAFF, actor, load, scope
 from ..extensions import db
 from ..schemas.common import Page
+from ..schemas.jobs import JobOut
 from ..schemas.reports import (
     CertificateIn,
     CertificateOut,
@@ -37,6 +38,7 @@ from ..schemas.reports import (
 from ..usecase import run
 from .endpoint import endpoint, parse_body
 from .helpers import scoped_customer
+from .jobs import accept, wants_async
 from .leasing import NamedCustomer
 
 FILES = {
@@ -92,10 +94,26 @@ def report_get(name, query: ReportQuery):
     }
 
 
-@endpoint("POST", "/reports/<name>/issue", access=READERS, body=IssueIn, out=IssuedOut, status=201)
+@endpoint(
+    "POST", "/reports/<name>/issue", access=READERS, body=IssueIn, out=IssuedOut, status=201,
+    answers={202: (JobOut, "with Prefer: respond-async: a job to poll, issued by a worker")},
+)  # fmt: skip
 def report_issue(name, body: IssueIn):
-    """Issue a report: its bytes kept, their SHA-256 in the audit chain (auditors may)"""
+    """Issue a report: its bytes kept, their SHA-256 in the audit chain (auditors may)
+
+    A report over a million allocations takes a while: send `Prefer: respond-async` to
+    get 202 and a job (GET /jobs/N) instead of waiting; the job names the issued report.
+    """
     args = body.model_dump(by_alias=True)
+    if wants_async():
+        reporting.prepare(name, args, reveal=bool(body.reveal))  # bad input: 422 now
+        job_args = {
+            "name": name, "args": body.model_dump(by_alias=True, mode="json"),
+            "format": body.format, "lang": body.lang, "actor": actor(),
+            "customer_id": scope().customer_id, "reveal": bool(body.reveal),
+            "reason": body.reason, "zone": current_app.config["IPAM_TIMEZONE"],
+        }  # fmt: skip
+        return accept("issue_report", run_by=actor(), args=job_args)
     return reporting.issue(
         name, args, body.format, body.lang, reveal=bool(body.reveal), reason=body.reason
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from flask import (
+    current_app,
     redirect,
     render_template,
     request,
@@ -15,6 +16,7 @@ from flask import (
 from ipam import (
     change_requests,
     customers,
+    datacentres,
     filings,
     pools,
     probing,
@@ -67,6 +69,10 @@ def dashboard():
         due_hours=DUE_HOURS,
         open_incidents=open_incidents,
         health=probing.health(db.session),
+        # With a broker: each site's workers and waiting runs (embedded: none to show).
+        sites=datacentres.health(db.session, current_app.config)
+        if current_app.config.get("IPAM_BROKER_URL")
+        else [],
         utils=utils,
         pending=pending,
         quarantine=quarantine,
