@@ -274,6 +274,9 @@ def add_web(app: Flask) -> None:
     register_migrations(app)
     register_web_extensions(app)
     register_reading(app)  # before the access check, which reads the user
+    from . import replica
+
+    replica.register(app)
     register_blueprints(app)
     register_access(app)
     register_errorhandlers(app)

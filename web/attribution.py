@@ -5,8 +5,8 @@ from __future__ import annotations
 from ipam import attribution
 from ipam.errors import NotFound, ValidationError
 
+from . import replica
 from .access import actor, customer_scope
-from .extensions import db
 from .usecase import run
 
 
@@ -17,7 +17,7 @@ def attribute(address, at, reveal: bool, reason):
             raise ValidationError("customer users cannot reveal personal data", "reveal")
         result = run(lambda s: attribution.reveal(s, address, at, actor=actor(), reason=reason))
     else:
-        result = attribution.attribution(db.session, address, at).masked()
+        result = attribution.attribution(replica.session(), address, at).masked()
     scope = customer_scope()
     if scope is not None and (result.customer is None or result.customer.get("id") != scope):
         raise NotFound("no holding of yours at that address and time", "address")

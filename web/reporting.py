@@ -17,6 +17,7 @@ from ipam.db import reading
 from ipam.models import IssuedReport
 from ipam.reports import files, issued
 
+from . import replica
 from .access import actor, scope
 from .extensions import db
 from .usecase import run
@@ -51,7 +52,7 @@ def prepare(name, args: Mapping, *, reveal: bool = False):
 def preview(report, params, limit: int = PREVIEW_ROWS) -> tuple[list, bool]:
     """The first `limit` rows and whether there are more."""
     out = []
-    for row in reports.rows(db.session, report, params, scope()):
+    for row in reports.rows(replica.session(own_write=params.reveal), report, params, scope()):
         if len(out) == limit:
             return out, True
         out.append(row)
@@ -66,15 +67,16 @@ def draft(report, params, fmt: str, lang: str) -> Response:
     """The report as a file, made now and kept nowhere (marked as a draft inside)."""
     fmt = files.check_format(fmt)
     stamp = f"{report.name}-draft.{fmt}"
+    reads = replica.session(own_write=params.reveal)  # revealing writes an audit entry
     if fmt == "csv":
         chunks = files.csv_chunks(
-            report, params, reports.rows(db.session, report, params, scope()), lang
+            report, params, reports.rows(reads, report, params, scope()), lang
         )
         return Response(
             stream_with_context(chunks), mimetype="text/csv", headers=_disposition(stamp)
         )
     buf = tempfile.SpooledTemporaryFile(max_size=issued.SPOOL)
-    issued.export(db.session, report, params, fmt, lang, buf, scope=scope(), actor=actor())
+    issued.export(reads, report, params, fmt, lang, buf, scope=scope(), actor=actor())
     buf.seek(0)
     return send_file(buf, mimetype=files.MEDIA[fmt], as_attachment=True, download_name=stamp)
 
@@ -87,7 +89,8 @@ def issue(name, args: Mapping, fmt, lang: str, *, reveal: bool, reason) -> Issue
     report, params = prepare(name, args, reveal=reveal)
     who, whose = actor(), scope()
     db.session.commit()  # ends the request's first transaction (the login check's reads)
-    with reading(db.session) as s:
+    reads = replica.session(own_write=params.reveal)
+    with reading(reads) as s:
         try:
             made = issued.make(
                 s, report.name, params, fmt, lang, actor=who, scope=whose, reason=reason

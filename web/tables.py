@@ -15,6 +15,7 @@ from ipam import lists
 from ipam.errors import Phrase
 from ipam.listing import Window
 
+from . import replica
 from .access import customer_scope, scope
 from .extensions import db
 
@@ -37,11 +38,13 @@ def visible() -> list[lists.ListDef]:
 
 
 def page(listdef, values, sort, limit: int, offset: int):
-    return lists.page(db.session, listdef, values, scope(), sort=sort, window=Window(limit, offset))
+    return lists.page(
+        replica.session(), listdef, values, scope(), sort=sort, window=Window(limit, offset)
+    )
 
 
 def csv_response(listdef, values, sort, lang: str) -> Response:
-    rows = lists.stream(db.session, listdef, values, scope(), sort=sort)
+    rows = lists.stream(replica.session(), listdef, values, scope(), sort=sort)
     chunks = lists.csv_chunks(listdef, rows, lang, zone())
     name = f"{listdef.name}.csv"
     return Response(
