@@ -179,11 +179,16 @@ def probe_run(schedule, queue, actor):
     """Run a schedule now, here (root, inside the probe namespace), or queue it."""
     from probes import runner
 
-    with transaction() as s:
-        if queue:
+    if queue:
+        with transaction() as s:
             run = probing.request_run(s, schedule, actor=actor)
-            click.echo(f"run {run.id} queued")
-            return
+        from ipam.jobs import broker
+
+        if broker.configured(current_app.config):  # to its site's queue now
+            broker.hand_over(db.engine, current_app.config)
+        click.echo(f"run {run.id} queued" + (f" at {run.site}" if run.site != "default" else ""))
+        return
+    with transaction() as s:
         sched = probing.get_schedule(s, schedule)
         run = probing.start_run(s, sched.id, trigger="manual", actor=actor)
     run = runner.execute(db.session, run.id, runner.Settings.from_config(current_app.config))
@@ -208,7 +213,9 @@ def probe_runs(schedule, as_json):
         click.echo(
             f"{r.id:5} {r.schedule.name:20} {r.trigger:8} {r.status:7} "
             f"{r.queued_at:%Y-%m-%d %H:%M:%S} targets={r.targets} answered={r.answered} "
-            f"new_findings={r.findings_raised}" + (f" error={r.error}" if r.error else "")
+            f"new_findings={r.findings_raised}"
+            + (f" site={r.site} by={r.claimed_by}" if r.claimed_by else "")
+            + (f" error={r.error}" if r.error else "")
         )
 
 

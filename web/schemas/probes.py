@@ -23,6 +23,9 @@ class ScheduleFields(In):
     tcp_ports: list[int] | ShortText | None = Field(None, max_length=1000)
     dark_after: int | ShortText | None = Field(None, description="runs without an answer")
     enabled: bool | None = None
+    site: ShortText | None = Field(
+        None, description="the data centre its runs are probed from; empty: its pool's"
+    )
 
 
 class ScheduleIn(ScheduleFields):
@@ -62,6 +65,9 @@ class RunOut(Out):
     answered: int | None
     findings_raised: int | None
     error: str | None
+    site: str = "default"  # the data centre whose worker takes it (with a broker)
+    claimed_by: str | None = None  # that worker
+    attempts: int = 0  # claims: more than one when a worker died mid-run
 
 
 class ObservationOut(Out):
