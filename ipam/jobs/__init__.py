@@ -143,6 +143,11 @@ JOBS: dict[str, Job] = {
 }
 
 
+# Jobs that exist only as requests (a run to probe, an upload, a report): not on a timer,
+# not for `ipam job run` (they need their arguments).
+ON_REQUEST = frozenset({"probe_run", "ingest_complaints", "issue_report"})
+
+
 def _function(job: Job):
     module, _, name = job.func.partition(":")
     return getattr(importlib.import_module(module), name)

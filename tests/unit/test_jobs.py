@@ -97,7 +97,7 @@ def test_the_job_table_names_functions_that_exist_and_intervals_follow_the_setti
     for job in jobs.JOBS.values():
         assert callable(jobs._function(job)), job.name
     quiet = {name for name, job in jobs.JOBS.items() if job.every({}) is None}
-    assert quiet == {"probe_run", "poll_maildir", "incident_reminders"}
+    assert quiet == {"poll_maildir", "incident_reminders", *jobs.ON_REQUEST}
     assert jobs.JOBS["poll_maildir"].every({"IPAM_ABUSE_MAILDIR": "/x"}) == 60
     assert jobs.JOBS["outbox"].every({"IPAM_OUTBOX_SECONDS": 5}) == 5
 

@@ -198,7 +198,7 @@ def job_list(limit, name):
 
 
 @job_group.command("run")
-@click.argument("name", type=click.Choice(sorted(n for n in jobs.JOBS if n != "probe_run")))
+@click.argument("name", type=click.Choice(sorted(n for n in jobs.JOBS if n not in jobs.ON_REQUEST)))
 @actor_option
 def job_run(name, actor):
     """Run one job now, as the scheduler would (probe runs: `ipam probe run`)."""
