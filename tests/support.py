@@ -71,6 +71,16 @@ def create_pg_database() -> str:
     return make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
 
 
+def clone_pg_database(url: str) -> str:
+    """A new database of the run's own, a copy of `url`'s (PostgreSQL's TEMPLATE: a file
+    copy, much faster than seeding again); nobody may be connected to `url` meanwhile."""
+    source = make_url(url).database
+    name = f"ipam_test_{os.getpid()}_{secrets.token_hex(4)}"
+    _server_execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+    _CREATED.append(name)
+    return make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
+
+
 def drop_created_databases() -> None:
     """Drop the databases this run created (only those)."""
     while _CREATED:

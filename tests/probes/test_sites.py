@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, text
 from probes import lab as lab_module
 from tests.conftest import create_pg_database, pg_unavailable
 from tests.probes.conftest import LAB_GROUP, _need_lab
+from tests.support import clone_pg_database
 
 pytestmark = [LAB_GROUP]
 IPAM = str(Path(sys.executable).parent / "ipam")
@@ -194,20 +195,30 @@ def site_labs():
             lab.down()
 
 
-@pytest.fixture
-def deployment(tmp_path, site_labs):
+@pytest.fixture(scope="module")
+def two_site_ledger(tmp_path_factory):
+    """The demo with sites bj1 and sh2, made once with the commands an operator types;
+    each test gets a copy of its own (clone_pg_database)."""
     _need(pg_unavailable())
+    tmp = tmp_path_factory.mktemp("sites")
+    d = Deployment(tmp, create_pg_database(), Redis(tmp))
+    d.ipam("demo")
+    for name in ("DC1 sweep", "DC2 sweep", "星河 IPv6"):  # no timer runs in the way
+        d.ipam("probe", "update", name, "--set", "enabled=false")
+    d.ipam("dc", "add", "bj1", "--description", "Beijing Yizhuang")
+    d.ipam("dc", "add", "sh2", "--description", "Shanghai Waigaoqiao")
+    d.ipam("dc", "place", "Beijing DC1", "bj1")
+    d.ipam("dc", "place", "Shanghai DC2", "sh2")
+    d.close()
+    return d.db_url
+
+
+@pytest.fixture
+def deployment(tmp_path, site_labs, two_site_ledger):
     redis = Redis(tmp_path)
     redis.start()
-    d = Deployment(tmp_path, create_pg_database(), redis)
+    d = Deployment(tmp_path, clone_pg_database(two_site_ledger), redis)
     try:
-        d.ipam("demo")
-        for name in ("DC1 sweep", "DC2 sweep", "星河 IPv6"):  # no timer runs in the way
-            d.ipam("probe", "update", name, "--set", "enabled=false")
-        d.ipam("dc", "add", "bj1", "--description", "Beijing Yizhuang")
-        d.ipam("dc", "add", "sh2", "--description", "Shanghai Waigaoqiao")
-        d.ipam("dc", "place", "Beijing DC1", "bj1")
-        d.ipam("dc", "place", "Shanghai DC2", "sh2")
         yield d
     finally:
         d.close()
