@@ -247,3 +247,32 @@ def health(session: Session, config=None) -> list[SiteHealth]:
         out.append(SiteHealth(site, live, n, oldest, last))
     out.sort(key=lambda h: (not h.reason, h.site))
     return out
+
+
+@dataclass(frozen=True)
+class Overview:
+    """A data centre as its page shows it: the register's row, its pools, its workers."""
+
+    name: str
+    description: str
+    pools: list[Pool]  # placed there directly (their children follow them)
+    health: SiteHealth
+
+
+def overview(session: Session, config=None) -> list[Overview]:
+    """Every data centre (the implicit default too when it has pools, workers or runs)."""
+    by_site = {h.site: h for h in health(session, config)}
+    placed: dict[int, list[Pool]] = {}
+    for pool in session.scalars(
+        select(Pool).where(Pool.data_centre_id.is_not(None)).order_by(Pool.family, Pool.first)
+    ):
+        placed.setdefault(pool.data_centre_id, []).append(pool)
+    out = []
+    for dc in list_all(session):
+        idle = SiteHealth(dc.name, [], 0, None, None)
+        out.append(
+            Overview(dc.name, dc.description, placed.get(dc.id, []), by_site.get(dc.name, idle))
+        )
+    if DEFAULT in by_site:
+        out.insert(0, Overview(DEFAULT, "", [], by_site[DEFAULT]))
+    return out

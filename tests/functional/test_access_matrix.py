@@ -175,6 +175,12 @@ MATRIX = [
     ("GET", "/api/v1/probe-runs/{run_id}", "api.probe_run", READERS, None),
     ("GET", "/api/v1/findings", "api.findings_list", READERS, None),
     ("GET", "/api/v1/jobs/999999", "api.job_get", READERS, None),
+    ("GET", "/api/v1/data-centres", "api.data_centres_list", READERS, None),
+    ("POST", "/api/v1/data-centres", "api.data_centre_add", STAFF, {"name": "Bad Name"}),
+    ("POST", "/api/v1/pools/{pool_id}/site", "api.pool_place", STAFF, {"site": "nowhere"}),
+    ("GET", "/data-centres", "ui.data_centres_page", READERS, None),
+    ("POST", "/data-centres", "ui.data_centre_add", STAFF, {"name": "Bad Name"}),
+    ("POST", "/data-centres/place", "ui.data_centre_place", STAFF, {"pool": "x"}),
     ("GET", "/api/v1/findings/{finding_id}", "api.finding", READERS, None),
     ("POST", "/api/v1/findings/{finding_id}/resolve", "api.finding_resolve", STAFF, {}),
     # abuse desk

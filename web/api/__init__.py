@@ -15,6 +15,7 @@ from . import (  # noqa: E402,F401  (each module registers its endpoints on `api
     attribution,
     change_requests,
     customers,
+    datacentres,
     docs,
     incidents,
     jobs,

@@ -14,6 +14,7 @@ from . import (  # noqa: E402,F401  (each module registers its pages on `ui`)
     change_requests,
     customers,
     dashboard,
+    datacentres,
     incidents,
     leasing,
     lists,
