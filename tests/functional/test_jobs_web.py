@@ -4,6 +4,7 @@ of the same process, with no broker and no Celery loaded."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 
@@ -49,7 +50,33 @@ def test_a_large_complaint_batch_is_a_job_run_in_process(web_app, engineer, logi
     assert done["summary"]["stored"] + done["summary"]["duplicates"] == 200
     assert done["summary"]["rejected"] == 1  # the bad row, not the batch
     assert login("yunfan").api("GET", job["poll"]).status_code == 403  # customers: not theirs
-    assert "celery" not in sys.modules  # embedded: no broker, no Celery
+
+
+def test_the_embedded_product_never_loads_celery(tmp_path):
+    """A process of its own (others in this run use a broker): the app with its pages, the
+    scheduler's dispatch and a queued job run in-process, and no Celery module loaded."""
+    code = (
+        "import sys\n"
+        "from web import create_app, add_web\n"
+        "from web.cli import init_database\n"
+        f"app = create_app({{'SQLALCHEMY_DATABASE_URI': 'sqlite:///{tmp_path}/e.sqlite3',"
+        " 'SECRET_KEY': 'x'})\n"
+        "add_web(app)\n"
+        "with app.app_context():\n"
+        "    init_database()\n"
+        "    from web.extensions import db\n"
+        "    from ipam import jobs\n"
+        "    from ipam.db import transaction\n"
+        "    from ipam.jobs import scheduler\n"
+        "    with transaction(db.session):\n"
+        "        row = jobs.enqueue(db.session, 'release_quarantine', run_by='t')\n"
+        "    done = jobs.run_queued(db.engine, row.id, app.config, run_by='t')\n"
+        "    assert done.status.value == 'done', done.error\n"
+        "print('celery' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
 
 
 def test_a_small_batch_still_answers_at_once(web_app, engineer):
