@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from ledger import load, migrate, prepare_postgres  # noqa: E402
 
-from ipam import pools, users  # noqa: E402
+from ipam import addressmap, pools, users  # noqa: E402
 from ipam.models import Allocation  # noqa: E402
 from web import create_app, database_url  # noqa: E402
 
@@ -69,6 +69,15 @@ def measure(url: str, held: int, runs: int) -> dict:
         old_way = timed(lambda: pools.utilization_scanned(s, info["v4"]), runs)
         new_way = timed(lambda: pools.utilization(s, info["v4"]), runs)
         assert pools.utilization(s, info["v4"]) == pools.utilization_scanned(s, info["v4"])
+        drawn = addressmap.address_map(s, "10.0.0.0/8")
+        map_read = timed(
+            lambda: addressmap.address_map(s, "10.0.0.0/8", len(drawn.cells), tally=False), runs
+        )
+        map_tally = timed(lambda: addressmap.address_map(s, "10.0.0.0/8"), runs)
+        read = addressmap.address_map(s, "10.0.0.0/8", len(drawn.cells), tally=False)
+        assert [(c.allocated, c.subleased) for c in drawn.cells] == [
+            (c.allocated, c.subleased) for c in read.cells
+        ]
     engine.dispose()
     app = create_app(
         {"SQLALCHEMY_DATABASE_URI": database_url(url), "SECRET_KEY": "bench", "TESTING": True}
@@ -91,7 +100,11 @@ def measure(url: str, held: int, runs: int) -> dict:
         "abuse cases page": "/abuse/cases",
     }
     util = {"grouping every holding": old_way, "free tally": new_way}
-    out = {"held": held, "customer_allocations": busiest[1], "utilization_ms": util}
+    maps = {"reading every holding": map_read, "map tally": map_tally}
+    out = {
+        "held": held, "customer_allocations": busiest[1], "utilization_ms": util,
+        "map_of_the_8_ms": maps,
+    }  # fmt: skip
     for name, path in pages.items():
 
         def get(path=path):
@@ -138,6 +151,11 @@ def main() -> None:
         f"  utilization, grouping every holding {u0['grouping every holding']} -> "
         f"{u1['grouping every holding']} ms; free tally {u0['free tally']} -> "
         f"{u1['free tally']} ms"
+    )
+    m0, m1 = first["map_of_the_8_ms"], last["map_of_the_8_ms"]
+    print(
+        f"  map of the /8, reading every holding {m0['reading every holding']} -> "
+        f"{m1['reading every holding']} ms; map tally {m0['map tally']} -> {m1['map tally']} ms"
     )
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)

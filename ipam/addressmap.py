@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .addresses import Block, parse_block, to_bytes
-from .models import Allocation, Quarantine, Sublease
+from .models import Allocation, MapBig, MapTally, Quarantine, Sublease
 
 STATES = ("free", "allocated", "subleased", "quarantined")
 
@@ -109,11 +109,26 @@ def _add(counts: list[int], base: int, shift: int, first: int, last: int, lo: in
     counts[b] += ((last - base) & (size - 1)) + 1
 
 
-def address_map(session: Session, prefix, max_cells: int = 1024) -> AddressMap:
-    """Return the map of `prefix` now, in at most `max_cells` cells (a power of two)."""
+# IPv4 prefixes this large or larger are drawn from the tally (migration 0013): a /14 holds
+# up to 262,144 single-address allocations, a /8 millions; a /15 or smaller is read whole.
+TALLY_UP_TO = 14
+TALLY_LEVELS = (16, 20)
+
+
+def address_map(
+    session: Session, prefix, max_cells: int = 1024, *, tally: bool = True
+) -> AddressMap:
+    """Return the map of `prefix` now, in at most `max_cells` cells (a power of two).
+
+    A large IPv4 prefix (a /14 or larger) is drawn from the per-/16 and per-/20 counts
+    the database keeps (its cells are then no finer than a /20), so its cost is the same
+    at a million holdings as at ten thousand; `tally=False` reads every holding instead.
+    """
     block = prefix if isinstance(prefix, Block) else parse_block(prefix, "prefix")
     extra = max(0, max_cells.bit_length() - 1)
     cell_plen = min(block.width, block.prefixlen + extra)
+    if tally and block.family == 4 and block.prefixlen <= TALLY_UP_TO:
+        return _from_tally(session, block, cell_plen)
     shift = block.width - cell_plen
     n = 1 << (cell_plen - block.prefixlen)
     base, top = block.first, block.last
@@ -130,6 +145,49 @@ def address_map(session: Session, prefix, max_cells: int = 1024) -> AddressMap:
     cells = [
         Cell(
             Block(block.family, base + (i << shift), cell_plen),
+            counts["allocated"][i],
+            counts["subleased"][i],
+            counts["quarantined"][i],
+        )
+        for i in range(n)
+    ]
+    return AddressMap(block, cell_plen, cells)
+
+
+def _from_tally(session: Session, block: Block, cell_plen: int) -> AddressMap:
+    """The map from the tally's cells at the finest level no finer than the map's cells
+    (or /20, the finest kept), plus the few holdings larger than that level."""
+    cell_plen = min(cell_plen, TALLY_LEVELS[-1])  # no finer than the finest counts
+    level = TALLY_LEVELS[0] if cell_plen <= TALLY_LEVELS[0] else TALLY_LEVELS[-1]
+    shift = block.width - cell_plen
+    n = 1 << (cell_plen - block.prefixlen)
+    base, top = block.first, block.last
+    counts = {"allocated": [0] * n, "subleased": [0] * n, "quarantined": [0] * n}
+    lo, hi = base >> (32 - level), top >> (32 - level)
+    rows = session.execute(
+        select(MapTally.cell, MapTally.allocated, MapTally.subleased, MapTally.quarantined).where(
+            MapTally.family == 4, MapTally.level == level, MapTally.cell.between(lo, hi)
+        )
+    )
+    for cell, allocated, subleased, quarantined in rows:
+        i = ((cell << (32 - level)) - base) >> shift
+        counts["allocated"][i] += allocated
+        counts["subleased"][i] += subleased
+        counts["quarantined"][i] += quarantined
+    # Holdings larger than a /20: those also larger than the level are not in its counts.
+    small, large = to_bytes(base), to_bytes(top)
+    for kind, first, last in session.execute(
+        select(MapBig.kind, MapBig.first, MapBig.last).where(
+            MapBig.family == 4, MapBig.first <= large, MapBig.last >= small
+        )
+    ):
+        first, last = int.from_bytes(first, "big"), int.from_bytes(last, "big")
+        if level == 16 and last - first + 1 <= 1 << 16:
+            continue  # a /16 to /19: counted in its /16 already
+        _add(counts[kind], base, shift, first, last, base, top)
+    cells = [
+        Cell(
+            Block(4, base + (i << shift), cell_plen),
             counts["allocated"][i],
             counts["subleased"][i],
             counts["quarantined"][i],

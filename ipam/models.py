@@ -14,6 +14,7 @@ from datetime import date, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     Date,
     Enum,
@@ -203,6 +204,34 @@ class FreeBlock(AddressMixin, Base):
         UniqueConstraint("pool_id", "first", name="uq_free_block_pool_first"),
         Index("ix_free_block_pool_plen_first", "pool_id", "prefixlen", "first"),
     )
+
+
+class MapTally(Base):
+    """Current IPv4 holdings counted per aligned /16 and /20 (level), in addresses.
+
+    Kept by database triggers on allocation, sublease and quarantine (migration 0013)
+    for rows that fit in one cell of the level; larger rows are listed in MapBig. The
+    address map of a large prefix reads these instead of every holding inside it.
+    """
+
+    __tablename__ = "map_tally"
+    family: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    cell: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # first address >> (32 - level)
+    allocated: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    subleased: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    quarantined: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class MapBig(Base):
+    """Current IPv4 holdings larger than a /20 (few): the map adds them as they are."""
+
+    __tablename__ = "map_big"
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # allocated|subleased|quarantined
+    src_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    family: Mapped[int] = mapped_column(SmallInteger)
+    first: Mapped[bytes] = mapped_column(LargeBinary(16))
+    last: Mapped[bytes] = mapped_column(LargeBinary(16))
 
 
 class FreeTally(Base):

@@ -51,3 +51,62 @@ def test_a_map_inside_a_larger_holding_sees_it(session):
     assert {c.state for c in inner.cells} == {"subleased"}
     edge = addressmap.address_map(session, "198.18.4.0/24")
     assert edge.totals()["allocated"] == 256 and edge.totals()["subleased"] == 0
+
+
+def _cells(amap) -> list[tuple]:
+    return [(str(c.block), c.allocated, c.subleased, c.quarantined) for c in amap.cells]
+
+
+def test_the_map_of_a_large_prefix_from_the_tally_equals_reading_every_holding(session):
+    """Triggers keep per-/16 and per-/20 counts (migration 0013) through every change: a
+    random history of allocations of many sizes, subleases, ends, quarantine and its
+    release; the /8-sized maps drawn from the counts equal those from every holding."""
+    import random
+    from datetime import timedelta
+
+    from ipam import reclamation
+    from ipam.db import utcnow
+    from ipam.errors import IpamError
+    from ipam.models import Quarantine
+
+    rng = random.Random(17)
+    pool = factories.pool(session, "198.16.0.0/14")  # lab space only: 198.16-19 in the pool
+    cust = factories.customer(session)
+    sub = factories.sublessee(session, cust)
+    held = []
+    for step in range(400):
+        move = rng.random()
+        if move < 0.55 or not held:
+            plen = rng.choice([32, 32, 32, 30, 28, 24, 22, 20, 19, 18, 16, 15])
+            try:
+                with session.begin_nested():
+                    held.append(allocation.allocate(session, pool, cust, prefixlen=plen, actor="t"))
+            except IpamError:  # the pool may be too full for this size
+                pass
+        elif move < 0.7:
+            a = rng.choice(held)
+            if a.prefixlen < 32:
+                try:
+                    with session.begin_nested():
+                        leasing.sublease(
+                            session, a, sub, prefixlen=min(32, a.prefixlen + 2), actor="t"
+                        )
+                except IpamError:  # no room left in it
+                    pass
+        else:
+            a = held.pop(rng.randrange(len(held)))
+            allocation.end_allocation(session, a, actor="t", quarantine_days=rng.choice([0, 30]))
+        if step % 100 == 99:  # some quarantine cools down and goes back to free space
+            session.flush()
+            for q in session.query(Quarantine).filter(Quarantine.released_at.is_(None)):
+                q.since = q.until = utcnow() - timedelta(days=1)
+            reclamation.release_quarantine(session, actor="t")
+    session.flush()
+    for prefix in ("198.16.0.0/14", "198.18.0.0/15", "198.0.0.0/8", "192.0.0.0/4", "198.19.0.0/16"):
+        drawn = addressmap.address_map(session, prefix)
+        read = addressmap.address_map(session, prefix, max_cells=len(drawn.cells), tally=False)
+        assert drawn.cell_prefixlen == read.cell_prefixlen, prefix
+        assert _cells(drawn) == _cells(read), prefix
+    assert addressmap.address_map(session, "198.0.0.0/8").cell_prefixlen == 18  # /20 counts
+    assert addressmap.address_map(session, "192.0.0.0/4").cell_prefixlen == 14  # /16 counts
+    assert addressmap.address_map(session, "198.16.0.0/14").cell_prefixlen == 20  # 64 cells
