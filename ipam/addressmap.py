@@ -109,10 +109,10 @@ def _add(counts: list[int], base: int, shift: int, first: int, last: int, lo: in
     counts[b] += ((last - base) & (size - 1)) + 1
 
 
-# IPv4 prefixes this large or larger are drawn from the tally (migration 0013): a /14 holds
-# up to 262,144 single-address allocations, a /8 millions; a /15 or smaller is read whole.
-TALLY_UP_TO = 14
-TALLY_LEVELS = (16, 20)
+# IPv4 prefixes this large or larger are drawn from the tally (migration 0013): a /16 holds
+# up to 65,536 single-address allocations, a /8 millions; a /17 or smaller is read whole.
+TALLY_UP_TO = 16
+TALLY_LEVELS = (16, 20, 24)
 
 
 def address_map(
@@ -120,8 +120,8 @@ def address_map(
 ) -> AddressMap:
     """Return the map of `prefix` now, in at most `max_cells` cells (a power of two).
 
-    A large IPv4 prefix (a /14 or larger) is drawn from the per-/16 and per-/20 counts
-    the database keeps (its cells are then no finer than a /20), so its cost is the same
+    A large IPv4 prefix (a /16 or larger) is drawn from the per-/16, /20 and /24 counts
+    the database keeps (its cells are then no finer than a /24), so its cost is the same
     at a million holdings as at ten thousand; `tally=False` reads every holding instead.
     """
     block = prefix if isinstance(prefix, Block) else parse_block(prefix, "prefix")
@@ -155,10 +155,10 @@ def address_map(
 
 
 def _from_tally(session: Session, block: Block, cell_plen: int) -> AddressMap:
-    """The map from the tally's cells at the finest level no finer than the map's cells
-    (or /20, the finest kept), plus the few holdings larger than that level."""
+    """The map from the tally's counts at the coarsest level at least as fine as the map's
+    cells (a /24 at most), plus the few holdings larger than that level."""
     cell_plen = min(cell_plen, TALLY_LEVELS[-1])  # no finer than the finest counts
-    level = TALLY_LEVELS[0] if cell_plen <= TALLY_LEVELS[0] else TALLY_LEVELS[-1]
+    level = next(lv for lv in TALLY_LEVELS if lv >= cell_plen)  # the coarsest fine enough
     shift = block.width - cell_plen
     n = 1 << (cell_plen - block.prefixlen)
     base, top = block.first, block.last
@@ -174,7 +174,8 @@ def _from_tally(session: Session, block: Block, cell_plen: int) -> AddressMap:
         counts["allocated"][i] += allocated
         counts["subleased"][i] += subleased
         counts["quarantined"][i] += quarantined
-    # Holdings larger than a /20: those also larger than the level are not in its counts.
+    # Holdings larger than a /24 are listed apart; those no larger than the level are in
+    # its counts already.
     small, large = to_bytes(base), to_bytes(top)
     for kind, first, last in session.execute(
         select(MapBig.kind, MapBig.first, MapBig.last).where(
@@ -182,8 +183,8 @@ def _from_tally(session: Session, block: Block, cell_plen: int) -> AddressMap:
         )
     ):
         first, last = int.from_bytes(first, "big"), int.from_bytes(last, "big")
-        if level == 16 and last - first + 1 <= 1 << 16:
-            continue  # a /16 to /19: counted in its /16 already
+        if last - first + 1 <= 1 << (32 - level):
+            continue  # it fits in one cell of the level: counted there already
         _add(counts[kind], base, shift, first, last, base, top)
     cells = [
         Cell(

@@ -207,7 +207,7 @@ class FreeBlock(AddressMixin, Base):
 
 
 class MapTally(Base):
-    """Current IPv4 holdings counted per aligned /16 and /20 (level), in addresses.
+    """Current IPv4 holdings counted per aligned /16, /20 and /24 (level), in addresses.
 
     Kept by database triggers on allocation, sublease and quarantine (migration 0013)
     for rows that fit in one cell of the level; larger rows are listed in MapBig. The
@@ -224,10 +224,12 @@ class MapTally(Base):
 
 
 class MapBig(Base):
-    """Current IPv4 holdings larger than a /20 (few): the map adds them as they are."""
+    """Current IPv4 holdings larger than a /24 (few): the map adds them as they are."""
 
     __tablename__ = "map_big"
-    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # allocated|subleased|quarantined
+    kind: Mapped[str] = mapped_column(
+        String(16), primary_key=True
+    )  # allocated|subleased|quarantined
     src_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     family: Mapped[int] = mapped_column(SmallInteger)
     first: Mapped[bytes] = mapped_column(LargeBinary(16))

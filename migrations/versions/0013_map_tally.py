@@ -1,4 +1,4 @@
-"""map tally: current IPv4 holdings counted per /16 and per /20 by triggers, so the address
+"""map tally: current IPv4 holdings counted per /16, /20 and /24 by triggers, so the address
 map of a large prefix reads a few thousand counts instead of every holding inside it
 
 Revision ID: 0013
@@ -32,9 +32,10 @@ def _byte(row: str, n: int) -> str:
 def _sqlite_change(row: str, kind: str, sign: str) -> str:
     cell16 = f"({_byte(row, 13)} * 256 + {_byte(row, 14)})"
     cell20 = f"({cell16} * 16 + ({_byte(row, 15)} >> 4))"
+    cell24 = f"({cell16} * 256 + {_byte(row, 15)})"
     size = f"({sign}(1 << (32 - {row}.prefixlen)))"
     out = []
-    for level, cell, least in ((16, cell16, 16), (20, cell20, 20)):
+    for level, cell, least in ((16, cell16, 16), (20, cell20, 20), (24, cell24, 24)):
         out.append(
             f"INSERT INTO map_tally (family, level, cell, {kind}) "
             f"SELECT 4, {level}, {cell}, {size} WHERE {row}.prefixlen >= {least} "
@@ -43,7 +44,7 @@ def _sqlite_change(row: str, kind: str, sign: str) -> str:
     if sign == "+":
         out.append(
             f"INSERT INTO map_big (kind, src_id, family, first, last) "
-            f"SELECT '{kind}', {row}.id, 4, {row}.first, {row}.last WHERE {row}.prefixlen < 20;"
+            f"SELECT '{kind}', {row}.id, 4, {row}.first, {row}.last WHERE {row}.prefixlen < 24;"
         )
     else:
         out.append(f"DELETE FROM map_big WHERE kind = '{kind}' AND src_id = {row}.id;")
@@ -109,6 +110,15 @@ BEGIN
             CASE WHEN kind_ = 'quarantined' THEN n ELSE 0 END)
     ON CONFLICT (family, level, cell) DO UPDATE SET allocated = t.allocated + excluded.allocated,
       subleased = t.subleased + excluded.subleased, quarantined = t.quarantined + excluded.quarantined;
+  END IF;
+  IF row_.prefixlen >= 24 THEN
+    INSERT INTO map_tally AS t (family, level, cell, allocated, subleased, quarantined)
+    VALUES (4, 24, cell16 * 256 + get_byte(row_.first, 14),
+            CASE WHEN kind_ = 'allocated' THEN n ELSE 0 END,
+            CASE WHEN kind_ = 'subleased' THEN n ELSE 0 END,
+            CASE WHEN kind_ = 'quarantined' THEN n ELSE 0 END)
+    ON CONFLICT (family, level, cell) DO UPDATE SET allocated = t.allocated + excluded.allocated,
+      subleased = t.subleased + excluded.subleased, quarantined = t.quarantined + excluded.quarantined;
   ELSIF new_live THEN
     INSERT INTO map_big (kind, src_id, family, first, last)
     VALUES (kind_, row_.id, 4, row_.first, row_.last);
@@ -139,6 +149,9 @@ def _backfill() -> None:
                 tally[key] = tally.get(key, 0) + (1 << (32 - plen))
             if plen >= 20:
                 key = (20, value >> 12)
+                tally[key] = tally.get(key, 0) + (1 << (32 - plen))
+            if plen >= 24:
+                key = (24, value >> 8)
                 tally[key] = tally.get(key, 0) + (1 << (32 - plen))
             else:
                 big.append({"k": kind, "i": row_id, "f": bytes(first), "l": bytes(last)})
