@@ -283,17 +283,25 @@ def end_sublease(
     return lease
 
 
-def current_subleases(session: Session, customer_id: int) -> list[Sublease]:
+def current_subleases(
+    session: Session, customer_id: int, limit: int | None = None
+) -> list[Sublease]:
+    """A customer's current subleases in address order (the first `limit`), each with its
+    sublessee loaded in the same round trip."""
+    from sqlalchemy.orm import joinedload
+
     from .models import Allocation
 
-    return list(
-        session.execute(
-            select(Sublease)
-            .join(Allocation)
-            .where(Allocation.customer_id == customer_id, Sublease.valid_to.is_(None))
-            .order_by(Sublease.family, Sublease.first)
-        ).scalars()
+    q = (
+        select(Sublease)
+        .join(Allocation)
+        .options(joinedload(Sublease.sublessee))
+        .where(Allocation.customer_id == customer_id, Sublease.valid_to.is_(None))
+        .order_by(Sublease.family, Sublease.first)
     )
+    if limit is not None:
+        q = q.limit(limit)
+    return list(session.execute(q).scalars())
 
 
 @dataclass(frozen=True)

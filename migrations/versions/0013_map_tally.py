@@ -71,62 +71,65 @@ def sqlite_triggers() -> list[str]:
     return out
 
 
-PG_FUNCTION = """
-CREATE FUNCTION map_tally_keep() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  kind_ text := TG_ARGV[0];
-  old_live boolean := false;
-  new_live boolean := false;
-  row_ record;
-  n bigint;
-  cell16 bigint;
+# PostgreSQL: statement-level triggers with transition tables, so a bulk import (COPY) or a
+# customer exit counts all its rows in one grouped upsert instead of a function call per row;
+# one function per table and event, in static SQL (plans kept), returning at once when the
+# statement changed no current IPv4 row (an IPv6 allocation, an edit of a purpose).
+_SOURCES_SQL = {
+    "in": "SELECT id, first, last, prefixlen, 1 AS sign FROM new_rows "
+          "WHERE family = 4 AND {end} IS NULL",
+    "out": "SELECT id, first, last, prefixlen, -1 AS sign FROM old_rows "
+           "WHERE family = 4 AND {end} IS NULL",
+    "end": "SELECT o.id, o.first, o.last, o.prefixlen, "
+           "CASE WHEN n.{end} IS NULL THEN 1 ELSE -1 END AS sign "
+           "FROM old_rows o JOIN new_rows n ON n.id = o.id "
+           "WHERE o.family = 4 AND (o.{end} IS NULL) <> (n.{end} IS NULL)",
+}  # fmt: skip
+
+
+def _pg_function(table: str, end: str, kind: str, event: str) -> str:
+    source = _SOURCES_SQL[event].format(end=end)
+    column = {"allocated": 0, "subleased": 1, "quarantined": 2}[kind]
+    sums = ", ".join("sum(r.n)" if k == column else "0" for k in range(3))
+    return f"""
+CREATE FUNCTION {table}_map_{event}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF TG_OP <> 'INSERT' THEN
-    IF TG_TABLE_NAME = 'quarantine' THEN old_live := OLD.released_at IS NULL;
-    ELSE old_live := OLD.valid_to IS NULL; END IF;
-  END IF;
-  IF TG_OP <> 'DELETE' THEN
-    IF TG_TABLE_NAME = 'quarantine' THEN new_live := NEW.released_at IS NULL;
-    ELSE new_live := NEW.valid_to IS NULL; END IF;
-  END IF;
-  IF old_live = new_live THEN RETURN NULL; END IF;
-  IF new_live THEN row_ := NEW; ELSE row_ := OLD; END IF;
-  IF row_.family <> 4 THEN RETURN NULL; END IF;
-  n := (1::bigint << (32 - row_.prefixlen)) * (CASE WHEN new_live THEN 1 ELSE -1 END);
-  cell16 := get_byte(row_.first, 12) * 256 + get_byte(row_.first, 13);
-  IF row_.prefixlen >= 16 THEN
-    INSERT INTO map_tally AS t (family, level, cell, allocated, subleased, quarantined)
-    VALUES (4, 16, cell16, CASE WHEN kind_ = 'allocated' THEN n ELSE 0 END,
-            CASE WHEN kind_ = 'subleased' THEN n ELSE 0 END,
-            CASE WHEN kind_ = 'quarantined' THEN n ELSE 0 END)
-    ON CONFLICT (family, level, cell) DO UPDATE SET allocated = t.allocated + excluded.allocated,
-      subleased = t.subleased + excluded.subleased, quarantined = t.quarantined + excluded.quarantined;
-  END IF;
-  IF row_.prefixlen >= 20 THEN
-    INSERT INTO map_tally AS t (family, level, cell, allocated, subleased, quarantined)
-    VALUES (4, 20, cell16 * 16 + (get_byte(row_.first, 14) >> 4),
-            CASE WHEN kind_ = 'allocated' THEN n ELSE 0 END,
-            CASE WHEN kind_ = 'subleased' THEN n ELSE 0 END,
-            CASE WHEN kind_ = 'quarantined' THEN n ELSE 0 END)
-    ON CONFLICT (family, level, cell) DO UPDATE SET allocated = t.allocated + excluded.allocated,
-      subleased = t.subleased + excluded.subleased, quarantined = t.quarantined + excluded.quarantined;
-  END IF;
-  IF row_.prefixlen >= 24 THEN
-    INSERT INTO map_tally AS t (family, level, cell, allocated, subleased, quarantined)
-    VALUES (4, 24, cell16 * 256 + get_byte(row_.first, 14),
-            CASE WHEN kind_ = 'allocated' THEN n ELSE 0 END,
-            CASE WHEN kind_ = 'subleased' THEN n ELSE 0 END,
-            CASE WHEN kind_ = 'quarantined' THEN n ELSE 0 END)
-    ON CONFLICT (family, level, cell) DO UPDATE SET allocated = t.allocated + excluded.allocated,
-      subleased = t.subleased + excluded.subleased, quarantined = t.quarantined + excluded.quarantined;
-  ELSIF new_live THEN
-    INSERT INTO map_big (kind, src_id, family, first, last)
-    VALUES (kind_, row_.id, 4, row_.first, row_.last);
-  ELSE
-    DELETE FROM map_big AS b WHERE b.kind = kind_ AND b.src_id = row_.id;
-  END IF;
+  IF NOT EXISTS ({source}) THEN RETURN NULL; END IF;
+  INSERT INTO map_tally AS t (family, level, cell, allocated, subleased, quarantined)
+  SELECT 4, lv.level,
+         CASE lv.level WHEN 16 THEN r.c16 WHEN 20 THEN r.c16 * 16 + (r.b14 >> 4)
+              ELSE r.c16 * 256 + r.b14 END,
+         {sums}
+  FROM (SELECT get_byte(first, 12)::bigint * 256 + get_byte(first, 13) AS c16,
+               get_byte(first, 14)::bigint AS b14, prefixlen,
+               sign * (1::bigint << (32 - prefixlen)) AS n
+        FROM ({source}) s) r
+  JOIN (VALUES (16), (20), (24)) AS lv(level) ON r.prefixlen >= lv.level
+  GROUP BY 1, 2, 3
+  ON CONFLICT (family, level, cell) DO UPDATE SET allocated = t.allocated + excluded.allocated,
+    subleased = t.subleased + excluded.subleased, quarantined = t.quarantined + excluded.quarantined;
+  DELETE FROM map_big b USING ({source}) s
+  WHERE s.sign = -1 AND s.prefixlen < 24 AND b.kind = '{kind}' AND b.src_id = s.id;
+  INSERT INTO map_big (kind, src_id, family, first, last)
+  SELECT '{kind}', id, 4, first, last FROM ({source}) s WHERE sign = 1 AND prefixlen < 24;
   RETURN NULL;
 END $$"""
+
+
+def _pg_triggers(table: str, end: str, kind: str) -> list[str]:
+    refs = {
+        "in": ("INSERT", "NEW TABLE AS new_rows"),
+        "out": ("DELETE", "OLD TABLE AS old_rows"),
+        "end": ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+    }
+    out = []
+    for event, (op_, ref) in refs.items():
+        out.append(_pg_function(table, end, kind, event))
+        out.append(
+            f"CREATE TRIGGER {table}_map_{event} AFTER {op_} ON {table} REFERENCING {ref} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {table}_map_{event}()"
+        )
+    return out
 
 
 def _backfill() -> None:
@@ -195,12 +198,9 @@ def upgrade():
     )
     _backfill()
     if op.get_bind().dialect.name == 'postgresql':
-        op.execute(PG_FUNCTION)
         for table, end, kind in SOURCES:
-            op.execute(
-                f"CREATE TRIGGER {table}_map AFTER INSERT OR DELETE OR UPDATE OF {end} "
-                f"ON {table} FOR EACH ROW EXECUTE FUNCTION map_tally_keep('{kind}')"
-            )
+            for sql in _pg_triggers(table, end, kind):
+                op.execute(sql)
     else:
         for sql in sqlite_triggers():
             op.execute(sql)
@@ -209,8 +209,9 @@ def upgrade():
 def downgrade():
     if op.get_bind().dialect.name == 'postgresql':
         for table, _end, _kind in SOURCES:
-            op.execute(f"DROP TRIGGER {table}_map ON {table}")
-        op.execute("DROP FUNCTION map_tally_keep()")
+            for what in ("in", "out", "end"):
+                op.execute(f"DROP TRIGGER {table}_map_{what} ON {table}")
+                op.execute(f"DROP FUNCTION {table}_map_{what}()")
     else:
         for table, _end, _kind in SOURCES:
             for what in ("in", "end", "reopen", "out"):

@@ -94,7 +94,7 @@ def customer(customer_id):
     subs, _total = leasing.list_sublessees(
         db.session, leasing.SublesseeFilter(customer_id=c.id, order="name")
     )
-    leases = leasing.current_subleases(db.session, c.id)
+    leases = leasing.current_subleases(db.session, c.id, limit=LEASES_SHOWN + 1)
     requests_ = change_requests.list_requests(db.session, customer_id=c.id)[0]
     return render_template(
         "customer.html",
@@ -102,10 +102,14 @@ def customer(customer_id):
         allocations=allocs,
         allocations_page=page,
         sublessees=subs,
-        leases=leases,
+        leases=leases[:LEASES_SHOWN],
+        more_leases=len(leases) > LEASES_SHOWN,
         requests=requests_,
         filings=filings.filings(c, date.today()),
     )
+
+
+LEASES_SHOWN = 100  # the rest: the subleases list, filtered to the customer
 
 
 def _confirm_action(customer_id: int, template: str, change, done: str):
