@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 from sqlalchemy import create_engine, make_url, text
+
+from tests.support import free_port
 
 
 class Unavailable(RuntimeError):
@@ -34,12 +35,6 @@ def _pg_bin(name: str) -> str | None:
     return str(found[-1]) if found else shutil.which(name)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _as_postgres(*cmd: str) -> subprocess.CompletedProcess:
     run = ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else list(cmd)
     return subprocess.run(run, capture_output=True, text=True, timeout=300)
@@ -49,7 +44,7 @@ class Replica:
     """pg_basebackup of the running cluster (-R: a standby), started on a free port."""
 
     def __init__(self):
-        self.port = _free_port()
+        self.port = free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="ipam-replica-", dir="/tmp"))
         self.data = self.folder / "data"
         if os.geteuid() == 0:

@@ -36,6 +36,15 @@ SERVER_URL = database_url(
 )
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on now, on loopback (for a server a test starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def pg_unavailable() -> str | None:
     """Return why PostgreSQL cannot be used, or None if it can."""
     engine = create_engine(SERVER_URL, connect_args={"connect_timeout": 3})

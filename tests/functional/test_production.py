@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import create_pg_database, pg_unavailable
 from tests.factories import credit_code
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS = "redis://127.0.0.1:6379"
@@ -44,12 +44,6 @@ def _needs(what: str, reason: str | None) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the production recipe: {reason}")
         pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _children(pid: int) -> list[int]:
@@ -80,7 +74,7 @@ def test_the_readme_production_recipe_starts_serves_limits_and_schedules(tmp_pat
         redis.Redis.from_url(REDIS).ping()
     except redis.exceptions.ConnectionError:
         _needs("Redis", "no Redis at 127.0.0.1:6379 (start redis-server)")
-    db_url, port, prefix = create_pg_database(), _free_port(), f"ipam-prod-{uuid.uuid4().hex}"
+    db_url, port, prefix = create_pg_database(), free_port(), f"ipam-prod-{uuid.uuid4().hex}"
     script = []
     for line in recipe():
         if line.startswith("export IPAM_DATABASE_URL="):

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from sqlalchemy import create_engine, text
 from probes import lab as lab_module
 from tests.conftest import create_pg_database, pg_unavailable
 from tests.probes.conftest import LAB_GROUP, _need_lab
-from tests.support import clone_pg_database
+from tests.support import clone_pg_database, free_port
 
 pytestmark = [LAB_GROUP]
 IPAM = str(Path(sys.executable).parent / "ipam")
@@ -39,12 +38,6 @@ def _need(reason: str | None) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the multi-site tests: {reason}")
         pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(check, what: str, timeout: float = 90.0, logs=()):
@@ -62,7 +55,7 @@ class Redis:
     """A redis-server of the test's own: started, stopped (its queues lost), started again."""
 
     def __init__(self, folder: Path):
-        self.port = _free_port()
+        self.port = free_port()
         self.folder = folder
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None

@@ -45,10 +45,17 @@ def dc_place(pool, site, actor):
 @dc_group.command("list")
 def dc_list():
     """Sites with their live workers and waiting runs (a site nobody serves comes first)."""
+    from ..messages import catalogue, cli_language
+
+    _ = catalogue(cli_language())
+    why = {
+        "never": _("no worker has ever served it: start one there (ipam worker --site NAME)"),
+        "silent": _("its workers stopped beating: restart them"),
+    }
     for h in datacentres.health(db.session, current_app.config):
-        why = {"never": "  no worker has ever served it", "silent": "  its workers are silent"}
         click.echo(
-            f"{h.site:20} workers {len(h.live):2}  waiting {h.waiting:4}" + why.get(h.reason, "")
+            f"{h.site:20} {_('workers')} {len(h.live):2}  {_('waiting')} {h.waiting:4}"
+            + (f"  {why[h.reason]}" if h.reason else "")
         )
 
 
