@@ -4,6 +4,9 @@ Customer and sublessee data come from their revisions in force at T, so a
 later change of contacts never changes an old answer. One indexed query
 answers the common case (the covering allocations are found by equality on
 their masked `first`, see lookup.py); unallocated addresses take two more.
+
+The module imports neither SQLAlchemy nor the models: `ipam whois` asks through the
+database driver itself (Direct), without the rest of the product loaded.
 """
 
 from __future__ import annotations
@@ -14,14 +17,15 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING, NamedTuple
 
-from sqlalchemy.orm import Session
-
-from . import audit
 from .addresses import Block, parse_address, to_bytes
-from .db import utcnow
-from .privacy import check_reveal, masked
+from .plainjson import jsonable
+from .privacy import masked
 from .validation import instant
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 @dataclass
@@ -40,7 +44,7 @@ class Attribution:
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return audit.jsonable(asdict(self))
+        return jsonable(asdict(self))
 
     def masked(self) -> Attribution:
         """Return a copy with ID numbers and phone numbers masked (invariant 9)."""
@@ -141,6 +145,15 @@ def _sql(kind: str, masks: int, pool_masks: int) -> str:
 _LENGTHS: dict[str, dict] = {}
 
 
+class Direct(NamedTuple):
+    """A database driver's own connection (sqlite3 or psycopg) to ask through, in place of a
+    session: what `ipam whois` opens so as not to load SQLAlchemy (web/cli/direct.py)."""
+
+    connection: object
+    sqlite: bool
+    url: str
+
+
 class _Driver:
     """Values as the driver stores them (SQLAlchemy's storage forms), and back.
 
@@ -149,16 +162,22 @@ class _Driver:
     overhead. The schema's types (naive UTC, JSON text on SQLite) are honoured.
     """
 
-    def __init__(self, session: Session, *, cached: bool = False):
-        conn = session.connection()
-        self.session = session
-        self.sqlite = conn.dialect.name == "sqlite"
-        self.raw = conn.connection.driver_connection
+    def __init__(self, session: Session | Direct, *, cached: bool = False):
+        if not isinstance(session, Direct):
+            conn = session.connection()
+            session = Direct(
+                conn.connection.driver_connection,
+                conn.dialect.name == "sqlite",
+                str(conn.engine.url),
+            )
+        self.direct = session
+        self.sqlite = session.sqlite
+        self.raw = session.connection
         self.style = "qmark" if self.sqlite else "format"
         # PostgreSQL single lookups use the lengths of earlier questions (checked by the
         # statement itself, see _checked_sql); batches read them afresh.
         self.cached = cached and not self.sqlite
-        self._lengths: dict = _LENGTHS.setdefault(str(conn.engine.url), {}) if self.cached else {}
+        self._lengths: dict = _LENGTHS.setdefault(session.url, {}) if self.cached else {}
 
     def forget(self, family: int) -> None:
         for table in ("holding", "pool"):
@@ -217,12 +236,12 @@ def _prefix(family: int, first: bytes, plen: int) -> str:
     return str(Block.of(family, first, plen))
 
 
-def attribution(session: Session, address, at=None) -> Attribution:
+def attribution(session: Session | Direct, address, at=None) -> Attribution:
     """Return who held `address` at instant `at` (default now), as they were then.
 
     A single address is expected (IPv4-mapped IPv6 is read as IPv4). Status is
     "subleased", "allocated", "quarantined", "free" (inside a pool, unheld) or
-    "unmanaged" (in no pool).
+    "unmanaged" (in no pool). `session` may be a Direct driver connection.
     """
     drv = _Driver(session, cached=True)
     return _attribute_checked(drv, address, at) if drv.cached else _attribute(drv, address, at)
@@ -231,7 +250,7 @@ def attribution(session: Session, address, at=None) -> Attribution:
 def _question(drv: _Driver, address, at) -> tuple[Block, datetime, dict, int, int]:
     """Validate one question; return it with its statement values and mask counts."""
     block = parse_address(address, "address")
-    at = instant(at, "at") or utcnow()
+    at = instant(at, "at") or datetime.now(UTC)
     fam, width, first = block.family, block.width, block.first
     values = {"t": drv.when(at), "a": to_bytes(first), "f": fam, "m0": None}
     held = drv.lengths("holding", fam)
@@ -319,7 +338,7 @@ def _attribute_checked(drv: _Driver, address, at) -> Attribution:
             return _held(drv, block, at_, row)
         unheld = drv.fetch("unheld", values, held, pooled) if pooled else None
         return _unheld(drv, block, at_, unheld)
-    return _attribute(_Driver(drv.session), address, at)  # lengths changing under us: uncached
+    return _attribute(_Driver(drv.direct), address, at)  # lengths changing under us: uncached
 
 
 def _fingerprint(lengths: list[int]) -> int:
@@ -447,6 +466,9 @@ def holders_many(session: Session, items, chunk: int = 1000) -> list[Holder]:
 
 def reveal(session: Session, address, at=None, *, actor: str, reason: str) -> Attribution:
     """Return the unmasked answer, recording who looked and why (invariant 9)."""
+    from . import audit
+    from .privacy import check_reveal
+
     reason = check_reveal(reason)
     result = attribution(session, address, at)
     audit.record(

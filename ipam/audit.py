@@ -23,7 +23,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import event, select, text
@@ -32,22 +32,10 @@ from sqlalchemy.orm import Session, scoped_session
 from .db import RawJSON, insert_stored, stored_when, utcnow
 from .errors import ValidationError
 from .models import AuditHead, AuditLog
+from .plainjson import jsonable  # noqa: F401  (re-exported: audit.jsonable)
 
 GENESIS = "0" * 64
 log = logging.getLogger(__name__)
-
-
-def _default(value):
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)
-
-
-def jsonable(data: dict) -> dict:
-    """Return data as plain JSON types (dates as ISO strings, enums as values)."""
-    return json.loads(json.dumps(data, default=_default))
 
 
 def canonical(data) -> RawJSON:

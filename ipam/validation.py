@@ -9,11 +9,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
-from stdnum import exceptions as stdnum_errors
-from stdnum.cn import ric, uscc
-
 from .errors import ValidationError
 
 
@@ -54,6 +49,9 @@ def choice(enum_cls, value, field: str):
 
 def resident_id(value, field: str = "id_number") -> str:
     """Return a valid 18-digit resident ID (check digit per GB 11643), upper-cased."""
+    from stdnum import exceptions as stdnum_errors  # the checkers load when first used
+    from stdnum.cn import ric
+
     value = required(value, field, 32).upper()
     try:
         return ric.validate(value)
@@ -76,6 +74,9 @@ def resident_id(value, field: str = "id_number") -> str:
 
 def credit_code(value, field: str = "uscc") -> str:
     """Return a valid unified social credit code (check character per GB 32100)."""
+    from stdnum import exceptions as stdnum_errors
+    from stdnum.cn import uscc
+
     value = required(value, field, 32).upper()
     try:
         return uscc.validate(value)
@@ -94,6 +95,8 @@ def credit_code(value, field: str = "uscc") -> str:
 
 def phone(value, field: str = "phone") -> str:
     """Return the phone number in E.164 form; numbers without +country are read as Chinese."""
+    import phonenumbers
+
     value = required(value, field, 32)
     try:
         parsed = phonenumbers.parse(value, "CN")
@@ -105,6 +108,8 @@ def phone(value, field: str = "phone") -> str:
 
 
 def email(value, field: str = "email") -> str:
+    from email_validator import EmailNotValidError, validate_email
+
     value = required(value, field, 254)
     try:
         return validate_email(value, check_deliverability=False).normalized

@@ -460,6 +460,103 @@ def test_help_starts_without_the_web_stack_or_the_models():
     assert "whois" in out.stdout
 
 
+WHOIS_PROGRAM = (
+    "import sys; from web.cli import main\n"
+    "try:\n    main()\nexcept SystemExit as exit:\n    code = exit.code\n"
+    "print('loaded:', sorted(m for m in ('flask', 'sqlalchemy', 'ipam.models', 'netaddr')"
+    " if m in sys.modules), file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def _whois_program(db_url, *args):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "IPAM_DATABASE_URL": db_url, "IPAM_TIMEZONE": "Asia/Shanghai"}
+    return subprocess.run(
+        [sys.executable, "-c", WHOIS_PROGRAM, "whois", *args],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        ("198.18.7.9", "--at", "2026-01-01T00:00:00+08:00"),  # subleased then
+        ("198.18.7.9", "--at", "2026-01-01T00:00:00+08:00", "--json"),
+        ("198.18.7.9", "--at", "2026-07-01T00:00:00+08:00", "--json"),
+        ("198.19.10.3", "--at", "2026-11-01T00:00:00+08:00"),  # quarantined or free
+        ("198.18.200.1", "--at", "2026-07-01T00:00:00+08:00"),  # free in a pool
+        ("203.0.113.9",),  # in no pool
+        ("2001:db8::1", "--json"),
+    ],
+)
+def test_whois_as_a_program_answers_as_the_app_without_flask_or_sqlalchemy(run, db_url, question):
+    """`ipam whois` run as a program reads through the driver (web/cli/direct.py): the same
+    answer, byte for byte, as through the app's session, and neither Flask, SQLAlchemy nor
+    the models loaded (it starts at once)."""
+    run("demo")
+    through_app = run("whois", *question).output
+    out = _whois_program(db_url, *question)
+    assert out.returncode == 0, out.stderr
+    if "--at" in question:
+        assert out.stdout == through_app
+    else:  # "now" differs by the moments between the two questions
+        strip = lambda text: [line for line in text.splitlines() if '"at"' not in line  # noqa: E731
+                              and not line.startswith("at:")]  # fmt: skip
+        assert strip(out.stdout) == strip(through_app)
+    assert "loaded: ['netaddr']" in out.stderr
+
+
+def test_whois_as_a_program_refuses_like_the_app(run, db_url):
+    run("demo")
+    bad = _whois_program(db_url, "198.18.7.x")
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("Error: address: '198.18.7.x' is not a valid IPv4")
+    no_zone = _whois_program(db_url, "198.18.7.9", "--at", "2026-01-01T00:00:00")
+    assert no_zone.returncode == 1 and no_zone.stderr.startswith("Error: at: ")
+
+
+def test_whois_reveal_as_a_program_is_audited_through_the_app(run, db_url, session):
+    run("demo")
+    out = _whois_program(db_url, "198.18.7.9", "--reveal", "--reason", "police request 42")
+    assert out.returncode == 0, out.stderr
+    assert "310115199207084568" in out.stdout  # unmasked
+    reasons = (
+        session.execute(text("SELECT data FROM audit_log WHERE action = 'attribution.reveal'"))
+        .scalars()
+        .all()
+    )
+    assert any("police request 42" in str(r) for r in reasons)
+
+
+def test_whois_finds_the_embedded_database_where_flask_puts_it(monkeypatch, tmp_path):
+    """direct.instance_path() computes Flask's default instance folder without Flask: the
+    same folder (a wheel install is checked by .ci/run, which asks whois of the demo)."""
+    from flask import Flask
+
+    from web import create_app
+    from web.cli import direct
+
+    monkeypatch.delenv("IPAM_INSTANCE_PATH")
+    assert direct.instance_path() == Flask("web").instance_path
+    monkeypatch.setenv("IPAM_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.delenv("IPAM_DATABASE_URL", raising=False)
+    app = create_app({"IPAM_CLI": True})
+    assert direct.database_url() == app.config["SQLALCHEMY_DATABASE_URI"]
+
+
+def test_whois_as_a_program_names_a_database_it_cannot_reach(tmp_path):
+    out = _whois_program("postgresql://nobody@127.0.0.1:1/none", "198.18.7.9")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("Error: IPAM_DATABASE_URL: cannot reach the database: ")
+    out = _whois_program(f"sqlite:///{tmp_path / 'none.sqlite3'}", "198.18.7.9")
+    assert "no tables yet: run `ipam init`" in out.stderr
+    assert not (tmp_path / "none.sqlite3").exists()  # asking created nothing
+
+
 def test_a_database_nobody_initialised_gets_a_sentence_not_a_traceback(tmp_path):
     import os
     import subprocess

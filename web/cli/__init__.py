@@ -7,9 +7,7 @@ only, without Flask's own options.
 
 from __future__ import annotations
 
-from flask.cli import ScriptInfo
-
-from .group import ipam
+from .group import Launch, ipam
 
 __all__ = ["format_attribution", "init_database", "ipam", "main", "register"]
 
@@ -31,11 +29,4 @@ def register(app) -> None:
 
 
 def main() -> None:
-    from .. import create_app
-
-    info = ScriptInfo(
-        create_app=lambda: create_app({"IPAM_CLI": True}),
-        set_debug_flag=False,
-        load_dotenv_defaults=False,
-    )
-    ipam.main(prog_name="ipam", obj=info)
+    ipam.main(prog_name="ipam", obj=Launch())

@@ -12,7 +12,6 @@ import importlib
 import sys
 
 import click
-from flask.cli import AppGroup
 
 # command -> (its module under web.cli, its one-line help as `ipam --help` shows it)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -107,22 +106,55 @@ class Refusal(click.ClickException):
         click.echo(prefix + self.format_message(), file=file or sys.stderr)
 
 
-def _no_schema(exc: Exception) -> bool:
-    text = str(exc)
-    return type(exc).__name__ in ("OperationalError", "ProgrammingError") and (
-        "no such table" in text or ("relation" in text and "does not exist" in text)
-    )
+class Launch:
+    """`ctx.obj` when `ipam` runs as a program: the Flask app is made (flask.cli.ScriptInfo)
+    only for a command that needs one, so `ipam whois` never loads Flask."""
+
+    def script_info(self):
+        from flask.cli import ScriptInfo
+
+        from .. import create_app
+
+        return ScriptInfo(
+            create_app=lambda: create_app({"IPAM_CLI": True}),
+            set_debug_flag=False,
+            load_dotenv_defaults=False,
+        )
 
 
 # Every command hangs on this group; `ipam` (main) and `flask`'s test runner both use it.
-class IpamGroup(AppGroup):
+class IpamGroup(click.Group):
     """A command group that turns a refusal from ipam/ into "Error: <field>: <reason>" and
     exit 1, for every command under it (a list with a bad filter included), never a traceback;
-    the top group loads its commands' modules on first use (`lazy`: COMMANDS)."""
+    the top group loads its commands' modules on first use (`lazy`: COMMANDS).
+
+    Like flask.cli.AppGroup, its commands run inside the app's context unless defined with
+    `with_appcontext=False` (then they are marked `needs_app = False`); Flask itself loads
+    only when such a command is defined or run."""
 
     def __init__(self, *args, lazy: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.lazy = lazy or {}
+
+    def command(self, *args, **kwargs):
+        wrap = kwargs.pop("with_appcontext", True)
+
+        def decorator(f):
+            if wrap:
+                from flask.cli import with_appcontext
+
+                f = with_appcontext(f)
+            command = click.Group.command(self, *args, **kwargs)(f)
+            command.needs_app = wrap
+            return command
+
+        return decorator
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if isinstance(ctx.obj, Launch) and getattr(command, "needs_app", True):
+            ctx.obj = ctx.obj.script_info()
+        return name, command, rest
 
     def invoke(self, ctx):
         from ipam.errors import IpamError
@@ -132,7 +164,9 @@ class IpamGroup(AppGroup):
         except IpamError as exc:
             raise Refusal(cli_message(exc)) from None
         except Exception as exc:
-            if _no_schema(exc):  # a database nobody initialised: say what to run
+            from .direct import no_schema
+
+            if no_schema(exc):  # a database nobody initialised: say what to run
                 from ipam.errors import StateConflict
 
                 refusal = StateConflict(
@@ -144,7 +178,7 @@ class IpamGroup(AppGroup):
 
     def group(self, *args, **kwargs):
         kwargs.setdefault("cls", IpamGroup)
-        return super().group(*args, **kwargs)
+        return click.Group.group(self, *args, **kwargs)
 
     def load(self, name: str) -> None:
         if name not in self.commands and name in self.lazy:
