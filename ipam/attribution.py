@@ -367,7 +367,8 @@ def _batch_sql(kind: str, masks: int, pool_masks: int) -> tuple[str, tuple[str, 
         *(f"p{k}" for k in range(pool_masks)),
     )
     types = {"i": "int", "t": "timestamp", "f": "int"}
-    arrays = ", ".join(f"%s::{types.get(c, 'bytea')}[]" for c in cols)
+    # Binary parameters (%b): the arrays of addresses go as bytes, not as escaped text.
+    arrays = ", ".join(f"%b::{types.get(c, 'bytea')}[]" for c in cols)
     sql = (
         f"SELECT ask.i, h.* FROM unnest({arrays}) AS ask({', '.join(cols)}) "
         f"CROSS JOIN LATERAL ({inner}) AS h"
