@@ -20,6 +20,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -116,6 +117,8 @@ def child(kind: str, url: str, path: str) -> None:
     sampler = AnonPeak()
     sampler.start()
     t0 = time.perf_counter()
+    if kind == "csv-serial":  # the same, without the read-ahead thread: the baseline
+        ingest.READ_AHEAD, kind = False, "csv"
     with Session(engine) as s:
         if kind == "csv":
             with open(path, "rb") as fh:
@@ -176,6 +179,22 @@ def run(backend: str, url: str, args) -> dict:
             out[label] = measure("csv", url, path)
             print(f"  {label}: {out[label]}", flush=True)
             path.unlink()
+        if backend == "postgresql":
+            # The read-ahead thread against none, alternating, on fresh batches of a tenth.
+            rounds = {"read_ahead": [], "serial": []}
+            for r in range(4):
+                for kind, key in (("csv", "read_ahead"), ("csv-serial", "serial"))[
+                    :: 1 - 2 * (r % 2)
+                ]:
+                    path = Path(tmp) / f"ab-{r}-{key}.csv"
+                    write_csv(path, span, max(args.csv // 10, 2 * 2000), rng)
+                    rounds[key].append(measure(kind, url, path)["per_s"])
+                    path.unlink()
+            out["read_ahead_ab"] = {k: sorted(v) for k, v in rounds.items()}
+            ratio = statistics.median(rounds["read_ahead"]) / statistics.median(rounds["serial"])
+            out["read_ahead_over_serial"] = round(ratio, 2)
+            print(f"  read-ahead / serial (reports/s, 4 alternating rounds): {out['read_ahead_ab']}"
+                  f" -> {ratio:.2f}x", flush=True)  # fmt: skip
         # Baseline in the same run: records stored one at a time (a query or more each).
         path = Path(tmp) / "one-by-one.csv"
         write_csv(path, span, max(args.csv // 50, 100), rng)
@@ -254,7 +273,9 @@ def main() -> None:
         ),
     )
     parser.add_argument(
-        "--child", choices=["csv", "csv-one-by-one", "maildir"], help=argparse.SUPPRESS
+        "--child",
+        choices=["csv", "csv-serial", "csv-one-by-one", "maildir"],
+        help=argparse.SUPPRESS,
     )
     parser.add_argument("--hostile", action="store_true", help="hostile and mixed inputs only")
     parser.add_argument("--url", help=argparse.SUPPRESS)

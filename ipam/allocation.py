@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, text, true
+from sqlalchemy import bindparam, select, text, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -116,18 +116,29 @@ def usable_customer(session: Session, customer) -> Customer:
     return customer
 
 
-def _pool_and_customer(session: Session, pool, customer) -> tuple[Pool, Customer]:
-    """Find both; by ids (the API's usual case) in one round trip, else one by one."""
+# Built once (allocation's hot path): the pool's row locked on PostgreSQL (SQLite's
+# BEGIN IMMEDIATE holds the database's lock), the customer read in the same round trip.
+_POOL_AND_CUSTOMER = (
+    select(Pool, Customer)
+    .join_from(Pool, Customer, true())  # two single rows: a deliberate cross join
+    .where(Pool.id == bindparam("pool"), Customer.id == bindparam("customer"))
+    .with_for_update(of=Pool)
+)
+
+
+def _locked_pool_and_customer(session: Session, pool, customer) -> tuple[Pool, Customer]:
+    """Find both and lock the pool (pools.lock_pool) until commit; by ids (the API's usual
+    case) in one round trip, the pool's row locked by the same statement, else one by one."""
+    _known_lengths(session)  # the memo of prefix lengths is refreshed before any lock
     pool_id, customer_id = as_id(pool), as_id(customer)
     if pool_id is not None and customer_id is not None:
-        row = session.execute(
-            select(Pool, Customer)
-            .join_from(Pool, Customer, true())  # two single rows: a deliberate cross join
-            .where(Pool.id == pool_id, Customer.id == customer_id)
-        ).first()
+        row = session.execute(_POOL_AND_CUSTOMER, {"pool": pool_id, "customer": customer_id})
+        row = row.first()
         if row is not None:
-            pool, customer = row
-    return get_pool(session, pool), usable_customer(session, customer)
+            return row[0], usable_customer(session, row[1])
+    pool, customer = get_pool(session, pool), usable_customer(session, customer)
+    lock_pool(session, pool)
+    return pool, customer
 
 
 def allocate(
@@ -146,7 +157,7 @@ def allocate(
     Raises ValidationError for bad input, AddressConflict when the block is not
     free, PoolExhausted when no block of that size is left.
     """
-    pool, customer = _pool_and_customer(session, pool, customer)
+    pool, customer = _locked_pool_and_customer(session, pool, customer)
     at = effective_time(at, "valid_from")
     if prefix is not None and prefix != "":
         block = parse_block(prefix, "prefix")
@@ -167,8 +178,7 @@ def allocate(
                 name=pool.name,
                 prefix=pool.prefix,
             )
-        record_length(session, block)  # idempotent: done before the lock to keep it short
-        lock_pool(session, pool)
+        record_length(session, block)  # idempotent; known lengths cost no statement
         conflict = _holder_conflict(session, block, at)
         if conflict:
             raise AddressConflict("{block} {conflict}", "prefix", block=block, conflict=conflict)
@@ -199,9 +209,8 @@ def allocate(
                 name=pool.name,
                 prefix=pool.prefix,
             )
-        record_length(session, Block(pool.family, 0, plen))  # before the lock: keeps it short
-        lock_pool(session, pool)
-        found = freespace.find_free(session, pool.id, plen)
+        record_length(session, Block(pool.family, 0, plen))  # known lengths: no statement
+        found = freespace.take_free(session, pool.id, plen)
         if found is None:
             raise PoolExhausted(
                 "pool {name!r} ({prefix}) has no free /{plen} left",
@@ -210,15 +219,15 @@ def allocate(
                 prefix=pool.prefix,
                 plen=plen,
             )
-        block, outer, free_id = found
+        block, outer = found
         if at < utcnow() - BACKDATED:
-            # Free now, but was it held after a backdated start? Never double-book history.
+            # Free now, but was it held after a backdated start? Never double-book history
+            # (the block taken from the free space comes back with the rollback).
             conflict = _holder_conflict(session, block, at)
             if conflict:
                 raise AddressConflict(
                     "{block} {conflict}", "valid_from", block=block, conflict=conflict
                 )
-        freespace.split(session, pool.id, free_id, outer, block)
     alloc = Allocation(
         pool_id=pool.id,
         customer_id=customer.id,

@@ -100,14 +100,19 @@ def _digest(
     )
 
 
-def _digest_of(prev_hash, seq, at_t, actor_t, action_t, type_t, object_t, data_json) -> str:
-    """The digest from the fields as JSON text already (the bulk path reuses them)."""
-    body = (
+def _body_before_seq(at_t, actor_t, action_t, type_t, object_t, data_json) -> str:
+    """The entry as canonical JSON up to its seq (the last key), from fields as JSON text."""
+    return (
         f'{{"action":{action_t},"actor":{actor_t},"data":{data_json},'
         f'"object_id":{object_t},"object_type":{type_t},'
-        f'"recorded_at":{at_t},"seq":{int(seq)}}}'
+        f'"recorded_at":{at_t},"seq":'
     )
-    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+def _digest_of(prev_hash, seq, at_t, actor_t, action_t, type_t, object_t, data_json) -> str:
+    """The digest from the fields as JSON text already (the bulk path reuses them)."""
+    body = _body_before_seq(at_t, actor_t, action_t, type_t, object_t, data_json)
+    return hashlib.sha256(f"{prev_hash}{body}{int(seq)}}}".encode()).hexdigest()
 
 
 _PENDING = "ipam.audit.pending"
@@ -175,15 +180,17 @@ def _append_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres and len(pending) == 1:  # one change, one entry: the usual write
+        _pg_append_one(session, pending[0][1])
+        return
     # The UPDATE locks the head row until commit (PostgreSQL), so chains never fork.
     seq, prev = session.execute(
         text("UPDATE audit_head SET seq = seq + :n WHERE id = 1 RETURNING seq, last_hash"),
         {"n": len(pending)},
     ).one()
     seq -= len(pending)
-    small = (
-        session.get_bind().dialect.name == "postgresql" and len(pending) <= PG_ROWS_PER_STATEMENT
-    )
+    small = postgres and len(pending) <= PG_ROWS_PER_STATEMENT
     if small:
         rows = []
         for _txn, e in pending:
@@ -233,6 +240,44 @@ _COLUMNS = (
     "prev_hash",
     "hash",
 )
+
+
+# One entry chained and written in one statement (the head's row locked by it until
+# commit): PostgreSQL hashes the previous hash, the entry's canonical JSON up to its seq
+# (made here, _body_before_seq) and the seq it takes, exactly as _digest_of does.
+_PG_APPEND_ONE = text(
+    "WITH head AS (SELECT seq + 1 AS seq, last_hash AS prev FROM audit_head WHERE id = 1 "
+    "FOR UPDATE), "
+    "entry AS (SELECT seq, prev, encode(sha256(convert_to("
+    "prev || CAST(:body AS text) || seq::text || '}', 'UTF8')), 'hex') AS hash FROM head), "
+    "moved AS (UPDATE audit_head SET seq = entry.seq, last_hash = entry.hash FROM entry "
+    "WHERE audit_head.id = 1) "
+    "INSERT INTO audit_log (seq, recorded_at, actor, action, object_type, object_id, data, "
+    "prev_hash, hash) SELECT seq, CAST(:recorded_at AS timestamp), CAST(:actor AS text), "
+    "CAST(:action AS text), CAST(:object_type AS text), CAST(:object_id AS integer), "
+    "CAST(:data AS json), prev, hash FROM entry"
+)
+
+
+def _pg_append_one(session: Session, e: dict) -> None:
+    """Why: a round trip less while the head is locked, on every single change."""
+    at, data = e["recorded_at"], canonical(e["data"])  # hashed and stored as the same text
+    body = _body_before_seq(
+        _text(at.isoformat()), _text(e["actor"]), _text(e["action"]), _text(e["object_type"]),
+        _text(e["object_id"]), data,
+    )  # fmt: skip
+    session.execute(
+        _PG_APPEND_ONE,
+        {
+            "body": body,
+            "recorded_at": at.astimezone(UTC).replace(tzinfo=None),  # as UTCDateTime stores
+            "actor": e["actor"],
+            "action": e["action"],
+            "object_type": e["object_type"],
+            "object_id": e["object_id"],
+            "data": str(data),
+        },
+    )
 
 
 @functools.lru_cache(maxsize=16)

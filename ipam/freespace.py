@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from .addresses import Block, exclude, range_to_blocks, to_bytes
@@ -89,6 +89,37 @@ def find_free(session: Session, pool_id: int, prefixlen: int) -> tuple[Block, Bl
     best = row.prefixlen
     outer = Block.of(row.family, row.first, best)
     return Block(outer.family, outer.first, prefixlen), outer, row.id
+
+
+def _take_free_statement():
+    pool, plen = bindparam("pool"), bindparam("plen")
+    best = (
+        select(func.max(C.prefixlen)).where(C.pool_id == pool, C.prefixlen <= plen)
+    ).scalar_subquery()
+    lowest = (
+        select(C.id).where(C.pool_id == pool, C.prefixlen == best).order_by(C.first).limit(1)
+    ).scalar_subquery()
+    return delete(TABLE).where(C.id == lowest).returning(C.family, C.first, C.prefixlen)
+
+
+_TAKE_FREE = _take_free_statement()  # built once: allocation's hot path
+
+
+def take_free(session: Session, pool_id: int, prefixlen: int) -> tuple[Block, Block] | None:
+    """Take room for a /prefixlen out of the free space (find_free's choice) and put back
+    what is left of the free block around it; return (the /prefixlen, the free block).
+
+    One statement finds and removes the free block (DELETE ... RETURNING), a second puts
+    back the rest: allocation's hot path. The caller holds the pool's lock.
+    """
+    row = session.execute(_TAKE_FREE, {"pool": pool_id, "plen": prefixlen}).first()
+    if row is None:
+        return None
+    outer = Block.of(row.family, row.first, row.prefixlen)
+    block = Block(outer.family, outer.first, prefixlen)
+    if outer != block:
+        add_blocks(session, pool_id, exclude(outer, block))
+    return block, outer
 
 
 def give_back(session: Session, pool_id: int, pool_block: Block, block: Block) -> None:

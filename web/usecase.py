@@ -18,7 +18,8 @@ def run(change: Callable, then: Callable | None = None):
     and mails nothing. Shaping after commit keeps pool locks short; the session does
     not expire objects on commit (web/extensions.py), so shaping needs no reload.
     """
-    with transaction(db.session):
-        result = change(db.session)
+    session = db.session()  # the request's own session, not the scoped proxy: no lookup per use
+    with transaction(session):
+        result = change(session)
     deliver_queued(actor())
     return then(result) if then is not None else result

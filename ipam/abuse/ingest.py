@@ -9,18 +9,20 @@ rejected store, and nothing else is written for it.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import itertools
 import json
 import logging
 import os
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import ARRAY, LargeBinary, cast, func, or_, select, true, update
+from sqlalchemy import ARRAY, LargeBinary, String, any_, cast, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from .. import audit
@@ -135,6 +137,7 @@ DEFAULT_POLICY = Policy()
 KINDS = ("arf", "xarf-mail", "xarf-json", "csv", "shadowserver", "drop")
 KEEP = 1000  # reports and rejects an IngestResult lists (counts are always whole)
 CHUNK = 2000  # records attributed and written together
+READ_AHEAD = True  # PostgreSQL: the next chunk read and attributed while one is written
 
 
 @dataclass(frozen=True)
@@ -253,16 +256,28 @@ def _quarantined(session: Session, block: Block, at: datetime) -> bool:
 Holding = tuple[int, int, int | None, Block]
 
 
-def _holdings(session: Session, records: list[formats.Record]) -> list[tuple[str, list[Holding]]]:
+def _holdings(
+    session: Session, records: list[formats.Record], known: dict | None = None
+) -> list[tuple[str, list[Holding]]]:
     """(holding flag, holdings) per record, at each record's event time.
 
     Single addresses (nearly every report) are answered in one batch by
-    attribution.holders_many; a prefix is matched against every holder inside.
+    attribution.holders_many (or were already: `known`, by id of the record); a prefix
+    is matched against every holder inside.
     """
     out: list = [None] * len(records)
+    known = known or {}
     singles = [i for i, r in enumerate(records) if r.block.is_single]
-    found = holders_many(session, [(records[i].block, records[i].event_at) for i in singles])
-    for i, h in zip(singles, found, strict=True):
+    asked = [i for i in singles if id(records[i]) not in known]
+    found = dict(
+        zip(
+            asked,
+            holders_many(session, [(records[i].block, records[i].event_at) for i in asked]),
+            strict=True,
+        )
+    )
+    for i in singles:
+        h = found[i] if i in found else known[id(records[i])]
         if h.allocation_id is not None:
             out[i] = ("held", [(h.allocation_id, h.customer_id, h.sublessee_id, records[i].block)])
         else:
@@ -387,13 +402,15 @@ class _Cases:
                 (
                     (
                         c["id"],
-                        {
-                            "customer_id": c["customer_id"],
-                            "sublessee_id": c["sublessee_id"],
-                            "category": c["category"].value,
-                            "prefix": str(Block.of(c["family"], c["first"], c["prefixlen"])),
-                        },
-                    )
+                        audit.canonical_object(
+                            (  # the audit's canonical form: sorted keys
+                                ("category", c["category"].value),
+                                ("customer_id", c["customer_id"]),
+                                ("prefix", str(Block.of(c["family"], c["first"], c["prefixlen"]))),
+                                ("sublessee_id", c["sublessee_id"]),
+                            )
+                        ),
+                    )  # fmt: skip
                     for c in self.new
                 ),
             )
@@ -424,8 +441,11 @@ def store_many(
     now: datetime | None = None,
     policy: Policy = DEFAULT_POLICY,
     result: IngestResult | None = None,
+    holders: dict | None = None,
 ) -> IngestResult:
     """Keep records (skipping bytes already known), attribute them, open or join their cases.
+
+    `holders`: {id(record): attribution.Holder} already found (_ReadAhead), else asked here.
 
     One chunk is read and written in a few statements: the duplicates in one
     query, the holders in one batch, the open cases in one query, then the
@@ -446,16 +466,20 @@ def store_many(
             )
     records = kept
     for start in range(0, len(records), CHUNK):
-        _store_chunk(session, records[start : start + CHUNK], actor, now, policy, result)
+        _store_chunk(session, records[start : start + CHUNK], actor, now, policy, result, holders)
     return result
 
 
-def _store_chunk(session, records, actor, now, policy, result) -> None:
+def _store_chunk(session, records, actor, now, policy, result, holders=None) -> None:
     # Intakes take turns (to commit), so two of them never both store the same
     # complaint or both open a case for the same holder and address.
     lock_named(session, "abuse_intake")
     shas = [_sha(r.raw) for r in records]
-    known = set(session.scalars(select(AbuseReport.sha256).where(AbuseReport.sha256.in_(shas))))
+    if session.get_bind().dialect.name == "postgresql":  # one array: no statement per size
+        seen = AbuseReport.sha256 == any_(cast(shas, ARRAY(String)))
+    else:
+        seen = AbuseReport.sha256.in_(shas)
+    known = set(session.scalars(select(AbuseReport.sha256).where(seen)))
     fresh = []
     for rec, sha in zip(records, shas, strict=True):
         if sha in known:
@@ -465,7 +489,7 @@ def _store_chunk(session, records, actor, now, policy, result) -> None:
             fresh.append((rec, sha))
     if not fresh:
         return
-    holdings = _holdings(session, [rec for rec, _ in fresh])
+    holdings = _holdings(session, [rec for rec, _ in fresh], holders)
     rows = [
         {
             **rec.block.columns(),
@@ -508,14 +532,16 @@ def _store_chunk(session, records, actor, now, policy, result) -> None:
         (
             (
                 rid,
-                {
-                    "source": rec.source,
-                    "prefix": str(rec.block),
-                    "event_at": rec.event_at.isoformat(),
-                    "category": rec.category.value,
-                    "holding": row["holding"],
-                },
-            )
+                audit.canonical_object(
+                    (  # the audit's canonical form: sorted keys
+                        ("category", rec.category.value),
+                        ("event_at", rec.event_at.isoformat()),
+                        ("holding", row["holding"]),
+                        ("prefix", str(rec.block)),
+                        ("source", rec.source),
+                    )
+                ),
+            )  # fmt: skip
             for rid, (rec, _s), row in zip(ids, fresh, rows, strict=True)
         ),
     )
@@ -602,21 +628,126 @@ def ingest_many(
 
 
 def _store_items(session, items, actor, now, policy, chunk_done, result) -> IngestResult:
-    """Store records CHUNK at a time and rejects as they come; the caller keeps each chunk."""
+    """Store records CHUNK at a time and rejects as they come; the caller keeps each chunk.
+
+    On PostgreSQL, when each chunk is kept on its own (`chunk_done`), the next chunk is
+    read and attributed in a thread on a connection of its own while this one writes:
+    parsing and attribution overlap the database's work on the chunk before (_ReadAhead).
+    """
+    postgres = session.get_bind().dialect.name == "postgresql"
+    ahead = (
+        _ReadAhead(session.get_bind(), items) if postgres and chunk_done and READ_AHEAD else None
+    )
+    chunks = ahead if ahead is not None else _chunks(items)
+    try:
+        for rejects, records, holders in chunks:
+            with _no_collector():
+                for item in rejects:
+                    result._reject(
+                        reject(session, item.raw, item.source, item.field, item.reason, now)
+                    )
+                store_many(
+                    session, records, actor=actor, now=now, policy=policy, result=result,
+                    holders=holders,
+                )  # fmt: skip
+                if chunk_done is not None and len(records) >= CHUNK:
+                    chunk_done()
+    finally:
+        if ahead is not None:
+            ahead.close()
+    session.flush()
+    return result
+
+
+@contextmanager
+def _no_collector():
+    """Writing a chunk makes some 100,000 objects and no cycles: Python's collector would
+    walk them again and again for nothing (a third of the time). Parsing, where hostile
+    input might make cycles, runs with it on."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _chunks(items):
+    """(rejects met on the way, up to CHUNK records, no holders known) until items end."""
+    rejects: list[formats.Rejected] = []
     records: list[formats.Record] = []
     for item in items:
         if isinstance(item, formats.Rejected):
-            result._reject(reject(session, item.raw, item.source, item.field, item.reason, now))
+            rejects.append(item)
             continue
         records.append(item)
         if len(records) >= CHUNK:
-            store_many(session, records, actor=actor, now=now, policy=policy, result=result)
-            records = []
-            if chunk_done is not None:
-                chunk_done()
-    store_many(session, records, actor=actor, now=now, policy=policy, result=result)
-    session.flush()
-    return result
+            yield rejects, records, None
+            rejects, records = [], []
+    yield rejects, records, None
+
+
+class _ReadAhead:
+    """The chunks of `items`, each with the holders of its single addresses found, made one
+    chunk ahead in a thread on a connection of its own (a read: who held the address at
+    the event's time). An error in the thread is raised in the caller.
+
+    Why: a big CSV batch alternates Python (parsing, attribution's questions, building
+    rows) and waiting on PostgreSQL (attribution, COPY, commit); two threads overlap them.
+    At most two chunks wait in memory, so memory stays flat in the batch size.
+    """
+
+    _END = object()
+
+    def __init__(self, engine, items):
+        import queue
+        import threading
+
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(engine, items), name="ipam-intake-read", daemon=True
+        )
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, engine, items) -> None:
+        try:
+            with engine.connect() as conn, Session(bind=conn) as reader:
+                for rejects, records, _ in _chunks(items):
+                    singles = [r for r in records if r.block is not None and r.block.is_single]
+                    found = holders_many(reader, [(r.block, r.event_at) for r in singles])
+                    reader.rollback()  # one short read transaction per chunk
+                    holders = {id(r): h for r, h in zip(singles, found, strict=True)}
+                    if not self._put((rejects, records, holders)):
+                        return
+            self._put(self._END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, raised there
+            self._put(exc)
+
+    def __iter__(self):
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def poll_maildir(
