@@ -127,6 +127,47 @@ def test_a_stream_run_again_stores_only_what_is_new(ledger, monkeypatch):
     assert malware.report_count == 2  # joined, not a new case
 
 
+class _Breaks:
+    """A file that fails (a disk error) after its first `lines` lines."""
+
+    def __init__(self, raw: bytes, lines: int):
+        self._lines = io.BytesIO(raw).readlines()
+        self._left = lines
+
+    def readline(self):
+        return self._next()
+
+    def __iter__(self):
+        while True:
+            yield self._next()
+
+    def _next(self):
+        if self._left == 0:
+            raise OSError("the disk went away")
+        self._left -= 1
+        return self._lines.pop(0) if self._lines else b""
+
+
+@pytest.mark.parametrize("read_ahead", [True, False])
+def test_a_stream_that_fails_midway_keeps_its_chunks_and_raises(ledger, monkeypatch, read_ahead):
+    """On PostgreSQL the next chunk is read in a thread (ingest._ReadAhead): a failure there
+    is raised in the caller as it is without the thread, the chunks already kept stay, and
+    the thread does not outlive the call."""
+    import threading
+
+    s = ledger
+    monkeypatch.setattr(ingest, "CHUNK", 2)
+    monkeypatch.setattr(ingest, "READ_AHEAD", read_ahead)
+    with pytest.raises(OSError, match="the disk went away"):
+        ingest.ingest_stream(
+            s, _Breaks(CSV.encode(), lines=6), actor="test", now=NOW, chunk_done=chunk_done(s)
+        )
+    s.rollback()
+    assert count(s, AbuseReport) == 4  # two chunks of two kept; the rest never read
+    assert not [t for t in threading.enumerate() if t.name == "ipam-intake-read"]
+    assert audit.verify(s).ok
+
+
 def test_a_stream_with_a_bad_header_is_rejected_whole(ledger):
     s = ledger
     raw = b"ip,when\n198.18.7.9,2026-01-01\n"

@@ -94,3 +94,35 @@ def test_a_transaction_with_thousands_of_entries_is_chained_and_verifies(session
     session.commit()
     result = audit_module.verify(session)
     assert result.ok and result.checked == audit_module.PG_ROWS_PER_STATEMENT * 8 + 1
+
+
+def test_a_single_entry_is_chained_by_the_database_as_python_chains_it(session):
+    """A transaction of one entry is chained in one statement (on PostgreSQL the database
+    hashes it, audit._PG_APPEND_ONE): the stored hash must be the one Python computes over
+    the stored fields, whatever the text holds (Chinese, quotes, escapes, emoji, NUL-free
+    control characters), and the chain must verify across single and many-entry commits."""
+    pool = pools.add_pool(session, "198.18.0.0/16", "单条", actor="测试员")
+    session.commit()
+    odd = {"名称": '北京"云帆"\\网络', "note": "line\nbreak\ttab \u2028 😀", "n": 7, "none": None}
+    for i in range(3):
+        audit.record(session, f"测试员 {i}", "pool.touch", pool, {**odd, "i": i})
+        session.commit()  # one entry per transaction: the one-statement path
+    audit.record(session, "x", "pool.touch", pool, {"i": 3})
+    audit.record(session, "y", "pool.touch", pool, {"i": 4})
+    session.commit()  # two entries: chained in Python
+    from sqlalchemy import select
+
+    from ipam.models import AuditLog
+
+    rows = session.execute(select(AuditLog).order_by(AuditLog.seq)).scalars().all()
+    assert [r.seq for r in rows] == [1, 2, 3, 4, 5, 6]
+    for r in rows:
+        expected = audit._digest(
+            r.prev_hash, r.seq, r.recorded_at, r.actor, r.action, r.object_type, r.object_id,
+            r.data,
+        )  # fmt: skip
+        assert r.hash == expected, r.seq
+    assert rows[3].data["名称"] == odd["名称"] and rows[3].data["note"] == odd["note"]
+    head = session.execute(text("SELECT seq, last_hash FROM audit_head")).one()
+    assert tuple(head) == (6, rows[-1].hash)
+    assert audit.verify(session).ok
