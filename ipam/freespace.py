@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from .addresses import Block, exclude, range_to_blocks, to_bytes
+from .db import COPY_FROM, insert_plain
 from .models import FreeBlock
 
 # Core table and columns: these statements run under a pool's lock on every
@@ -30,9 +31,13 @@ def _row(pool_id: int, block: Block) -> dict:
 
 
 def add_blocks(session: Session, pool_id: int, blocks: Iterable[Block]) -> None:
+    """Insert free blocks in one statement: a multi-row INSERT, or a COPY when many (the
+    free tally's PostgreSQL trigger then counts them once, migration 0014)."""
     rows = [_row(pool_id, b) for b in blocks]
-    if rows:
-        session.execute(insert(TABLE), rows)
+    if len(rows) >= COPY_FROM:
+        insert_plain(session, TABLE, rows)
+    elif rows:
+        session.execute(insert(TABLE).values(rows))
 
 
 def containing(session: Session, pool_id: int, block: Block) -> tuple[int, Block] | None:
