@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import random
 import sqlite3
@@ -279,7 +280,7 @@ def insert_plain(session: Session, table: Table, rows: list[dict]) -> None:
         (i, f) for i, n in enumerate(names) if (f := _storage(table.c[n].type, sqlite)) is not None
     ]
     if not sqlite:  # a batch's instants repeat (its `now`): convert each once
-        convert = [(i, _once(f) if f is _pg_when else f) for i, f in convert]
+        convert = [(i, functools.cache(f) if f is _pg_when else f) for i, f in convert]
     get = itemgetter(*names)
     values = []
     for row in rows:
@@ -288,19 +289,6 @@ def insert_plain(session: Session, table: Table, rows: list[dict]) -> None:
             vals[i] = f(vals[i])
         values.append(tuple(vals))
     insert_stored(session, table, names, values)
-
-
-def _once(f: Callable) -> Callable:
-    memo: dict = {}
-
-    def converted(v):
-        try:
-            return memo[v]
-        except KeyError:
-            memo[v] = out = f(v)
-            return out
-
-    return converted
 
 
 def stored_when(session: Session) -> Callable:

@@ -71,32 +71,10 @@ def split(session: Session, pool_id: int, free_id: int, outer: Block, block: Blo
         add_blocks(session, pool_id, exclude(outer, block))
 
 
-def find_free(session: Session, pool_id: int, prefixlen: int) -> tuple[Block, Block, int] | None:
-    """Find room for a /prefixlen: the smallest free block that fits, lowest first.
-
-    Returns (the /prefixlen at its start, the free block, its row id) or None.
-    """
-    # One round trip: the smallest fitting size (a scalar subquery), then its lowest block;
-    # both are index lookups on (pool_id, prefixlen, first).
-    best = (
-        select(func.max(C.prefixlen))
-        .where(C.pool_id == pool_id, C.prefixlen <= prefixlen)
-        .scalar_subquery()
-    )
-    row = session.execute(
-        select(C.id, C.family, C.first, C.prefixlen)
-        .where(C.pool_id == pool_id, C.prefixlen == best)
-        .order_by(C.first)
-        .limit(1)
-    ).first()
-    if row is None:
-        return None
-    best = row.prefixlen
-    outer = Block.of(row.family, row.first, best)
-    return Block(outer.family, outer.first, prefixlen), outer, row.id
-
-
 def _take_free_statement():
+    """The smallest free block that fits a /plen, lowest first (the smallest fitting size as
+    a scalar subquery, then its lowest block: index lookups on (pool_id, prefixlen, first)),
+    removed and returned."""
     pool, plen = bindparam("pool"), bindparam("plen")
     best = (
         select(func.max(C.prefixlen)).where(C.pool_id == pool, C.prefixlen <= plen)
@@ -111,8 +89,9 @@ _TAKE_FREE = _take_free_statement()  # built once: allocation's hot path
 
 
 def take_free(session: Session, pool_id: int, prefixlen: int) -> tuple[Block, Block] | None:
-    """Take room for a /prefixlen out of the free space (find_free's choice) and put back
-    what is left of the free block around it; return (the /prefixlen, the free block).
+    """Take room for a /prefixlen out of the free space (the smallest free block that fits,
+    lowest first) and put back what is left of that block; return (the /prefixlen, the
+    free block).
 
     One statement finds and removes the free block (DELETE ... RETURNING), a second puts
     back the rest: allocation's hot path. The caller holds the pool's lock.
