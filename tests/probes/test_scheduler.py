@@ -293,7 +293,11 @@ def test_the_scheduler_polls_the_maildir_and_sends_reminders(
             for r in s.execute(select(AbuseReport).where(AbuseReport.source == "arf")).scalars()
         ]
         events = (
-            s.execute(select(AbuseCaseEvent.action).where(AbuseCaseEvent.case_id == case_id))
+            s.execute(
+                select(AbuseCaseEvent.action)
+                .where(AbuseCaseEvent.case_id == case_id)
+                .order_by(AbuseCaseEvent.id)  # rows come in no set order without it
+            )
             .scalars()
             .all()
         )
